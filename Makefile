@@ -1,0 +1,61 @@
+# Shardline's everyday targets. `make test` is the one command that proves a checkout works:
+# it installs what the tests need, starts the local emulators, runs every test, and stops the
+# emulators whatever happened.
+
+GO ?= go
+EMULATORS := scripts/emulators.sh
+# Where the emulators keep PIDs, logs and the endpoints file; a second checkout or a parallel
+# run can use its own.
+export SHARDLINE_EMULATOR_DIR ?= $(CURDIR)/.emulators
+# Packages for go test; override to narrow a run, e.g. make test PKGS=./aggregation/...
+PKGS ?= ./...
+TESTFLAGS ?= -race -count=1 -timeout 25m
+
+.PHONY: test unit check-tools deps emulators-start emulators-stop vet bench fuzz
+
+## test: install dependencies, start the emulators, vet, run all tests, stop the emulators.
+test: check-tools deps
+	@set -e; trap '$(EMULATORS) stop' EXIT; \
+	$(EMULATORS) start; \
+	. "$$SHARDLINE_EMULATOR_DIR/env"; \
+	$(GO) vet ./...; \
+	$(GO) test $(TESTFLAGS) $(PKGS)
+
+## unit: the tests that need no emulator (emulator tests skip outside CI).
+unit:
+	$(GO) test $(TESTFLAGS) $(PKGS)
+
+## check-tools: say what is missing and how to install it.
+check-tools:
+	@missing=0; \
+	command -v $(GO) >/dev/null || { echo "missing: go (install Go 1.26 from the Go downloads page)"; missing=1; }; \
+	command -v node >/dev/null || { echo "missing: node (install Node.js 20+, e.g. apt-get install nodejs)"; missing=1; }; \
+	command -v npm >/dev/null || { echo "missing: npm (e.g. apt-get install npm)"; missing=1; }; \
+	command -v curl >/dev/null || { echo "missing: curl (e.g. apt-get install curl)"; missing=1; }; \
+	command -v moto_server >/dev/null || { echo "missing: moto_server (pip install 'moto[server]==5.2.1')"; missing=1; }; \
+	exit $$missing
+
+## deps: the pinned npm emulators and the Go modules.
+deps:
+	$(EMULATORS) install
+	$(GO) mod download
+	cd bench && $(GO) mod download
+
+emulators-start:
+	$(EMULATORS) start
+
+emulators-stop:
+	$(EMULATORS) stop
+
+vet:
+	$(GO) vet ./...
+	cd bench && $(GO) vet ./...
+
+## bench: the benchmarks of every package, several runs each, as a table of medians.
+bench:
+	scripts/bench.sh
+
+## fuzz: a short fuzzing pass over every parser (FUZZTIME=1m for longer).
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test -run=NONE -fuzz=FuzzDeaggregate -fuzztime=$(FUZZTIME) ./aggregation/

@@ -1,0 +1,5 @@
+module github.com/shardline/shardline/bench
+
+go 1.26.8
+
+replace github.com/shardline/shardline => ../
