@@ -1,0 +1,934 @@
+package agent
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/shardline/shardline/metrics"
+)
+
+// DefaultStateDirectory is where the checkpoint file lives unless the configuration says
+// otherwise. It is under /var/lib because checkpoints must survive a reboot; the Amazon Kinesis
+// Agent's default under /var/run is wiped by one, which turns every reboot into a re-send or a
+// gap.
+const DefaultStateDirectory = "/var/lib/shardline-agent"
+
+// CheckpointFileName is the name of the checkpoint file inside the state directory.
+const CheckpointFileName = "checkpoints.json"
+
+// Defaults for the settings a configuration leaves out. Where the Amazon Kinesis Agent has the
+// same setting, the default is the same.
+const (
+	DefaultCheckpointInterval      = time.Second
+	DefaultCheckpointTTL           = 7 * 24 * time.Hour
+	DefaultShutdownTimeout         = 10 * time.Second
+	DefaultMaxInFlightBytes        = 16 << 20
+	DefaultMaxInFlightRecords      = 10000
+	DefaultMaxRecordSizeBytes      = 1 << 20
+	MaxRecordSizeLimit             = 10 << 20
+	DefaultMaxBufferAge            = time.Minute
+	DefaultMaxBufferSizeBytes      = 5 << 20
+	DefaultMaxBufferSizeRecords    = 500
+	DefaultMinTimeBetweenFilePolls = 100 * time.Millisecond
+	DefaultRescanInterval          = 10 * time.Second
+	DefaultPartialLineTimeout      = 5 * time.Second
+	DefaultCloseInactive           = 5 * time.Minute
+	DefaultRetryInitialBackoff     = 100 * time.Millisecond
+	DefaultRetryMaxBackoff         = 10 * time.Second
+)
+
+// InitialPosition says where reading starts in a file that has no checkpoint when the flow
+// starts for the first time.
+type InitialPosition string
+
+// Initial positions, spelled as in agent.json.
+const (
+	StartOfFile InitialPosition = "START_OF_FILE"
+	EndOfFile   InitialPosition = "END_OF_FILE"
+)
+
+// PartitionKeyOption says how a record's partition key is chosen.
+type PartitionKeyOption string
+
+// Partition key options. Random and Deterministic are the Amazon Kinesis Agent's; Field is
+// Shardline's and takes the key from a field that CSVTOJSON or LOGTOJSON parsed.
+const (
+	PartitionKeyRandom        PartitionKeyOption = "RANDOM"
+	PartitionKeyDeterministic PartitionKeyOption = "DETERMINISTIC"
+	PartitionKeyField         PartitionKeyOption = "FIELD"
+)
+
+// Config is the agent's configuration: global settings and the flows that tie file patterns to
+// streams. LoadConfig and ParseConfig read it from an agent.json file; a program may also fill
+// it in directly, leaving zero values for defaults.
+type Config struct {
+	// StateDirectory holds the checkpoint file when CheckpointFile is empty
+	// ("stateDirectory"; default DefaultStateDirectory).
+	StateDirectory string
+	// CheckpointFile is the checkpoint file's path ("checkpointFile"). It must not be an Amazon
+	// Kinesis Agent checkpoint database: the formats differ, and the agent refuses to overwrite one.
+	CheckpointFile string
+	// CheckpointInterval is how often positions are saved ("checkpointIntervalMillis").
+	CheckpointInterval time.Duration
+	// CheckpointTTL drops checkpoints of files not seen for this long
+	// ("checkpointTimeToLiveDays").
+	CheckpointTTL time.Duration
+	// ShutdownTimeout bounds how long Run waits for in-flight records when it stops
+	// ("shutdownTimeoutMillis").
+	ShutdownTimeout time.Duration
+	// MaxInFlightBytes and MaxInFlightRecords bound the records read but not yet acknowledged,
+	// across all flows ("maxInFlightBytes", "maxInFlightRecords"). Reading pauses at the bound.
+	MaxInFlightBytes   int64
+	MaxInFlightRecords int
+
+	// KinesisEndpoint and KinesisRegion are "kinesis.endpoint" and "kinesis.region", for the
+	// program that builds the sink; the agent itself does not use them.
+	KinesisEndpoint string
+	KinesisRegion   string
+	// CloudWatchEmitMetrics ("cloudwatch.emitMetrics", default true), CloudWatchEndpoint and
+	// CloudWatchNamespace are for the program that publishes metrics.
+	CloudWatchEmitMetrics bool
+	CloudWatchEndpoint    string
+	CloudWatchNamespace   string
+
+	// Flows tie file patterns to streams ("flows").
+	Flows []Flow
+
+	// Warnings lists, once each, the settings of the file that Shardline does not use, with
+	// their JSON paths. New logs them.
+	Warnings []string
+
+	// Logger receives the agent's logs; nil means slog.Default().
+	Logger *slog.Logger
+	// Metrics, when not nil, receives the agent's metrics (LinesRead, RecordsSent, ...).
+	Metrics *metrics.Registry
+	// OpenFile opens a file for reading; nil means os.Open. Tests replace it to simulate
+	// files that cannot be opened.
+	OpenFile func(name string) (*os.File, error)
+}
+
+// Flow ties the files that match one pattern to one stream, with the settings that turn
+// their lines into records.
+type Flow struct {
+	// FilePattern selects the files ("filePattern"): an absolute path whose elements may use
+	// *, ? and [...] as filepath.Match does ([!...] negates too), and ** for any number of
+	// directories.
+	FilePattern string
+	// KinesisStream is the stream records go to ("kinesisStream").
+	KinesisStream string
+	// PartitionKeyOption chooses partition keys ("partitionKeyOption"; default RANDOM).
+	PartitionKeyOption PartitionKeyOption
+	// PartitionKeyField names the parsed field whose value is the partition key
+	// ("partitionKeyField"); it implies PartitionKeyField.
+	PartitionKeyField string
+	// InitialPosition applies to files without a checkpoint when the flow runs for the first
+	// time ("initialPosition"; default END_OF_FILE, as in the Amazon Kinesis Agent). Files that
+	// appear later are read from their start.
+	InitialPosition InitialPosition
+	// MultiLineStartPattern, when set, is a regular expression that matches the start of the
+	// first line of each record ("multiLineStartPattern"); following lines that do not match
+	// belong to the same record.
+	MultiLineStartPattern string
+	// SkipHeaderLines lines at the start of each file are not sent ("skipHeaderLines").
+	SkipHeaderLines int
+	// TruncatedRecordTerminator ends a record cut to MaxRecordSizeBytes
+	// ("truncatedRecordTerminator"; default "\n").
+	TruncatedRecordTerminator string
+	// MaxRecordSizeBytes bounds a record's data plus partition key ("maxRecordSizeBytes";
+	// default 1 MiB, the Kinesis limit; streams configured for larger records allow up to 10 MiB).
+	MaxRecordSizeBytes int
+	// MaxBufferAge, MaxBufferSizeBytes and MaxBufferSizeRecords are the Amazon Kinesis Agent's
+	// batching settings ("maxBufferAgeMillis", "maxBufferSizeBytes", "maxBufferSizeRecords").
+	// Batching is the sink's job, so the agent only validates them and passes them on.
+	MaxBufferAge         time.Duration
+	MaxBufferSizeBytes   int
+	MaxBufferSizeRecords int
+	// MinTimeBetweenFilePolls is how often an idle file is checked for new data
+	// ("minTimeBetweenFilePollsMillis"); file system events wake it sooner.
+	MinTimeBetweenFilePolls time.Duration
+	// RescanInterval is how often the pattern is matched again to find files that file system
+	// events missed ("rescanIntervalMillis"; the Amazon Kinesis Agent's
+	// "maxTimeBetweenFileTrackerRefreshMillis" is accepted with the same meaning).
+	RescanInterval time.Duration
+	// PartialLineTimeout is how long a last line without a newline, or a multi-line record with
+	// no following start line, waits before it is sent as it is ("partialLineTimeoutMillis").
+	PartialLineTimeout time.Duration
+	// IgnoreFilesOlderThan skips files without a checkpoint that were last modified longer ago
+	// than this ("ignoreFilesOlderThanMillis"; zero means no limit).
+	IgnoreFilesOlderThan time.Duration
+	// CloseInactive closes a file that has not grown for this long; it is opened again when it
+	// changes ("closeInactiveMillis").
+	CloseInactive time.Duration
+	// RetryInitialBackoff and RetryMaxBackoff space the re-sends of records whose delivery
+	// failed ("retryInitialBackoffMillis", "retryMaxBackoffMillis").
+	RetryInitialBackoff time.Duration
+	RetryMaxBackoff     time.Duration
+	// DataProcessingOptions transform each record in order ("dataProcessingOptions").
+	DataProcessingOptions []ProcessingOption
+}
+
+// ProcessingOption is one step of a flow's "dataProcessingOptions".
+type ProcessingOption struct {
+	// OptionName is SINGLELINE, CSVTOJSON, LOGTOJSON or ADDMETADATA ("optionName").
+	OptionName string
+	// CustomFieldNames names the fields of CSVTOJSON, or overrides LOGTOJSON's
+	// ("customFieldNames").
+	CustomFieldNames []string
+	// Delimiter separates CSVTOJSON's fields ("delimiter"; default ","). As in the Amazon
+	// Kinesis Agent it is a regular expression, so "\\t" and "\\|" work as expected.
+	Delimiter string
+	// LogFormat is LOGTOJSON's format ("logFormat"): COMMONAPACHELOG, COMBINEDAPACHELOG,
+	// APACHEERRORLOG, SYSLOG (RFC 3164 as written to files), RFC3339SYSLOG, or Shardline's
+	// RFC5424SYSLOG.
+	LogFormat string
+	// MatchPattern replaces the format's regular expression ("matchPattern"); its capture
+	// groups are named by CustomFieldNames.
+	MatchPattern string
+	// JSONFormat is COMPACT (default) or PRETTYPRINT ("jsonFormat").
+	JSONFormat string
+	// MetadataFields is ADDMETADATA's JSON object ("metadataFields").
+	MetadataFields json.RawMessage
+}
+
+// Key identifies a flow across reloads and in checkpoints: its stream and its pattern.
+func (f *Flow) Key() string { return f.KinesisStream + "|" + f.FilePattern }
+
+// LoadConfig reads and validates an agent.json file.
+func LoadConfig(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("agent: reading configuration: %w", err)
+	}
+	cfg, err := ParseConfig(b)
+	if err != nil {
+		return nil, fmt.Errorf("agent: %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// ParseConfig parses and validates the contents of an agent.json file. Settings are checked
+// against their JSON paths, so an error reads like
+//
+//	flows[1].filePattern: must not be empty
+//
+// Settings of the Amazon Kinesis Agent that Shardline does not use are listed in
+// Config.Warnings; unknown settings are listed there too, since they are most likely typos.
+func ParseConfig(data []byte) (*Config, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var root any
+	if err := dec.Decode(&root); err != nil {
+		return nil, jsonSyntaxError(data, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("configuration: unexpected data after the top-level object")
+	}
+	p := &parser{}
+	top, ok := root.(map[string]any)
+	if !ok {
+		return nil, errors.New("configuration: must be a JSON object")
+	}
+	cfg := p.parseTop(&object{path: "", m: top})
+	cfg.applyDefaults()
+	// Settings that could not be read were reported already; the checks of the rest are
+	// added, so one run shows every problem.
+	reported := map[string]bool{}
+	for _, e := range p.problems {
+		reported[e.(*ConfigError).Path] = true
+	}
+	if err := cfg.Validate(); err != nil {
+		for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+			if ce, ok := e.(*ConfigError); ok && !reported[ce.Path] {
+				p.problems = append(p.problems, e)
+			}
+		}
+	}
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// jsonSyntaxError turns a decoding error into one that says where, by line and column.
+func jsonSyntaxError(data []byte, err error) error {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	off := int64(-1)
+	switch {
+	case errors.As(err, &se):
+		off = se.Offset
+	case errors.As(err, &te):
+		off = te.Offset
+	}
+	if off < 1 || off > int64(len(data)) {
+		return fmt.Errorf("configuration: invalid JSON: %w", err)
+	}
+	line := 1 + bytes.Count(data[:off-1], []byte{'\n'})
+	// Offset counts the offending byte, which is the one to point at.
+	col := int(off) - 1 - bytes.LastIndexByte(data[:off-1], '\n')
+	return fmt.Errorf("configuration: invalid JSON at line %d, column %d: %w", line, col, err)
+}
+
+// notApplicable lists the Amazon Kinesis Agent settings that Shardline reads past, with the
+// reason given in the warning.
+var notApplicable = map[string]string{
+	"awsAccessKeyId":                           "credentials come from the standard AWS configuration (environment, shared files, instance role)",
+	"awsSecretAccessKey":                       "credentials come from the standard AWS configuration (environment, shared files, instance role)",
+	"awsSessionToken":                          "credentials come from the standard AWS configuration (environment, shared files, instance role)",
+	"assumeRoleARN":                            "credentials come from the standard AWS configuration; use a profile with role_arn",
+	"assumeRoleExternalId":                     "credentials come from the standard AWS configuration; use a profile with external_id",
+	"assumeRoleDurationSeconds":                "credentials come from the standard AWS configuration",
+	"userDefinedCredentialsProvider.classname": "Java credential providers do not apply",
+	"userDefinedCredentialsProvider.location":  "Java credential providers do not apply",
+	"sts.endpoint":                             "credentials come from the standard AWS configuration",
+	"firehose.endpoint":                        "Firehose delivery streams are not supported",
+	"cloudwatch.tagInstance":                   "not supported",
+	"cloudwatch.metricsBufferTimeMillis":       "the metrics publisher has its own interval",
+	"cloudwatch.metricsQueueSize":              "the metrics publisher has its own bounds",
+	"log.emitMetrics":                          "use Stats or the metrics registry",
+	"log.emitInternalMetrics":                  "use Stats or the metrics registry",
+	"log.statusReportingPeriodSeconds":         "use Stats or the metrics registry",
+	"maxSendingThreads":                        "sending concurrency is the producer's",
+	"maxSendingThreadsPerCore":                 "sending concurrency is the producer's",
+	"sendingThreadsKeepAliveMillis":            "sending concurrency is the producer's",
+	"sendingThreadsMaxQueueSize":               "sending concurrency is the producer's",
+	"maxConnections":                           "HTTP settings are the producer's",
+	"connectionTimeoutMillis":                  "HTTP settings are the producer's",
+	"connectionTTLMillis":                      "HTTP settings are the producer's",
+	"socketTimeoutMillis":                      "HTTP settings are the producer's",
+	"useTcpKeepAlive":                          "HTTP settings are the producer's",
+	"useHttpGzip":                              "HTTP settings are the producer's",
+}
+
+var flowNotApplicable = map[string]string{
+	"deliveryStream":                "Firehose delivery streams are not supported",
+	"aggregatedRecordSizeBytes":     "Firehose record aggregation is not supported",
+	"waitOnFullPublishQueueMillis":  "the agent's queue is bounded by maxInFlightBytes and maxInFlightRecords",
+	"waitOnEmptyPublishQueueMillis": "the agent's queue is bounded by maxInFlightBytes and maxInFlightRecords",
+	"waitOnFullRetryQueueMillis":    "the agent's queue is bounded by maxInFlightBytes and maxInFlightRecords",
+	"publishQueueCapacity":          "the agent's queue is bounded by maxInFlightBytes and maxInFlightRecords",
+	"fileFooterPattern":             "not supported",
+	"log.emitInternalMetrics":       "use Stats or the metrics registry",
+}
+
+// parser collects every problem of a file, so one run shows them all.
+type parser struct {
+	problems []error
+	warnings []string
+}
+
+// ConfigError is one problem of a configuration, at a JSON path.
+type ConfigError struct {
+	Path    string
+	Problem string
+}
+
+// Error returns "path: problem", the form every configuration problem is reported in.
+func (e *ConfigError) Error() string {
+	if e.Path == "" {
+		return "configuration: " + e.Problem
+	}
+	return e.Path + ": " + e.Problem
+}
+
+func (p *parser) errorf(path, format string, args ...any) {
+	p.problems = append(p.problems, &ConfigError{Path: path, Problem: fmt.Sprintf(format, args...)})
+}
+
+func (p *parser) warnf(path, format string, args ...any) {
+	p.warnings = append(p.warnings, path+": "+fmt.Sprintf(format, args...))
+}
+
+func (p *parser) err() error { return errors.Join(p.problems...) }
+
+// object is a JSON object being read; it remembers which keys were used, so the rest can be
+// reported.
+type object struct {
+	path string
+	m    map[string]any
+	used map[string]bool
+}
+
+func (o *object) child(key string) string {
+	if o.path == "" {
+		return key
+	}
+	return o.path + "." + key
+}
+
+func (o *object) get(key string) (any, bool) {
+	if o.used == nil {
+		o.used = map[string]bool{}
+	}
+	o.used[key] = true
+	v, ok := o.m[key]
+	if ok && v == nil {
+		return nil, false // null means "not set", as a missing key does
+	}
+	return v, ok
+}
+
+func (p *parser) str(o *object, key string) string {
+	v, ok := o.get(key)
+	if !ok {
+		return ""
+	}
+	s, isStr := v.(string)
+	if !isStr {
+		p.errorf(o.child(key), "must be a string, got %s", describe(v))
+	}
+	return s
+}
+
+func (p *parser) boolean(o *object, key string, def bool) bool {
+	v, ok := o.get(key)
+	if !ok {
+		return def
+	}
+	switch x := v.(type) {
+	case bool:
+		return x
+	case string: // the Amazon Kinesis Agent accepts "true" and "false" in quotes
+		if b, err := strconv.ParseBool(x); err == nil {
+			return b
+		}
+	}
+	p.errorf(o.child(key), "must be true or false, got %s", describe(v))
+	return def
+}
+
+// integer reads a whole number; numbers in strings are accepted as the Amazon Kinesis Agent
+// accepts them.
+func (p *parser) integer(o *object, key string) (int64, bool) {
+	v, ok := o.get(key)
+	if !ok {
+		return 0, false
+	}
+	var s string
+	switch x := v.(type) {
+	case json.Number:
+		s = x.String()
+	case string:
+		s = strings.TrimSpace(x)
+	default:
+		p.errorf(o.child(key), "must be a whole number, got %s", describe(v))
+		return 0, false
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		p.errorf(o.child(key), "must be a whole number, got %s", describe(v))
+		return 0, false
+	}
+	return n, true
+}
+
+func (p *parser) millis(o *object, key string) (time.Duration, bool) {
+	n, ok := p.integer(o, key)
+	if !ok {
+		return 0, false
+	}
+	if n < 0 {
+		p.errorf(o.child(key), "must not be negative, got %d", n)
+		return 0, false
+	}
+	if n > int64(365*24*time.Hour/time.Millisecond) {
+		p.errorf(o.child(key), "must be at most a year, got %d", n)
+		return 0, false
+	}
+	return time.Duration(n) * time.Millisecond, true
+}
+
+func (p *parser) strings(o *object, key string) ([]string, bool) {
+	v, ok := o.get(key)
+	if !ok {
+		return nil, false
+	}
+	arr, isArr := v.([]any)
+	if !isArr {
+		p.errorf(o.child(key), "must be an array of strings, got %s", describe(v))
+		return nil, false
+	}
+	out := make([]string, 0, len(arr))
+	for i, e := range arr {
+		s, isStr := e.(string)
+		if !isStr {
+			p.errorf(fmt.Sprintf("%s[%d]", o.child(key), i), "must be a string, got %s", describe(e))
+			continue
+		}
+		out = append(out, s)
+	}
+	return out, true
+}
+
+func describe(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return strconv.FormatBool(x)
+	case json.Number:
+		return x.String()
+	case string:
+		if len(x) > 40 {
+			x = x[:40] + "..."
+		}
+		return strconv.Quote(x)
+	case []any:
+		return "an array"
+	case map[string]any:
+		return "an object"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+// leftovers reports the keys nobody read: known Amazon Kinesis Agent settings that do not
+// apply, and unknown keys.
+func (p *parser) leftovers(o *object, na map[string]string) {
+	keys := make([]string, 0, len(o.m))
+	for k := range o.m {
+		if !o.used[k] {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if why, ok := na[k]; ok {
+			p.warnf(o.child(k), "ignored: %s", why)
+		} else {
+			p.warnf(o.child(k), "unknown setting, ignored")
+		}
+	}
+}
+
+func (p *parser) parseTop(o *object) *Config {
+	cfg := &Config{}
+	cfg.StateDirectory = p.str(o, "stateDirectory")
+	cfg.CheckpointFile = p.str(o, "checkpointFile")
+	if d, ok := p.millis(o, "checkpointIntervalMillis"); ok {
+		cfg.CheckpointInterval = d
+		if d == 0 {
+			p.errorf(o.child("checkpointIntervalMillis"), "must be positive")
+		}
+	}
+	if n, ok := p.integer(o, "checkpointTimeToLiveDays"); ok {
+		if n <= 0 || n > 3650 {
+			p.errorf(o.child("checkpointTimeToLiveDays"), "must be between 1 and 3650, got %d", n)
+		}
+		cfg.CheckpointTTL = time.Duration(n) * 24 * time.Hour
+	}
+	if d, ok := p.millis(o, "shutdownTimeoutMillis"); ok {
+		cfg.ShutdownTimeout = d
+		if d == 0 {
+			p.errorf(o.child("shutdownTimeoutMillis"), "must be positive")
+		}
+	}
+	if n, ok := p.integer(o, "maxInFlightBytes"); ok {
+		if n < 64<<10 {
+			p.errorf(o.child("maxInFlightBytes"), "must be at least 65536, got %d", n)
+		}
+		cfg.MaxInFlightBytes = n
+	}
+	if n, ok := p.integer(o, "maxInFlightRecords"); ok {
+		if n < 1 || n > 1<<24 {
+			p.errorf(o.child("maxInFlightRecords"), "must be between 1 and %d, got %d", 1<<24, n)
+		}
+		cfg.MaxInFlightRecords = int(n)
+	}
+	cfg.KinesisEndpoint = p.str(o, "kinesis.endpoint")
+	cfg.KinesisRegion = p.str(o, "kinesis.region")
+	cfg.CloudWatchEmitMetrics = p.boolean(o, "cloudwatch.emitMetrics", true)
+	cfg.CloudWatchEndpoint = p.str(o, "cloudwatch.endpoint")
+	cfg.CloudWatchNamespace = p.str(o, "cloudwatch.namespace")
+
+	v, ok := o.get("flows")
+	if !ok {
+		p.errorf("flows", "must list at least one flow")
+	} else if arr, isArr := v.([]any); !isArr {
+		p.errorf("flows", "must be an array, got %s", describe(v))
+	} else {
+		if len(arr) == 0 {
+			p.errorf("flows", "must list at least one flow")
+		}
+		for i, e := range arr {
+			path := fmt.Sprintf("flows[%d]", i)
+			m, isObj := e.(map[string]any)
+			if !isObj {
+				p.errorf(path, "must be an object, got %s", describe(e))
+				continue
+			}
+			fo := &object{path: path, m: m}
+			if f, keep := p.parseFlow(fo); keep {
+				cfg.Flows = append(cfg.Flows, f)
+			}
+		}
+		if len(arr) > 0 && len(cfg.Flows) == 0 && len(p.problems) == 0 {
+			p.errorf("flows", "no flow has a kinesisStream")
+		}
+	}
+	p.leftovers(o, notApplicable)
+	cfg.Warnings = p.warnings
+	return cfg
+}
+
+// parseFlow reads one flow; keep is false for a flow that cannot run here (a Firehose one).
+func (p *parser) parseFlow(o *object) (f Flow, keep bool) {
+	f.FilePattern = p.str(o, "filePattern")
+	f.KinesisStream = p.str(o, "kinesisStream")
+	if _, hasStream := o.m["kinesisStream"]; !hasStream {
+		if _, firehose := o.m["deliveryStream"]; firehose {
+			o.get("deliveryStream")
+			p.warnf(o.path, "skipped: it has deliveryStream but no kinesisStream, and Firehose delivery streams are not supported")
+			p.leftovers(o, flowNotApplicable)
+			return f, false
+		}
+	}
+	if pk := p.str(o, "partitionKeyOption"); pk != "" {
+		f.PartitionKeyOption = PartitionKeyOption(strings.ToUpper(pk))
+	}
+	f.PartitionKeyField = p.str(o, "partitionKeyField")
+	if ip := p.str(o, "initialPosition"); ip != "" {
+		f.InitialPosition = InitialPosition(strings.ToUpper(ip))
+	}
+	f.MultiLineStartPattern = p.str(o, "multiLineStartPattern")
+	if n, ok := p.integer(o, "skipHeaderLines"); ok {
+		if n < 0 || n > 1<<30 {
+			p.errorf(o.child("skipHeaderLines"), "must be a non-negative whole number, got %d", n)
+		}
+		f.SkipHeaderLines = int(n)
+	}
+	if _, ok := o.m["truncatedRecordTerminator"]; ok {
+		f.TruncatedRecordTerminator = p.str(o, "truncatedRecordTerminator")
+		if f.TruncatedRecordTerminator == "" {
+			p.errorf(o.child("truncatedRecordTerminator"), "must not be empty")
+		}
+	}
+	intField := func(key string, dst *int) {
+		if n, ok := p.integer(o, key); ok {
+			if n < 0 || n > 1<<40 {
+				p.errorf(o.child(key), "out of range: %d", n)
+				return
+			}
+			*dst = int(n)
+			if n == 0 {
+				p.errorf(o.child(key), "must be positive")
+			}
+		}
+	}
+	intField("maxRecordSizeBytes", &f.MaxRecordSizeBytes)
+	intField("maxBufferSizeBytes", &f.MaxBufferSizeBytes)
+	intField("maxBufferSizeRecords", &f.MaxBufferSizeRecords)
+	durField := func(key string, dst *time.Duration, positive bool) {
+		if d, ok := p.millis(o, key); ok {
+			*dst = d
+			if positive && d == 0 {
+				p.errorf(o.child(key), "must be positive")
+			}
+		}
+	}
+	durField("maxBufferAgeMillis", &f.MaxBufferAge, true)
+	durField("minTimeBetweenFilePollsMillis", &f.MinTimeBetweenFilePolls, true)
+	_, hasRescan := o.m["rescanIntervalMillis"]
+	_, hasRefresh := o.m["maxTimeBetweenFileTrackerRefreshMillis"]
+	if hasRescan && hasRefresh {
+		p.errorf(o.child("rescanIntervalMillis"), "set either rescanIntervalMillis or maxTimeBetweenFileTrackerRefreshMillis, not both")
+	}
+	durField("rescanIntervalMillis", &f.RescanInterval, true)
+	if !hasRescan {
+		durField("maxTimeBetweenFileTrackerRefreshMillis", &f.RescanInterval, true)
+	}
+	durField("partialLineTimeoutMillis", &f.PartialLineTimeout, true)
+	durField("ignoreFilesOlderThanMillis", &f.IgnoreFilesOlderThan, false)
+	durField("closeInactiveMillis", &f.CloseInactive, true)
+	durField("retryInitialBackoffMillis", &f.RetryInitialBackoff, true)
+	durField("retryMaxBackoffMillis", &f.RetryMaxBackoff, true)
+
+	if v, ok := o.get("dataProcessingOptions"); ok {
+		path := o.child("dataProcessingOptions")
+		arr, isArr := v.([]any)
+		if !isArr {
+			p.errorf(path, "must be an array, got %s", describe(v))
+		}
+		for i, e := range arr {
+			ipath := fmt.Sprintf("%s[%d]", path, i)
+			m, isObj := e.(map[string]any)
+			if !isObj {
+				p.errorf(ipath, "must be an object, got %s", describe(e))
+				continue
+			}
+			if opt, keep := p.parseOption(&object{path: ipath, m: m}); keep {
+				f.DataProcessingOptions = append(f.DataProcessingOptions, opt)
+			}
+		}
+	}
+	p.leftovers(o, flowNotApplicable)
+	return f, true
+}
+
+func (p *parser) parseOption(o *object) (opt ProcessingOption, keep bool) {
+	opt.OptionName = strings.ToUpper(p.str(o, "optionName"))
+	switch opt.OptionName {
+	case "ADDEC2METADATA", "ADDBRACKETS":
+		// Keep reading the option's keys so only this warning is shown for it.
+		for k := range o.m {
+			o.get(k)
+		}
+		p.warnf(o.path, "skipped: optionName %s is not supported; records are sent without this step", opt.OptionName)
+		return opt, false
+	}
+	if names, ok := p.strings(o, "customFieldNames"); ok {
+		opt.CustomFieldNames = names
+		if names == nil {
+			opt.CustomFieldNames = []string{}
+		}
+	}
+	if _, ok := o.m["delimiter"]; ok {
+		opt.Delimiter = p.str(o, "delimiter")
+		if opt.Delimiter == "" {
+			p.errorf(o.child("delimiter"), "must not be empty")
+		}
+	}
+	opt.LogFormat = strings.ToUpper(p.str(o, "logFormat"))
+	opt.MatchPattern = p.str(o, "matchPattern")
+	opt.JSONFormat = strings.ToUpper(p.str(o, "jsonFormat"))
+	if v, ok := o.get("metadataFields"); ok {
+		if _, isObj := v.(map[string]any); !isObj {
+			p.errorf(o.child("metadataFields"), "must be an object, got %s", describe(v))
+		} else {
+			raw, _ := json.Marshal(v)
+			opt.MetadataFields = raw
+		}
+	}
+	if _, ok := o.m["metadata"]; ok && opt.OptionName == "ADDMETADATA" && opt.MetadataFields == nil {
+		p.errorf(o.child("metadata"), "the Amazon Kinesis Agent reads metadataFields, not metadata; rename it")
+		o.get("metadata")
+	}
+	p.leftovers(o, nil)
+	return opt, true
+}
+
+// applyDefaults fills in every setting left at its zero value.
+func (c *Config) applyDefaults() {
+	if c.StateDirectory == "" {
+		c.StateDirectory = DefaultStateDirectory
+	}
+	if c.CheckpointFile == "" {
+		c.CheckpointFile = filepath.Join(c.StateDirectory, CheckpointFileName)
+	}
+	setDur(&c.CheckpointInterval, DefaultCheckpointInterval)
+	setDur(&c.CheckpointTTL, DefaultCheckpointTTL)
+	setDur(&c.ShutdownTimeout, DefaultShutdownTimeout)
+	if c.MaxInFlightBytes == 0 {
+		c.MaxInFlightBytes = DefaultMaxInFlightBytes
+	}
+	if c.MaxInFlightRecords == 0 {
+		c.MaxInFlightRecords = DefaultMaxInFlightRecords
+	}
+	for i := range c.Flows {
+		c.Flows[i].applyDefaults()
+	}
+}
+
+func setDur(d *time.Duration, def time.Duration) {
+	if *d == 0 {
+		*d = def
+	}
+}
+
+func (f *Flow) applyDefaults() {
+	if f.PartitionKeyOption == "" {
+		if f.PartitionKeyField != "" {
+			f.PartitionKeyOption = PartitionKeyField
+		} else {
+			f.PartitionKeyOption = PartitionKeyRandom
+		}
+	}
+	if f.InitialPosition == "" {
+		f.InitialPosition = EndOfFile
+	}
+	if f.TruncatedRecordTerminator == "" {
+		f.TruncatedRecordTerminator = "\n"
+	}
+	if f.MaxRecordSizeBytes == 0 {
+		f.MaxRecordSizeBytes = DefaultMaxRecordSizeBytes
+	}
+	setDur(&f.MaxBufferAge, DefaultMaxBufferAge)
+	if f.MaxBufferSizeBytes == 0 {
+		f.MaxBufferSizeBytes = DefaultMaxBufferSizeBytes
+	}
+	if f.MaxBufferSizeRecords == 0 {
+		f.MaxBufferSizeRecords = DefaultMaxBufferSizeRecords
+	}
+	setDur(&f.MinTimeBetweenFilePolls, DefaultMinTimeBetweenFilePolls)
+	setDur(&f.RescanInterval, DefaultRescanInterval)
+	setDur(&f.PartialLineTimeout, DefaultPartialLineTimeout)
+	setDur(&f.CloseInactive, DefaultCloseInactive)
+	setDur(&f.RetryInitialBackoff, DefaultRetryInitialBackoff)
+	setDur(&f.RetryMaxBackoff, DefaultRetryMaxBackoff)
+	for i := range f.DataProcessingOptions {
+		o := &f.DataProcessingOptions[i]
+		if o.JSONFormat == "" {
+			o.JSONFormat = "COMPACT"
+		}
+		if o.OptionName == "CSVTOJSON" && o.Delimiter == "" {
+			o.Delimiter = ","
+		}
+	}
+}
+
+// streamName is what Kinesis accepts as a stream name.
+var streamName = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,128}$`)
+
+// Validate checks a configuration whose defaults have been applied, returning every problem
+// found, each naming its JSON path.
+func (c *Config) Validate() error {
+	p := &parser{}
+	if c.CheckpointFile != "" && !filepath.IsAbs(c.CheckpointFile) {
+		p.errorf("checkpointFile", "must be an absolute path, got %q", c.CheckpointFile)
+	}
+	if c.MaxInFlightBytes < 0 {
+		p.errorf("maxInFlightBytes", "must be positive")
+	}
+	if c.MaxInFlightRecords < 0 {
+		p.errorf("maxInFlightRecords", "must be positive")
+	}
+	if len(c.Flows) == 0 {
+		p.errorf("flows", "must list at least one flow")
+	}
+	seen := map[string]int{}
+	for i := range c.Flows {
+		f := &c.Flows[i]
+		path := fmt.Sprintf("flows[%d]", i)
+		f.validate(p, path)
+		if j, dup := seen[f.Key()]; dup {
+			p.errorf(path, "same filePattern and kinesisStream as flows[%d]", j)
+		}
+		seen[f.Key()] = i
+	}
+	return p.err()
+}
+
+func (f *Flow) validate(p *parser, path string) {
+	at := func(k string) string { return path + "." + k }
+	switch {
+	case strings.TrimSpace(f.FilePattern) == "":
+		p.errorf(at("filePattern"), "must not be empty")
+	case !filepath.IsAbs(f.FilePattern):
+		p.errorf(at("filePattern"), "must be an absolute path, got %q", f.FilePattern)
+	default:
+		if _, err := compileGlob(f.FilePattern); err != nil {
+			p.errorf(at("filePattern"), "%v", err)
+		}
+	}
+	switch {
+	case f.KinesisStream == "":
+		p.errorf(at("kinesisStream"), "must not be empty")
+	case !streamName.MatchString(f.KinesisStream):
+		p.errorf(at("kinesisStream"), "%q is not a valid stream name (1 to 128 of a-z, A-Z, 0-9, _ . -)", f.KinesisStream)
+	}
+	switch f.PartitionKeyOption {
+	case PartitionKeyRandom, PartitionKeyDeterministic:
+		if f.PartitionKeyField != "" {
+			p.errorf(at("partitionKeyField"), "needs partitionKeyOption FIELD (or none), not %s", f.PartitionKeyOption)
+		}
+	case PartitionKeyField:
+		if f.PartitionKeyField == "" {
+			p.errorf(at("partitionKeyField"), "must name a field when partitionKeyOption is FIELD")
+		} else if !producesFields(f.DataProcessingOptions) {
+			p.errorf(at("partitionKeyField"), "needs a CSVTOJSON or LOGTOJSON step in dataProcessingOptions to parse fields from")
+		}
+	default:
+		p.errorf(at("partitionKeyOption"), "must be RANDOM, DETERMINISTIC or FIELD, got %q", f.PartitionKeyOption)
+	}
+	switch f.InitialPosition {
+	case StartOfFile, EndOfFile:
+	default:
+		p.errorf(at("initialPosition"), "must be START_OF_FILE or END_OF_FILE, got %q", f.InitialPosition)
+	}
+	if f.MultiLineStartPattern != "" {
+		if _, err := regexp.Compile(f.MultiLineStartPattern); err != nil {
+			p.errorf(at("multiLineStartPattern"), "invalid regular expression: %v", err)
+		}
+	}
+	if f.SkipHeaderLines < 0 {
+		p.errorf(at("skipHeaderLines"), "must not be negative")
+	}
+	if f.MaxRecordSizeBytes < 1024 || f.MaxRecordSizeBytes > MaxRecordSizeLimit {
+		p.errorf(at("maxRecordSizeBytes"), "must be between 1024 and %d, got %d", MaxRecordSizeLimit, f.MaxRecordSizeBytes)
+	} else if len(f.TruncatedRecordTerminator) >= f.MaxRecordSizeBytes-256 {
+		p.errorf(at("truncatedRecordTerminator"), "is longer than a record can hold")
+	}
+	if f.MaxBufferAge < time.Second || f.MaxBufferAge > 15*time.Minute {
+		p.errorf(at("maxBufferAgeMillis"), "must be between 1000 and 900000, got %d", f.MaxBufferAge.Milliseconds())
+	}
+	if f.MaxBufferSizeBytes < 1 || f.MaxBufferSizeBytes > 5<<20 {
+		p.errorf(at("maxBufferSizeBytes"), "must be between 1 and %d, got %d", 5<<20, f.MaxBufferSizeBytes)
+	}
+	if f.MaxBufferSizeRecords < 1 || f.MaxBufferSizeRecords > 500 {
+		p.errorf(at("maxBufferSizeRecords"), "must be between 1 and 500, got %d", f.MaxBufferSizeRecords)
+	}
+	if f.RetryMaxBackoff < f.RetryInitialBackoff {
+		p.errorf(at("retryMaxBackoffMillis"), "must not be less than retryInitialBackoffMillis")
+	}
+	for i := range f.DataProcessingOptions {
+		validateOption(p, fmt.Sprintf("%s.dataProcessingOptions[%d]", path, i), &f.DataProcessingOptions[i])
+	}
+}
+
+func producesFields(opts []ProcessingOption) bool {
+	for _, o := range opts {
+		if o.OptionName == "CSVTOJSON" || o.OptionName == "LOGTOJSON" {
+			return true
+		}
+	}
+	return false
+}
+
+func validateOption(p *parser, path string, o *ProcessingOption) {
+	at := func(k string) string { return path + "." + k }
+	if o.JSONFormat != "" && o.JSONFormat != "COMPACT" && o.JSONFormat != "PRETTYPRINT" {
+		p.errorf(at("jsonFormat"), "must be COMPACT or PRETTYPRINT, got %q", o.JSONFormat)
+	}
+	switch o.OptionName {
+	case "":
+		p.errorf(at("optionName"), "must not be empty")
+	case "SINGLELINE":
+	case "CSVTOJSON":
+		if len(o.CustomFieldNames) == 0 {
+			p.errorf(at("customFieldNames"), "must list the field names for CSVTOJSON")
+		}
+		if _, err := compileDelimiter(o.Delimiter); err != nil {
+			p.errorf(at("delimiter"), "invalid regular expression: %v", err)
+		}
+	case "LOGTOJSON":
+		if _, err := newLogParser(o); err != nil {
+			var ce *ConfigError
+			if errors.As(err, &ce) {
+				p.errorf(at(ce.Path), "%s", ce.Problem)
+			} else {
+				p.errorf(path, "%v", err)
+			}
+		}
+	case "ADDMETADATA":
+		if len(o.MetadataFields) > 0 && !json.Valid(o.MetadataFields) {
+			p.errorf(at("metadataFields"), "must be a JSON object")
+		}
+	default:
+		p.errorf(at("optionName"), "must be SINGLELINE, CSVTOJSON, LOGTOJSON or ADDMETADATA, got %q", o.OptionName)
+	}
+	for i, n := range o.CustomFieldNames {
+		if n == "" {
+			p.errorf(fmt.Sprintf("%s[%d]", at("customFieldNames"), i), "must not be empty")
+		}
+	}
+}

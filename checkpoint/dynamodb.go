@@ -1,0 +1,692 @@
+package checkpoint
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go/middleware"
+
+	"github.com/shardline/shardline/metrics"
+)
+
+// DynamoDBAPI is the part of the DynamoDB client the store uses; *dynamodb.Client satisfies it,
+// and tests can substitute their own.
+type DynamoDBAPI interface {
+	DescribeTable(ctx context.Context, in *dynamodb.DescribeTableInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DescribeTableOutput, error)
+	CreateTable(ctx context.Context, in *dynamodb.CreateTableInput, optFns ...func(*dynamodb.Options)) (*dynamodb.CreateTableOutput, error)
+	GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+	PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
+	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
+	DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
+	Scan(ctx context.Context, in *dynamodb.ScanInput, optFns ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error)
+}
+
+var _ DynamoDBAPI = (*dynamodb.Client)(nil)
+
+// Defaults of DynamoDBConfig.
+const (
+	DefaultTableActiveTimeout = 2 * time.Minute
+	DefaultTablePollInterval  = time.Second
+	DefaultCapacityUnits      = 10
+)
+
+// DynamoDBConfig configures a DynamoDBStore. Only TableName is required.
+type DynamoDBConfig struct {
+	// TableName is the lease table. The consumer uses its application name, as the KCL does,
+	// so a fleet moving from the KCL keeps the same table and its checkpoints.
+	TableName string
+	// BillingMode for a table EnsureTable creates. Default: types.BillingModePayPerRequest
+	// (on-demand), which needs no capacity planning and costs nothing while idle.
+	BillingMode types.BillingMode
+	// ReadCapacityUnits and WriteCapacityUnits apply only with types.BillingModeProvisioned.
+	// Default: DefaultCapacityUnits each.
+	ReadCapacityUnits  int64
+	WriteCapacityUnits int64 // see ReadCapacityUnits
+	// TableActiveTimeout bounds how long EnsureTable waits for the table to become ACTIVE.
+	// Default: DefaultTableActiveTimeout.
+	TableActiveTimeout time.Duration
+	// TablePollInterval is the pause between DescribeTable calls while waiting. Default:
+	// DefaultTablePollInterval.
+	TablePollInterval time.Duration
+	// ConsistentReads makes GetLease and ListLeases strongly consistent, at twice the read
+	// capacity. Default false, like the KCL: conditional writes are always checked against
+	// the latest state, so a slightly stale list only delays a take by one cycle. Reads the
+	// store makes to explain a refused write are always consistent.
+	ConsistentReads bool
+	// ScanPageSize limits the items per Scan page of ListLeases; 0 lets DynamoDB fill 1 MB
+	// pages.
+	ScanPageSize int32
+	// Logger receives table creation, recovered retries and skipped rows. Default:
+	// slog.Default().
+	Logger *slog.Logger
+	// Metrics, when not nil, receives DynamoDBRequests, DynamoDBReadCapacity and
+	// DynamoDBWriteCapacity for every request, with the store operation and table name as
+	// dimensions. Stats reports the same figures either way. Default: nil (no metrics).
+	Metrics *metrics.Registry
+}
+
+// DynamoDBStore keeps leases in a DynamoDB table whose items have the Java KCL's lease schema
+// (see the package documentation), so Shardline and KCL workers can read each other's
+// checkpoints. Safe for concurrent use; several stores, in one process or many, may share a
+// table, which is how a fleet coordinates.
+type DynamoDBStore struct {
+	client DynamoDBAPI
+	cfg    DynamoDBConfig
+	log    *slog.Logger
+	stats  *statsRecorder
+}
+
+var _ Store = (*DynamoDBStore)(nil)
+
+// NewDynamoDBStore returns a store for cfg.TableName using client. It makes no request;
+// call EnsureTable before first use.
+func NewDynamoDBStore(client DynamoDBAPI, cfg DynamoDBConfig) (*DynamoDBStore, error) {
+	if client == nil {
+		return nil, errors.New("checkpoint: nil DynamoDB client")
+	}
+	if cfg.TableName == "" {
+		return nil, errors.New("checkpoint: empty lease table name")
+	}
+	if cfg.BillingMode == "" {
+		cfg.BillingMode = types.BillingModePayPerRequest
+	}
+	if cfg.ReadCapacityUnits <= 0 {
+		cfg.ReadCapacityUnits = DefaultCapacityUnits
+	}
+	if cfg.WriteCapacityUnits <= 0 {
+		cfg.WriteCapacityUnits = DefaultCapacityUnits
+	}
+	if cfg.TableActiveTimeout <= 0 {
+		cfg.TableActiveTimeout = DefaultTableActiveTimeout
+	}
+	if cfg.TablePollInterval <= 0 {
+		cfg.TablePollInterval = DefaultTablePollInterval
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &DynamoDBStore{client: client, cfg: cfg, log: log.With("table", cfg.TableName), stats: newStatsRecorder()}
+	if cfg.Metrics != nil {
+		s.stats.sink = newMetricsSink(cfg.Metrics, cfg.TableName)
+	}
+	return s, nil
+}
+
+// TableName returns the lease table's name.
+func (s *DynamoDBStore) TableName() string { return s.cfg.TableName }
+
+// Stats returns the requests made and the capacity consumed so far.
+func (s *DynamoDBStore) Stats() DynamoDBStats { return s.stats.snapshot() }
+
+func (s *DynamoDBStore) wrap(op, key string, err error) error {
+	var rnf *types.ResourceNotFoundException
+	if errors.As(err, &rnf) {
+		return fmt.Errorf("checkpoint: %s %q: table %s does not exist (call EnsureTable): %w", op, key, s.cfg.TableName, err)
+	}
+	return fmt.Errorf("checkpoint: %s %q on table %s: %w", op, key, s.cfg.TableName, err)
+}
+
+// EnsureTable creates the lease table if it is missing (key leaseKey of type S, the configured
+// billing mode) and waits until it is ACTIVE. An existing table whose key differs fails with
+// ErrTableSchema rather than being used.
+func (s *DynamoDBStore) EnsureTable(ctx context.Context) error {
+	s.stats.call(OpEnsureTable)
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.TableActiveTimeout)
+	defer cancel()
+	desc, err := s.describe(ctx)
+	if err != nil {
+		return err
+	}
+	if desc == nil {
+		if err := s.createTable(ctx); err != nil {
+			return err
+		}
+	}
+	for {
+		if desc != nil {
+			if err := checkKeySchema(desc); err != nil {
+				return fmt.Errorf("checkpoint: table %s: %w", s.cfg.TableName, err)
+			}
+			// UPDATING tables serve reads and writes; the KCL treats them as usable too.
+			if desc.TableStatus == types.TableStatusActive || desc.TableStatus == types.TableStatusUpdating {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("checkpoint: table %s not active after %s: %w", s.cfg.TableName, s.cfg.TableActiveTimeout, ctx.Err())
+		case <-time.After(s.cfg.TablePollInterval):
+		}
+		if desc, err = s.describe(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// describe returns the table description, nil when the table does not exist.
+func (s *DynamoDBStore) describe(ctx context.Context) (*types.TableDescription, error) {
+	var att attempts
+	out, err := s.client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(s.cfg.TableName)}, att.option)
+	s.stats.request(OpEnsureTable, "DescribeTable", controlRequest, att.count(), nil, nil, false)
+	var rnf *types.ResourceNotFoundException
+	switch {
+	case errors.As(err, &rnf):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("checkpoint: describe table %s: %w", s.cfg.TableName, err)
+	}
+	return out.Table, nil
+}
+
+func (s *DynamoDBStore) createTable(ctx context.Context) error {
+	in := &dynamodb.CreateTableInput{
+		TableName:            aws.String(s.cfg.TableName),
+		AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String(AttrLeaseKey), AttributeType: types.ScalarAttributeTypeS}},
+		KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String(AttrLeaseKey), KeyType: types.KeyTypeHash}},
+		BillingMode:          s.cfg.BillingMode,
+	}
+	if s.cfg.BillingMode == types.BillingModeProvisioned {
+		in.ProvisionedThroughput = &types.ProvisionedThroughput{
+			ReadCapacityUnits:  aws.Int64(s.cfg.ReadCapacityUnits),
+			WriteCapacityUnits: aws.Int64(s.cfg.WriteCapacityUnits),
+		}
+	}
+	var att attempts
+	_, err := s.client.CreateTable(ctx, in, att.option)
+	s.stats.request(OpEnsureTable, "CreateTable", controlRequest, att.count(), nil, nil, false)
+	var inUse *types.ResourceInUseException
+	switch {
+	case errors.As(err, &inUse):
+		// Another worker of the fleet created it first; wait for it like for our own.
+		s.log.Debug("checkpoint: lease table created concurrently")
+		return nil
+	case err != nil:
+		return fmt.Errorf("checkpoint: create table %s: %w", s.cfg.TableName, err)
+	}
+	s.log.Info("checkpoint: created lease table", "billing_mode", string(s.cfg.BillingMode))
+	return nil
+}
+
+func checkKeySchema(desc *types.TableDescription) error {
+	if len(desc.KeySchema) != 1 || aws.ToString(desc.KeySchema[0].AttributeName) != AttrLeaseKey || desc.KeySchema[0].KeyType != types.KeyTypeHash {
+		return fmt.Errorf("%w: key schema must be the single hash key %s", ErrTableSchema, AttrLeaseKey)
+	}
+	for _, d := range desc.AttributeDefinitions {
+		if aws.ToString(d.AttributeName) == AttrLeaseKey && d.AttributeType != types.ScalarAttributeTypeS {
+			return fmt.Errorf("%w: %s has type %s, want S", ErrTableSchema, AttrLeaseKey, d.AttributeType)
+		}
+	}
+	return nil
+}
+
+// ListLeases scans the whole table, one request per page. Rows that newer KCL versions keep in
+// the lease table for other purposes (an entityType other than LEASE) are skipped, and so are
+// rows that cannot be read as leases, with a warning: one corrupt row must not stop the fleet.
+func (s *DynamoDBStore) ListLeases(ctx context.Context) ([]Lease, error) {
+	s.stats.call(OpListLeases)
+	var (
+		leases []Lease
+		start  map[string]types.AttributeValue
+	)
+	for {
+		in := &dynamodb.ScanInput{
+			TableName:              aws.String(s.cfg.TableName),
+			ConsistentRead:         aws.Bool(s.cfg.ConsistentReads),
+			ExclusiveStartKey:      start,
+			ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal,
+		}
+		if s.cfg.ScanPageSize > 0 {
+			in.Limit = aws.Int32(s.cfg.ScanPageSize)
+		}
+		var att attempts
+		out, err := s.client.Scan(ctx, in, att.option)
+		if err != nil {
+			s.stats.request(OpListLeases, "Scan", readRequest, att.count(), nil, nil, false)
+			return nil, s.wrap(OpListLeases, "", err)
+		}
+		s.stats.request(OpListLeases, "Scan", readRequest, att.count(), out.ConsumedCapacity, func() float64 {
+			size := 0
+			for _, it := range out.Items {
+				size += itemSize(it)
+			}
+			return readUnits(size, s.cfg.ConsistentReads)
+		}, false)
+		for _, item := range out.Items {
+			if !isLeaseItem(item) {
+				continue
+			}
+			l, err := decodeLease(item)
+			if err != nil {
+				s.log.Warn("checkpoint: skipping unreadable lease row", "error", err)
+				continue
+			}
+			leases = append(leases, l)
+		}
+		if len(out.LastEvaluatedKey) == 0 {
+			return leases, nil
+		}
+		start = out.LastEvaluatedKey
+	}
+}
+
+// GetLease reads one lease (one GetItem).
+func (s *DynamoDBStore) GetLease(ctx context.Context, key string) (Lease, error) {
+	s.stats.call(OpGetLease)
+	if key == "" {
+		return Lease{}, invalid(OpGetLease, key, "empty lease key")
+	}
+	item, err := s.getItem(ctx, OpGetLease, key, s.cfg.ConsistentReads)
+	if err != nil {
+		return Lease{}, err
+	}
+	if item == nil || !isLeaseItem(item) {
+		return Lease{}, notFound(OpGetLease, key)
+	}
+	l, err := decodeLease(item)
+	if err != nil {
+		return Lease{}, fmt.Errorf("checkpoint: %s %q: %w", OpGetLease, key, err)
+	}
+	return l, nil
+}
+
+// getItem returns the item, nil when absent.
+func (s *DynamoDBStore) getItem(ctx context.Context, op, key string, consistent bool) (map[string]types.AttributeValue, error) {
+	var att attempts
+	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:              aws.String(s.cfg.TableName),
+		Key:                    leaseKeyOf(key),
+		ConsistentRead:         aws.Bool(consistent),
+		ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal,
+	}, att.option)
+	if err != nil {
+		s.stats.request(op, "GetItem", readRequest, att.count(), nil, nil, false)
+		return nil, s.wrap(op, key, err)
+	}
+	s.stats.request(op, "GetItem", readRequest, att.count(), out.ConsumedCapacity, func() float64 {
+		return readUnits(itemSize(out.Item), consistent)
+	}, false)
+	if len(out.Item) == 0 {
+		return nil, nil
+	}
+	return out.Item, nil
+}
+
+// CreateLeaseIfNotExists writes the lease with one conditional PutItem.
+func (s *DynamoDBStore) CreateLeaseIfNotExists(ctx context.Context, lease Lease) (Lease, error) {
+	s.stats.call(OpCreateLease)
+	if err := validateNewLease(lease); err != nil {
+		return Lease{}, err
+	}
+	item := leaseItem(lease)
+	e := newExpr()
+	e.cond("attribute_not_exists(" + e.n(AttrLeaseKey) + ")")
+	var att attempts
+	out, err := s.client.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName:                           aws.String(s.cfg.TableName),
+		Item:                                item,
+		ConditionExpression:                 e.condition(),
+		ExpressionAttributeNames:            e.names,
+		ReturnConsumedCapacity:              types.ReturnConsumedCapacityTotal,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	}, att.option)
+	var ccf *types.ConditionalCheckFailedException
+	switch {
+	case errors.As(err, &ccf):
+		size := itemSize(ccf.Item)
+		s.stats.request(OpCreateLease, "PutItem", writeRequest, att.count(), nil, func() float64 { return writeUnits(size) }, true)
+		le := &LeaseError{Op: OpCreateLease, Key: lease.Key, Err: ErrLeaseExists, Cause: err}
+		if cur, derr := decodeLease(ccf.Item); len(ccf.Item) > 0 && derr == nil {
+			le.Current = &cur
+		}
+		return Lease{}, le
+	case err != nil:
+		s.stats.request(OpCreateLease, "PutItem", writeRequest, att.count(), nil, nil, false)
+		return Lease{}, s.wrap(OpCreateLease, lease.Key, err)
+	}
+	s.stats.request(OpCreateLease, "PutItem", writeRequest, att.count(), out.ConsumedCapacity, func() float64 { return writeUnits(itemSize(item)) }, false)
+	// Decode what was written rather than return the argument, so sets come back normalized
+	// exactly as a later read would return them.
+	return decodeLease(item)
+}
+
+// TakeLease is one conditional UpdateItem; a refusal adds one GetItem when DynamoDB did not
+// return the current item with the error.
+func (s *DynamoDBStore) TakeLease(ctx context.Context, seen Lease, newOwner string) (Lease, error) {
+	s.stats.call(OpTakeLease)
+	if err := validateTake(seen, newOwner); err != nil {
+		return Lease{}, err
+	}
+	e := newExpr()
+	e.cond("attribute_exists(" + e.n(AttrLeaseKey) + ")")
+	e.cond(e.counterIs(seen.Counter))
+	e.cond(e.eqOrAbsent(AttrLeaseOwner, seen.Owner))
+	e.cond(e.eqOrAbsent(AttrCheckpointOwner, seen.CheckpointOwner))
+	e.set(AttrLeaseOwner, attrS(newOwner))
+	e.set(AttrLeaseCounter, attrN(seen.Counter+1))
+	e.remove(AttrCheckpointOwner)
+	if prev := seen.ActualOwner(); prev != "" && prev != newOwner {
+		e.add(AttrOwnerSwitchesSinceCheckpoint, attrN(1))
+	}
+	// No recovery from a spurious refusal here: two takers with the same worker ID (say two
+	// goroutines) would both believe they won, and a take that did apply merely looks like a
+	// lease this worker owns but does not renew, which expires and is taken again.
+	return s.update(ctx, OpTakeLease, seen.Key, e, nil)
+}
+
+// RenewLease is one conditional UpdateItem. When the SDK retried the request and the retry was
+// refused because the earlier attempt had applied (owner unchanged, counter one higher), the
+// renewal counts as done, as in the KCL; otherwise a refusal is ErrLeaseLost.
+func (s *DynamoDBStore) RenewLease(ctx context.Context, held Lease) (Lease, error) {
+	s.stats.call(OpRenewLease)
+	if err := validateHeld(OpRenewLease, held); err != nil {
+		return Lease{}, err
+	}
+	e := newExpr()
+	e.cond(e.counterIs(held.Counter))
+	e.cond(e.actualOwnerIs(held.ActualOwner()))
+	e.set(AttrLeaseCounter, attrN(held.Counter+1))
+	if held.ThroughputKBps != nil {
+		e.set(AttrThroughputKBps, attrF(*held.ThroughputKBps))
+	}
+	return s.update(ctx, OpRenewLease, held.Key, e, func(cur Lease) bool {
+		return cur.Counter == held.Counter+1 && cur.ActualOwner() == held.ActualOwner()
+	})
+}
+
+// EvictLease is one conditional UpdateItem.
+func (s *DynamoDBStore) EvictLease(ctx context.Context, held Lease) (Lease, error) {
+	s.stats.call(OpEvictLease)
+	if err := validateHeld(OpEvictLease, held); err != nil {
+		return Lease{}, err
+	}
+	e := newExpr()
+	e.cond(e.counterIs(held.Counter))
+	e.cond(e.actualOwnerIs(held.ActualOwner()))
+	// Removing the attribute, not writing an empty or placeholder owner, is how the KCL
+	// marks a lease unassigned; a KCL worker reads anything else as an owner name.
+	if held.CheckpointOwner == "" {
+		e.remove(AttrLeaseOwner)
+	}
+	e.remove(AttrCheckpointOwner)
+	e.set(AttrLeaseCounter, attrN(held.Counter+1))
+	return s.update(ctx, OpEvictLease, held.Key, e, nil)
+}
+
+// UpdateCheckpoint is one conditional UpdateItem, recovering from a retried request like
+// RenewLease.
+func (s *DynamoDBStore) UpdateCheckpoint(ctx context.Context, held Lease, cp ExtendedSequenceNumber) (Lease, error) {
+	s.stats.call(OpUpdateCheckpoint)
+	if err := validateHeld(OpUpdateCheckpoint, held); err != nil {
+		return Lease{}, err
+	}
+	if err := cp.Validate(); err != nil {
+		return Lease{}, &LeaseError{Op: OpUpdateCheckpoint, Key: held.Key, Err: ErrInvalidLease, Detail: "checkpoint", Cause: err}
+	}
+	e := newExpr()
+	e.cond(e.counterIs(held.Counter))
+	e.cond(e.actualOwnerIs(held.ActualOwner()))
+	e.set(AttrCheckpoint, attrS(cp.SequenceNumber))
+	e.set(AttrCheckpointSubSequenceNumber, attrN(cp.SubSequenceNumber))
+	e.set(AttrOwnerSwitchesSinceCheckpoint, attrN(0))
+	e.set(AttrLeaseCounter, attrN(held.Counter+1))
+	e.remove(AttrPendingCheckpoint)
+	e.remove(AttrPendingCheckpointSubSequenceNumber)
+	e.remove(AttrPendingCheckpointState)
+	return s.update(ctx, OpUpdateCheckpoint, held.Key, e, func(cur Lease) bool {
+		return cur.Counter == held.Counter+1 && cur.ActualOwner() == held.ActualOwner() &&
+			cur.Checkpoint == cp && cur.PendingCheckpoint == nil
+	})
+}
+
+// InitiateHandoff is one conditional UpdateItem.
+func (s *DynamoDBStore) InitiateHandoff(ctx context.Context, lease Lease, nextOwner string) (Lease, error) {
+	s.stats.call(OpInitiateHandoff)
+	if err := validateHandoff(lease, nextOwner); err != nil {
+		return Lease{}, err
+	}
+	e := newExpr()
+	e.cond("attribute_exists(" + e.n(AttrLeaseKey) + ")")
+	e.cond(e.eqOrAbsent(AttrLeaseOwner, lease.Owner))
+	e.cond(e.eqOrAbsent(AttrCheckpointOwner, ""))
+	e.set(AttrLeaseOwner, attrS(nextOwner))
+	e.set(AttrCheckpointOwner, attrS(lease.Owner))
+	return s.update(ctx, OpInitiateHandoff, lease.Key, e, nil)
+}
+
+// UpdateChildShards is one UpdateItem conditional only on the lease existing.
+func (s *DynamoDBStore) UpdateChildShards(ctx context.Context, key string, childShardIDs []string) (Lease, error) {
+	s.stats.call(OpUpdateChildShards)
+	if err := validateChildShards(key, childShardIDs); err != nil {
+		return Lease{}, err
+	}
+	e := newExpr()
+	e.cond("attribute_exists(" + e.n(AttrLeaseKey) + ")")
+	e.set(AttrChildShardIDs, attrSS(shardSet(childShardIDs)))
+	return s.update(ctx, OpUpdateChildShards, key, e, nil)
+}
+
+// UpdateHashKeyRange is one UpdateItem conditional only on the lease existing.
+func (s *DynamoDBStore) UpdateHashKeyRange(ctx context.Context, key string, r HashKeyRange) (Lease, error) {
+	s.stats.call(OpUpdateHashKeyRange)
+	if key == "" {
+		return Lease{}, invalid(OpUpdateHashKeyRange, key, "empty lease key")
+	}
+	if err := validateRange(OpUpdateHashKeyRange, key, &r); err != nil {
+		return Lease{}, err
+	}
+	e := newExpr()
+	e.cond("attribute_exists(" + e.n(AttrLeaseKey) + ")")
+	e.set(AttrStartingHashKey, attrS(r.StartingHashKey))
+	e.set(AttrEndingHashKey, attrS(r.EndingHashKey))
+	return s.update(ctx, OpUpdateHashKeyRange, key, e, nil)
+}
+
+// DeleteLease is one conditional DeleteItem.
+func (s *DynamoDBStore) DeleteLease(ctx context.Context, lease Lease) error {
+	s.stats.call(OpDeleteLease)
+	if lease.Key == "" {
+		return invalid(OpDeleteLease, lease.Key, "empty lease key")
+	}
+	e := newExpr()
+	e.cond("attribute_exists(" + e.n(AttrLeaseKey) + ")")
+	e.cond(e.counterIs(lease.Counter))
+	var att attempts
+	out, err := s.client.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+		TableName:                           aws.String(s.cfg.TableName),
+		Key:                                 leaseKeyOf(lease.Key),
+		ConditionExpression:                 e.condition(),
+		ExpressionAttributeNames:            e.names,
+		ExpressionAttributeValues:           e.values,
+		ReturnValues:                        types.ReturnValueAllOld,
+		ReturnConsumedCapacity:              types.ReturnConsumedCapacityTotal,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	}, att.option)
+	var ccf *types.ConditionalCheckFailedException
+	switch {
+	case errors.As(err, &ccf):
+		_, err := s.refused(ctx, OpDeleteLease, "DeleteItem", lease.Key, att.count(), ccf, nil)
+		return err
+	case err != nil:
+		s.stats.request(OpDeleteLease, "DeleteItem", writeRequest, att.count(), nil, nil, false)
+		return s.wrap(OpDeleteLease, lease.Key, err)
+	}
+	s.stats.request(OpDeleteLease, "DeleteItem", writeRequest, att.count(), out.ConsumedCapacity, func() float64 { return writeUnits(itemSize(out.Attributes)) }, false)
+	return nil
+}
+
+// update sends one conditional UpdateItem that returns the new item. recovered, when not nil,
+// recognizes a current lease that this very update produced on an earlier attempt; it is
+// consulted only when the SDK made more than one attempt.
+func (s *DynamoDBStore) update(ctx context.Context, op, key string, e *expr, recovered func(Lease) bool) (Lease, error) {
+	in := &dynamodb.UpdateItemInput{
+		TableName:                           aws.String(s.cfg.TableName),
+		Key:                                 leaseKeyOf(key),
+		ConditionExpression:                 e.condition(),
+		UpdateExpression:                    e.updateExpression(),
+		ExpressionAttributeNames:            e.names,
+		ExpressionAttributeValues:           e.values,
+		ReturnValues:                        types.ReturnValueAllNew,
+		ReturnConsumedCapacity:              types.ReturnConsumedCapacityTotal,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	}
+	var att attempts
+	out, err := s.client.UpdateItem(ctx, in, att.option)
+	var ccf *types.ConditionalCheckFailedException
+	switch {
+	case errors.As(err, &ccf):
+		if att.count() < 2 {
+			recovered = nil
+		}
+		return s.refused(ctx, op, "UpdateItem", key, att.count(), ccf, recovered)
+	case err != nil:
+		s.stats.request(op, "UpdateItem", writeRequest, att.count(), nil, nil, false)
+		return Lease{}, s.wrap(op, key, err)
+	}
+	s.stats.request(op, "UpdateItem", writeRequest, att.count(), out.ConsumedCapacity, func() float64 { return writeUnits(itemSize(out.Attributes)) }, false)
+	l, err := decodeLease(out.Attributes)
+	if err != nil {
+		return Lease{}, fmt.Errorf("checkpoint: %s %q: %w", op, key, err)
+	}
+	return l, nil
+}
+
+// refused turns a refused conditional write into the error that says why, with the lease as it
+// is now. DynamoDB returns the current item with the error when asked to; where it does not (an
+// absent item, or an emulator without the feature) one consistent GetItem fetches it.
+func (s *DynamoDBStore) refused(ctx context.Context, op, api, key string, tries int, ccf *types.ConditionalCheckFailedException, recovered func(Lease) bool) (Lease, error) {
+	item := ccf.Item
+	var getErr error
+	if len(item) == 0 {
+		item, getErr = s.getItem(ctx, op, key, true)
+	}
+	// A refused write is charged for the size of the item it was checked against.
+	size := itemSize(item)
+	s.stats.request(op, api, writeRequest, tries, nil, func() float64 { return writeUnits(size) }, true)
+	if getErr != nil {
+		return Lease{}, &LeaseError{Op: op, Key: key, Err: ErrLeaseLost, Detail: "conditional write refused; current state unknown", Cause: errors.Join(ccf, getErr)}
+	}
+	if item == nil || !isLeaseItem(item) {
+		return Lease{}, &LeaseError{Op: op, Key: key, Err: ErrLeaseNotFound, Cause: ccf}
+	}
+	cur, err := decodeLease(item)
+	if err != nil {
+		return Lease{}, &LeaseError{Op: op, Key: key, Err: ErrLeaseLost, Detail: "conditional write refused; current lease unreadable", Cause: errors.Join(ccf, err)}
+	}
+	if recovered != nil && recovered(cur) {
+		s.log.Info("checkpoint: conditional write refused because an earlier attempt of it applied; treating as success", "op", op, "lease", key, "counter", cur.Counter)
+		return cur, nil
+	}
+	detail := detailNotHeld
+	if op == OpTakeLease || op == OpDeleteLease {
+		detail = detailChanged
+	}
+	return Lease{}, &LeaseError{Op: op, Key: key, Err: ErrLeaseLost, Detail: detail, Current: &cur, Cause: ccf}
+}
+
+// attempts counts the HTTP attempts the SDK makes for one call. A refused conditional write is
+// only worth a second look when an earlier attempt of the same call may have applied it.
+type attempts struct{ n atomic.Int32 }
+
+const attemptCounterID = "shardlineCheckpointAttempts"
+
+// option installs the counter just after the SDK's retry middleware, which runs once per
+// attempt. Without a retry middleware (a client that never retries) it counts nothing, and a
+// refusal is taken at face value.
+// count returns the attempts made, at least one: a client without the SDK's retry middleware
+// makes exactly one.
+func (a *attempts) count() int { return max(1, int(a.n.Load())) }
+
+func (a *attempts) option(o *dynamodb.Options) {
+	o.APIOptions = append(o.APIOptions, func(stack *middleware.Stack) error {
+		if _, ok := stack.Finalize.Get("Retry"); !ok {
+			return nil
+		}
+		return stack.Finalize.Insert(middleware.FinalizeMiddlewareFunc(attemptCounterID,
+			func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+				a.n.Add(1)
+				return next.HandleFinalize(ctx, in)
+			}), "Retry", middleware.After)
+	})
+}
+
+// expr builds condition and update expressions. Every attribute goes through a name
+// placeholder, so no attribute can collide with DynamoDB's reserved words.
+type expr struct {
+	names                map[string]string
+	values               map[string]types.AttributeValue
+	conds, sets, removes []string
+	adds                 []string
+}
+
+func newExpr() *expr {
+	return &expr{names: map[string]string{}, values: map[string]types.AttributeValue{}}
+}
+
+func (e *expr) n(attr string) string {
+	p := "#" + attr
+	e.names[p] = attr
+	return p
+}
+
+func (e *expr) v(av types.AttributeValue) string {
+	p := fmt.Sprintf(":v%d", len(e.values))
+	e.values[p] = av
+	return p
+}
+
+func (e *expr) cond(c string) { e.conds = append(e.conds, c) }
+func (e *expr) set(attr string, av types.AttributeValue) {
+	e.sets = append(e.sets, e.n(attr)+" = "+e.v(av))
+}
+func (e *expr) remove(attr string) { e.removes = append(e.removes, e.n(attr)) }
+func (e *expr) add(attr string, av types.AttributeValue) {
+	e.adds = append(e.adds, e.n(attr)+" "+e.v(av))
+}
+func (e *expr) condition() *string { return aws.String(strings.Join(e.conds, " AND ")) }
+func (e *expr) eqOrAbsent(attr, value string) string {
+	if value == "" {
+		return "attribute_not_exists(" + e.n(attr) + ")"
+	}
+	return e.n(attr) + " = " + e.v(attrS(value))
+}
+
+// counterIs tolerates a missing counter where the caller saw 0, so a row written without one
+// (by hand, or by software other than the KCL) can still be taken.
+func (e *expr) counterIs(c int64) string {
+	if c == 0 {
+		return "(attribute_not_exists(" + e.n(AttrLeaseCounter) + ") OR " + e.n(AttrLeaseCounter) + " = " + e.v(attrN(0)) + ")"
+	}
+	return e.n(AttrLeaseCounter) + " = " + e.v(attrN(c))
+}
+
+// actualOwnerIs holds when owner is the checkpoint owner, or the owner while no handoff is
+// under way: the worker processing the shard may keep renewing and checkpointing during a
+// handoff it has not noticed yet.
+func (e *expr) actualOwnerIs(owner string) string {
+	v := e.v(attrS(owner))
+	co, o := e.n(AttrCheckpointOwner), e.n(AttrLeaseOwner)
+	return "((attribute_not_exists(" + co + ") AND " + o + " = " + v + ") OR " + co + " = " + v + ")"
+}
+
+func (e *expr) updateExpression() *string {
+	var parts []string
+	if len(e.sets) > 0 {
+		parts = append(parts, "SET "+strings.Join(e.sets, ", "))
+	}
+	if len(e.removes) > 0 {
+		parts = append(parts, "REMOVE "+strings.Join(e.removes, ", "))
+	}
+	if len(e.adds) > 0 {
+		parts = append(parts, "ADD "+strings.Join(e.adds, ", "))
+	}
+	return aws.String(strings.Join(parts, " "))
+}
