@@ -1,0 +1,83 @@
+package aggregation
+
+import (
+	"fmt"
+	"unicode/utf8"
+)
+
+const (
+	partitionKeyLimit    = "1 to 256 Unicode characters of valid UTF-8"
+	explicitHashKeyLimit = "a decimal integer without leading zeros from 0 to 2^128-1 (pattern 0|[1-9][0-9]{0,38})"
+	recordSizeLimit      = "data plus partition key of at most 1048576 bytes"
+)
+
+// ValidatePartitionKey checks the Kinesis rule for partition keys: 1 to
+// MaxPartitionKeyLength Unicode characters. Characters are counted as code
+// points, not bytes, and the key must be valid UTF-8 since Kinesis takes a
+// Unicode string.
+func ValidatePartitionKey(pk string) error {
+	if pk == "" {
+		return &ValidationError{Field: "PartitionKey", Limit: partitionKeyLimit, Actual: "empty"}
+	}
+	if len(pk) <= MaxPartitionKeyLength && isASCII(pk) {
+		return nil
+	}
+	if !utf8.ValidString(pk) {
+		return &ValidationError{Field: "PartitionKey", Limit: partitionKeyLimit, Actual: "invalid UTF-8"}
+	}
+	if n := utf8.RuneCountInString(pk); n > MaxPartitionKeyLength {
+		return &ValidationError{Field: "PartitionKey", Limit: partitionKeyLimit, Actual: fmt.Sprintf("%d characters", n)}
+	}
+	return nil
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidateExplicitHashKey checks an explicit hash key as the Kinesis API does:
+// decimal digits matching 0|[1-9][0-9]{0,38} with a value below 2^128. The
+// empty string, meaning "no explicit hash key", is valid.
+func ValidateExplicitHashKey(ehk string) error {
+	if ehk == "" {
+		return nil
+	}
+	if len(ehk) > 1 && ehk[0] == '0' {
+		return &ValidationError{Field: "ExplicitHashKey", Limit: explicitHashKeyLimit, Actual: "leading zero"}
+	}
+	if _, ok := parseHashKey(ehk); !ok {
+		return &ValidationError{Field: "ExplicitHashKey", Limit: explicitHashKeyLimit, Actual: describeHashKey(ehk)}
+	}
+	return nil
+}
+
+// ValidateRecordSize checks the Kinesis limit on one record: data bytes plus
+// partition key bytes at most MaxRecordSize.
+func ValidateRecordSize(pk string, dataLen int) error {
+	if len(pk)+dataLen > MaxRecordSize {
+		return recordSizeError(len(pk) + dataLen)
+	}
+	return nil
+}
+
+// recordSizeError is split out so that ValidateRecordSize inlines.
+func recordSizeError(n int) error {
+	return &ValidationError{Field: "Data", Limit: recordSizeLimit, Actual: fmt.Sprintf("%d bytes", n)}
+}
+
+// Validate checks everything Kinesis checks on a user record: partition key,
+// explicit hash key and size.
+func (r *UserRecord) Validate() error {
+	if err := ValidatePartitionKey(r.PartitionKey); err != nil {
+		return err
+	}
+	if err := ValidateExplicitHashKey(r.ExplicitHashKey); err != nil {
+		return err
+	}
+	return ValidateRecordSize(r.PartitionKey, len(r.Data))
+}
