@@ -1,5 +1,6 @@
 // Package kinesisstub is a minimal Kinesis endpoint for benchmarks: it speaks the AWS JSON 1.1
-// protocol for ListShards, PutRecords and PutRecord, accepts every record, and answers with
+// protocol for ListShards, PutRecords and PutRecord, and Smithy RPC v2 CBOR for ListShards and
+// PutRecords (which real Kinesis accepts and kinesis-mock does not), accepts every record, and answers with
 // sequence numbers and the shard each record's hash key falls in. It stores nothing, so it
 // costs the client what a fast, never-throttling Kinesis would, and the client's own cost is
 // what a benchmark sees. Never use it to judge correctness: the emulators do that.
@@ -15,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+
+	"github.com/aws/smithy-go/encoding/cbor"
 )
 
 // Server answers Kinesis calls for one stream of evenly split shards.
@@ -75,6 +78,10 @@ type entry struct {
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.Requests.Add(1)
+	if i := strings.Index(r.URL.Path, "/operation/"); i >= 0 {
+		s.serveCBOR(w, r, r.URL.Path[i+len("/operation/"):])
+		return
+	}
 	target := r.Header.Get("X-Amz-Target")
 	op := target[strings.LastIndexByte(target, '.')+1:]
 	body, err := io.ReadAll(r.Body)
@@ -134,4 +141,54 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func writeError(w http.ResponseWriter, code, msg string) {
 	w.WriteHeader(http.StatusBadRequest)
 	_ = json.NewEncoder(w).Encode(map[string]string{"__type": code, "message": msg})
+}
+
+// serveCBOR answers the RPC v2 CBOR protocol, in which record data travels as raw bytes
+// rather than base64 inside JSON.
+func (s *Server) serveCBOR(w http.ResponseWriter, r *http.Request, op string) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	w.Header().Set("Content-Type", "application/cbor")
+	w.Header().Set("Smithy-Protocol", "rpc-v2-cbor")
+	var out cbor.Map
+	switch op {
+	case "ListShards":
+		var shards cbor.List
+		for _, x := range s.shards {
+			shards = append(shards, cbor.Map{
+				"ShardId":             cbor.String(x.id),
+				"HashKeyRange":        cbor.Map{"StartingHashKey": cbor.String(x.start.String()), "EndingHashKey": cbor.String(x.end.String())},
+				"SequenceNumberRange": cbor.Map{"StartingSequenceNumber": cbor.String("1")},
+			})
+		}
+		out = cbor.Map{"Shards": shards}
+	case "PutRecords":
+		v, err := cbor.Decode(body)
+		in, ok := v.(cbor.Map)
+		if err != nil || !ok {
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = w.Write(cbor.Encode(cbor.Map{"__type": cbor.String("SerializationException")}))
+			return
+		}
+		entries, _ := in["Records"].(cbor.List)
+		results := make(cbor.List, len(entries))
+		for i, e := range entries {
+			m, _ := e.(cbor.Map)
+			pk, _ := m["PartitionKey"].(cbor.String)
+			ehk, _ := m["ExplicitHashKey"].(cbor.String)
+			results[i] = cbor.Map{
+				"SequenceNumber": cbor.String(strconv.FormatUint(s.seq.Add(1), 10)),
+				"ShardId":        cbor.String(s.shardFor(string(pk), string(ehk))),
+			}
+		}
+		s.Records.Add(int64(len(entries)))
+		out = cbor.Map{"FailedRecordCount": cbor.Uint(0), "Records": results}
+	default:
+		w.WriteHeader(http.StatusBadRequest)
+		out = cbor.Map{"__type": cbor.String("UnknownOperationException")}
+	}
+	_, _ = w.Write(cbor.Encode(out))
 }

@@ -1,0 +1,269 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"crypto/md5"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/schemas"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/aws/smithy-go/transport/http/protocol/rpcv2"
+	"github.com/shardline/shardline/producer"
+)
+
+// The loopback benchmarks send to kinesis-stub running as a separate process, so the CPU time
+// this process reports is the client's alone.
+
+var (
+	stubOnce sync.Once
+	stubURL  string
+	stubErr  error
+	stubCmd  *exec.Cmd
+	// stubStdin is held open for the life of the process.
+	stubStdin io.WriteCloser
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if stubCmd != nil {
+		_ = stubCmd.Process.Kill()
+		_ = stubCmd.Wait()
+	}
+	os.Exit(code)
+}
+
+// stubEndpoint builds and starts kinesis-stub once per test binary and returns its URL.
+func stubEndpoint(b *testing.B) string {
+	stubOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "kinesis-stub")
+		if err != nil {
+			stubErr = err
+			return
+		}
+		bin := filepath.Join(dir, "kinesis-stub")
+		if out, err := exec.Command("go", "build", "-o", bin, "./cmd/kinesis-stub").CombinedOutput(); err != nil {
+			stubErr = fmt.Errorf("build kinesis-stub: %v\n%s", err, out)
+			return
+		}
+		stubCmd = exec.Command(bin, "-shards", "4")
+		stdout, _ := stubCmd.StdoutPipe()
+		// The stub exits when its stdin closes, so it never outlives this process.
+		stubStdin, _ = stubCmd.StdinPipe()
+		if err := stubCmd.Start(); err != nil {
+			stubErr = err
+			return
+		}
+		line, err := bufio.NewReader(stdout).ReadString('\n')
+		if err != nil {
+			stubErr = fmt.Errorf("kinesis-stub did not start: %v", err)
+			return
+		}
+		stubURL = "http://" + strings.TrimSpace(strings.TrimPrefix(line, "listening on "))
+	})
+	if stubErr != nil {
+		b.Fatal(stubErr)
+	}
+	return stubURL
+}
+
+func loopbackClient(b *testing.B, cbor bool) *kinesis.Client {
+	tr := &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+		MaxIdleConns:        256,
+		MaxIdleConnsPerHost: 256,
+		IdleConnTimeout:     time.Minute,
+	}
+	cfg := aws.Config{
+		Region:      "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider("bench", "bench", ""),
+		HTTPClient:  &http.Client{Transport: tr},
+	}
+	ep := stubEndpoint(b)
+	return kinesis.NewFromConfig(cfg, func(o *kinesis.Options) {
+		o.BaseEndpoint = aws.String(ep)
+		if cbor {
+			o.Protocol = rpcv2.NewCBOR(schemas.Kinesis_20131202)
+		}
+	})
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// maxRSSMiB is the process's peak resident memory so far.
+func maxRSSMiB() float64 {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return float64(ru.Maxrss) / 1024
+}
+
+const keyCount = 4096
+
+func keys() []string {
+	ks := make([]string, keyCount)
+	for i := range ks {
+		ks[i] = "user-" + strconv.Itoa(i*7919)
+	}
+	return ks
+}
+
+// report adds the per-record metrics every loopback benchmark shares.
+func report(b *testing.B, n int, cpu time.Duration) {
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(n), "cpu-ns/rec")
+	b.ReportMetric(cpu.Seconds()*1e6/float64(n), "cpu-s/Mrec")
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "rec/s")
+	b.ReportMetric(maxRSSMiB(), "maxrss-MiB")
+}
+
+var sizes = []struct {
+	name string
+	n    int
+}{{"100B", 100}, {"1KiB", 1024}}
+
+// BenchmarkPutLoopback compares, per user record and in the same run:
+//   - shardline: the producer with its defaults (aggregation on), over HTTP to kinesis-stub;
+//   - shardline-cbor: the same with the SDK's RPC v2 CBOR protocol, which sends raw bytes
+//     instead of base64;
+//   - sdk-loop: a plain aws-sdk-go-v2 PutRecords loop, 500-record batches from 8 goroutines;
+//   - floor: MD5 of the record (the aggregate checksum), SHA-256 of its bytes (SigV4's payload
+//     hash) and their base64 encoding (the JSON wire form), computed in-process.
+func BenchmarkPutLoopback(b *testing.B) {
+	ks := keys()
+	for _, sz := range sizes {
+		data := make([]byte, sz.n)
+		for i := range data {
+			data[i] = byte('a' + i%26)
+		}
+		b.Run(sz.name+"/shardline", func(b *testing.B) { benchProducer(b, loopbackClient(b, false), ks, data) })
+		b.Run(sz.name+"/shardline-cbor", func(b *testing.B) { benchProducer(b, loopbackClient(b, true), ks, data) })
+		b.Run(sz.name+"/sdk-loop", func(b *testing.B) { benchSDKLoop(b, loopbackClient(b, false), ks, data) })
+		b.Run(sz.name+"/floor", func(b *testing.B) { benchFloor(b, ks, data) })
+	}
+}
+
+func benchProducer(b *testing.B, kc *kinesis.Client, ks []string, data []byte) {
+	// The stub's four shards would cap the producer at the real per-shard limits (1 MiB/s
+	// each); the benchmark measures the client's cost, so the local rate limit is lifted.
+	p, err := producer.New(kc, producer.Config{StreamName: "bench", RateLimit: 1_000_000})
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Records are owned by the producer until their callback, so each put gets its own;
+	// they are built before the timer starts.
+	recs := make([]producer.Record, b.N)
+	for i := range recs {
+		recs[i] = producer.Record{PartitionKey: ks[i%len(ks)], Data: data}
+	}
+	var failed atomic.Int64
+	done := func(_ *producer.Record, res producer.Result) {
+		if res.Err != nil {
+			failed.Add(1)
+		}
+	}
+	ctx := context.Background()
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	for i := range recs {
+		if err := p.PutAsync(ctx, &recs[i], done); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := p.Flush(ctx); err != nil {
+		b.Fatal(err)
+	}
+	cpu := cpuTime() - cpu0
+	b.StopTimer()
+	if err := p.Close(ctx); err != nil {
+		b.Fatal(err)
+	}
+	if n := failed.Load(); n > 0 {
+		b.Fatalf("%d records failed", n)
+	}
+	report(b, b.N, cpu)
+}
+
+func benchSDKLoop(b *testing.B, kc *kinesis.Client, ks []string, data []byte) {
+	const workers, batch = 8, 500
+	entries := make([]types.PutRecordsRequestEntry, batch*workers)
+	for i := range entries {
+		entries[i] = types.PutRecordsRequestEntry{Data: data, PartitionKey: aws.String(ks[i%len(ks)])}
+	}
+	var next atomic.Int64
+	var failed atomic.Int64
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			mine := entries[w*batch : (w+1)*batch]
+			for {
+				start := next.Add(batch) - batch
+				if start >= int64(b.N) {
+					return
+				}
+				n := min(int64(batch), int64(b.N)-start)
+				out, err := kc.PutRecords(context.Background(), &kinesis.PutRecordsInput{StreamName: aws.String("bench"), Records: mine[:n]})
+				if err != nil || aws.ToInt32(out.FailedRecordCount) > 0 {
+					failed.Add(n)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	cpu := cpuTime() - cpu0
+	b.StopTimer()
+	if n := failed.Load(); n > 0 {
+		b.Fatalf("%d records failed", n)
+	}
+	report(b, b.N, cpu)
+}
+
+var floorSink byte
+
+func benchFloor(b *testing.B, ks []string, data []byte) {
+	b64 := make([]byte, base64.StdEncoding.EncodedLen(len(data)))
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	h := sha256.New()
+	for i := 0; i < b.N; i++ {
+		sum := md5.Sum(data)
+		base64.StdEncoding.Encode(b64, data)
+		h.Write(b64)
+		h.Write([]byte(ks[i%len(ks)]))
+		floorSink ^= sum[0]
+	}
+	floorSink ^= h.Sum(nil)[0]
+	cpu := cpuTime() - cpu0
+	b.StopTimer()
+	report(b, b.N, cpu)
+}

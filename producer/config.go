@@ -1,0 +1,217 @@
+package producer
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/shardline/shardline/aggregation"
+	"github.com/shardline/shardline/compression"
+	"github.com/shardline/shardline/metrics"
+)
+
+// Kinesis limits the producer enforces client-side, since some endpoints (emulators among
+// them) do not.
+const (
+	// MaxBatchRecords is the most entries a PutRecords request may carry.
+	MaxBatchRecords = 500
+	// MaxBatchBytes is the most data plus partition key bytes a PutRecords request may carry.
+	MaxBatchBytes = 5 << 20
+	// ShardRecordsPerSecond is the write limit of one shard in records.
+	ShardRecordsPerSecond = 1000
+	// ShardBytesPerSecond is the write limit of one shard in bytes.
+	ShardBytesPerSecond = 1 << 20
+)
+
+// Defaults applied to zero Config fields. The doc.go table lists them with their KPL
+// counterparts.
+const (
+	DefaultAggregationMaxSize    = aggregation.DefaultMaxAggregateSize
+	DefaultLinger                = 100 * time.Millisecond
+	DefaultMaxConcurrentRequests = 24
+	DefaultRequestTimeout        = 10 * time.Second
+	DefaultMaxBufferedRecords    = 100_000
+	DefaultMaxBufferedBytes      = 64 << 20
+	DefaultRecordTTL             = 30 * time.Second
+	DefaultRateLimit             = 150
+	DefaultRetryBaseDelay        = 100 * time.Millisecond
+	DefaultRetryMaxDelay         = 5 * time.Second
+)
+
+// Config configures a Producer. The zero value of every field selects its default, as for
+// http.Server; only the stream must be named.
+type Config struct {
+	// StreamName names the stream to write to. One of StreamName and StreamARN is required;
+	// when both are set both are sent, as the API allows.
+	StreamName string
+	// StreamARN is the stream's ARN, which AWS recommends over the name.
+	StreamARN string
+
+	// DisableAggregation sends every user record as its own Kinesis record. Aggregation (on
+	// by default) packs the records bound for one shard into KPL aggregates, which is what
+	// makes small records cheap: Kinesis counts its per-shard record limit and bills PUT
+	// payload units per Kinesis record.
+	DisableAggregation bool
+	// AggregationMaxSize bounds an aggregate's encoded size, like the KPL's
+	// AggregationMaxSize. Default 51,200 bytes; at most 1 MiB.
+	AggregationMaxSize int
+
+	// Linger is how long a record may wait for others to share its aggregate and its
+	// PutRecords request, like the KPL's RecordMaxBufferedTime. Default 100 ms. A negative
+	// value sends as soon as a request slot is free.
+	Linger time.Duration
+	// MaxBatchRecords bounds the entries of one PutRecords request. Default and maximum 500.
+	MaxBatchRecords int
+	// MaxBatchBytes bounds the data plus partition key bytes of one PutRecords request.
+	// Default and maximum 5 MiB.
+	MaxBatchBytes int
+	// MaxConcurrentRequests bounds the PutRecords calls in flight, like the KPL's
+	// MaxConnections. Default 24.
+	MaxConcurrentRequests int
+	// RequestTimeout bounds one PutRecords or ListShards call; a call that times out is
+	// retried, and may have written its records, which then appear twice. Default 10 s
+	// (the KPL uses 6 s; a longer timeout means fewer duplicates).
+	RequestTimeout time.Duration
+
+	// MaxBufferedRecords bounds the user records accepted but not yet finished (buffered,
+	// in flight or waiting for a retry). PutAsync blocks and TryPutAsync fails with
+	// ErrBufferFull beyond it. Default 100,000.
+	MaxBufferedRecords int
+	// MaxBufferedBytes bounds the data plus partition key bytes of those records. A record
+	// larger than the bound is accepted only into an empty buffer. Default 64 MiB.
+	MaxBufferedBytes int64
+
+	// RecordTTL bounds how long the producer keeps trying to write a record, like the KPL's
+	// RecordTtl; a record not written by then fails with an *ExpiredError carrying the last
+	// cause. Records aggregated together share the TTL of the oldest, so one may expire up
+	// to Linger early. Default 30 s.
+	RecordTTL time.Duration
+	// RetryBaseDelay is the first backoff after a shard's records fail; it doubles with each
+	// further failure (with jitter) up to RetryMaxDelay, and resets when the shard succeeds.
+	// Default 100 ms.
+	RetryBaseDelay time.Duration
+	// RetryMaxDelay caps the backoff. Default 5 s.
+	RetryMaxDelay time.Duration
+
+	// StrictOrdering keeps the records of a partition key in order even across retries. By
+	// default a shard has at most one PutRecords request in flight, which keeps order as
+	// long as nothing fails; but when one entry of a request fails and a later entry for the
+	// same shard succeeds, the retry lands after it. With StrictOrdering a request carries at
+	// most one Kinesis record per shard, so a retry never has a successor in flight. The
+	// cost: a shard then gets one Kinesis record (with aggregation up to AggregationMaxSize
+	// bytes) per round trip, about 1 MB/s per shard at 50 ms latency with aggregation but
+	// only some 20 records/s without it.
+	StrictOrdering bool
+
+	// RateLimit caps each shard's send rate at this percentage of the shard's limits (1,000
+	// records/s and 1 MiB/s), like the KPL's RateLimit, so a hot key is held back locally
+	// instead of being throttled by the service. Default 150: one producer can saturate a
+	// shard, since the service's limit is not measured the way the local one is.
+	RateLimit int
+	// DisableAdaptiveRate keeps each shard's rate at RateLimit. By default the rate adapts:
+	// it halves when the service throttles the shard (at most twice a second, since
+	// Kinesis measures throughput per second) and climbs back additively, by 10% of
+	// RateLimit per second, while it does not, so a throttling storm settles at what the
+	// shard accepts instead of spiralling into retries.
+	DisableAdaptiveRate bool
+
+	// Compression compresses every Kinesis record's blob in the compression package's
+	// framing. Off (compression.None) by default, because consumers that do not call
+	// compression.Decode (Lambda, Firehose, the KCL) would see frames. Kinesis limits apply
+	// to the compressed blob.
+	Compression compression.Codec
+
+	// OnResult receives the results of records put with a nil Callback. With neither, results
+	// are only counted in Stats and metrics, and failures are logged at Warn.
+	OnResult Callback
+
+	// Logger receives the producer's logs. Default slog.Default().
+	Logger *slog.Logger
+	// Metrics receives the producer's metrics, with StreamName and ShardId dimensions. nil
+	// keeps them private: Stats still reports them.
+	Metrics *metrics.Registry
+
+	// SDKRetries lets the SDK retry PutRecords calls as its client is configured to. By
+	// default the producer turns them off for its calls (RetryMaxAttempts 1), because it
+	// retries per record and per shard itself and needs to see every throttle to adapt.
+	SDKRetries bool
+}
+
+// withDefaults returns the configuration with defaults applied, or an error naming the first
+// invalid field.
+func (c Config) withDefaults() (Config, error) {
+	if c.StreamName == "" && c.StreamARN == "" {
+		return c, errors.New("producer: Config.StreamName or Config.StreamARN is required")
+	}
+	if c.AggregationMaxSize == 0 {
+		c.AggregationMaxSize = DefaultAggregationMaxSize
+	}
+	if c.AggregationMaxSize < 64 || c.AggregationMaxSize > aggregation.MaxRecordSize {
+		return c, fmt.Errorf("producer: Config.AggregationMaxSize %d outside [64, %d]", c.AggregationMaxSize, aggregation.MaxRecordSize)
+	}
+	switch {
+	case c.Linger == 0:
+		c.Linger = DefaultLinger
+	case c.Linger < 0:
+		c.Linger = 0
+	}
+	if c.MaxBatchRecords == 0 {
+		c.MaxBatchRecords = MaxBatchRecords
+	}
+	if c.MaxBatchRecords < 1 || c.MaxBatchRecords > MaxBatchRecords {
+		return c, fmt.Errorf("producer: Config.MaxBatchRecords %d outside [1, %d]", c.MaxBatchRecords, MaxBatchRecords)
+	}
+	if c.MaxBatchBytes == 0 {
+		c.MaxBatchBytes = MaxBatchBytes
+	}
+	if c.MaxBatchBytes < 1 || c.MaxBatchBytes > MaxBatchBytes {
+		return c, fmt.Errorf("producer: Config.MaxBatchBytes %d outside [1, %d]", c.MaxBatchBytes, MaxBatchBytes)
+	}
+	if c.MaxConcurrentRequests == 0 {
+		c.MaxConcurrentRequests = DefaultMaxConcurrentRequests
+	}
+	if c.MaxConcurrentRequests < 1 {
+		return c, fmt.Errorf("producer: Config.MaxConcurrentRequests %d below 1", c.MaxConcurrentRequests)
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = DefaultRequestTimeout
+	}
+	if c.MaxBufferedRecords == 0 {
+		c.MaxBufferedRecords = DefaultMaxBufferedRecords
+	}
+	if c.MaxBufferedBytes == 0 {
+		c.MaxBufferedBytes = DefaultMaxBufferedBytes
+	}
+	if c.MaxBufferedRecords < 1 || c.MaxBufferedBytes < 1 {
+		return c, errors.New("producer: Config.MaxBufferedRecords and MaxBufferedBytes must be positive")
+	}
+	if c.RecordTTL == 0 {
+		c.RecordTTL = DefaultRecordTTL
+	}
+	if c.RetryBaseDelay == 0 {
+		c.RetryBaseDelay = DefaultRetryBaseDelay
+	}
+	if c.RetryMaxDelay == 0 {
+		c.RetryMaxDelay = DefaultRetryMaxDelay
+	}
+	if c.RetryMaxDelay < c.RetryBaseDelay {
+		c.RetryMaxDelay = c.RetryBaseDelay
+	}
+	if c.RequestTimeout < 0 || c.RecordTTL < 0 || c.RetryBaseDelay < 0 {
+		return c, errors.New("producer: Config durations must not be negative")
+	}
+	if c.RateLimit == 0 {
+		c.RateLimit = DefaultRateLimit
+	}
+	if c.RateLimit < 1 {
+		return c, fmt.Errorf("producer: Config.RateLimit %d below 1", c.RateLimit)
+	}
+	if !c.Compression.Valid() {
+		return c, fmt.Errorf("producer: Config.Compression: unknown codec %d", uint8(c.Compression))
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c, nil
+}

@@ -1,0 +1,616 @@
+package producer
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/shardline/shardline/aggregation"
+)
+
+// batch is one PutRecords request: the Kinesis records it carries and the shards they
+// belong to. Batches are pooled with their slices.
+type batch struct {
+	krs     []*kRecord
+	shards  []*shard
+	res     []entryResult
+	entries []types.PutRecordsRequestEntry
+	in      kinesis.PutRecordsInput
+	bytes   int
+	users   int
+	sentAt  int64
+}
+
+// entryResult is what became of one entry of a request.
+type entryResult struct {
+	err     error
+	cls     errClass
+	code    string
+	action  action
+	shardID string
+	seq     string
+}
+
+type action uint8
+
+const (
+	actDone action = iota
+	actRequeue
+	actReroute
+	actFail
+	actExpire
+)
+
+// dispatchLoop is the producer's clock: it seals aggregates whose Linger ran out, expires
+// records that waited too long for a shard map, and turns ready Kinesis records into
+// PutRecords requests for the senders. It sleeps until the next deadline or until woken by
+// a put, a finished request or Flush/Close.
+func (p *Producer) dispatchLoop() {
+	defer p.wg.Done()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		p.nextWake.Store(math.MaxInt64)
+		now := p.now()
+		eager := p.cfg.Linger == 0 || p.flushing.Load() > 0 || p.closed.Load()
+		next := p.sealDue(now, eager)
+		if p.aborted.Load() {
+			p.abortQueued()
+		}
+		next = min(next, p.dispatch(now, eager))
+		p.m.pending.Set(float64(p.room.recs.Load()))
+		p.nextWake.Store(next)
+
+		var tick <-chan time.Time
+		if next != math.MaxInt64 {
+			d := time.Duration(next - p.now())
+			if d <= 0 {
+				continue
+			}
+			timer.Reset(d)
+			tick = timer.C
+		}
+		select {
+		case <-p.wakeCh:
+		case <-tick:
+		case <-p.stop:
+			return
+		}
+	}
+}
+
+// sealDue seals open aggregates whose Linger ran out (all of them when eager) and returns
+// the earliest deadline among the rest.
+func (p *Producer) sealDue(now int64, eager bool) int64 {
+	next := int64(math.MaxInt64)
+	for _, sh := range p.table.Load().shards {
+		sh.mu.Lock()
+		kr := sh.open
+		if kr == nil || sh.retired {
+			sh.mu.Unlock()
+			continue
+		}
+		if !eager && kr.deadline > now {
+			next = min(next, kr.deadline)
+			sh.mu.Unlock()
+			continue
+		}
+		p.enqueue(sh, kr)
+		sh.mu.Unlock()
+		p.finishSeal(kr)
+	}
+	return min(next, p.expireUnrouted(now))
+}
+
+// expireUnrouted fails the records that waited for a shard map past their TTL and returns
+// the earliest expiry among the rest.
+func (p *Producer) expireUnrouted(now int64) int64 {
+	u := p.unrouted
+	u.mu.Lock()
+	if len(u.held) == 0 {
+		u.mu.Unlock()
+		return math.MaxInt64
+	}
+	ttl := int64(p.cfg.RecordTTL)
+	next := int64(math.MaxInt64)
+	var expired []pending
+	kept := u.held[:0]
+	for _, r := range u.held {
+		if r.arrival+ttl <= now {
+			expired = append(expired, r)
+			continue
+		}
+		next = min(next, r.arrival+ttl)
+		kept = append(kept, r)
+	}
+	clear(u.held[len(kept):])
+	u.held = kept
+	u.mu.Unlock()
+	if len(expired) > 0 {
+		var last error
+		if e := p.routeErr.Load(); e != nil {
+			last = *e
+		}
+		p.stats.expired.Add(int64(len(expired)))
+		p.m.expired.Add(int64(len(expired)))
+		p.failUsers(expired, p.expiredError(0, last))
+	}
+	return next
+}
+
+// abortQueued fails everything not in flight once Close has given up.
+func (p *Producer) abortQueued() {
+	err := closedError(p.abortCause())
+	var fails []*kRecord
+	var users []pending
+	p.mu.Lock()
+	for _, sh := range p.readyShards {
+		for _, kr := range sh.ready.takeAll() {
+			p.readyCount--
+			if kr.encoded {
+				p.readyBytes -= kr.size
+				fails = append(fails, kr)
+			} else {
+				users = append(users, kr.users...)
+				kr.dropped = true // its encoder frees it
+			}
+		}
+		sh.inReady = false
+	}
+	clear(p.readyShards)
+	p.readyShards = p.readyShards[:0]
+	p.mu.Unlock()
+	for _, kr := range fails {
+		p.fail(kr, err)
+		p.putKR(kr)
+	}
+	if len(users) > 0 {
+		p.failUsers(users, err)
+	}
+	p.failUnrouted(err)
+	p.processParked(true)
+}
+
+// dispatch hands requests to the senders while slots are free and something is due. It
+// returns when it next needs to look: a deadline, a backoff or a rate limit running out.
+func (p *Producer) dispatch(now int64, eager bool) int64 {
+	next := int64(math.MaxInt64)
+	var fails []*kRecord
+	p.mu.Lock()
+	for p.inflightReqs < p.cfg.MaxConcurrentRequests && p.readyCount > 0 {
+		due := eager || p.readyCount >= p.cfg.MaxBatchRecords || p.readyBytes >= p.cfg.MaxBatchBytes
+		if !due {
+			d := p.earliestReady(now)
+			if d > now {
+				next = min(next, d)
+				break
+			}
+		}
+		b := p.buildBatch(now, &next, &fails)
+		if b == nil {
+			break
+		}
+		p.inflightReqs++
+		p.batches <- b // buffered to MaxConcurrentRequests: never blocks
+	}
+	p.mu.Unlock()
+	for _, kr := range fails {
+		if kr.failErr != nil {
+			p.fail(kr, kr.failErr)
+		} else {
+			p.stats.expired.Add(int64(len(kr.users)))
+			p.m.expired.Add(int64(len(kr.users)))
+			p.fail(kr, p.expiredError(kr.attempts, kr.lastErr))
+		}
+		p.putKR(kr)
+	}
+	if len(fails) > 0 {
+		next = now // look again: removing them may have made others sendable
+	}
+	return next
+}
+
+// earliestReady returns when the first queue head becomes due: its Linger deadline, or the
+// end of its shard's backoff if later. Shards with a request in flight are left out (its
+// completion wakes the dispatcher), and a backing-off shard's overdue retries do not count
+// as due, or they would make every other shard send without lingering.
+func (p *Producer) earliestReady(now int64) int64 {
+	d := int64(math.MaxInt64)
+	for _, sh := range p.readyShards {
+		if sh.ready.len() == 0 || sh.inflight > 0 {
+			continue
+		}
+		if kr := sh.ready.front(); kr.encoded {
+			d = min(d, max(kr.deadline, sh.retryAt))
+		}
+	}
+	return d
+}
+
+// buildBatch takes sendable Kinesis records, shard by shard in rotating order, into one
+// request. A shard is skipped while it backs off or has a request in flight (which keeps
+// its records in order); within a shard the rate limiter decides how many go. Records found
+// expired or unsendable go to fails. It returns nil when nothing could be taken.
+func (p *Producer) buildBatch(now int64, next *int64, fails *[]*kRecord) *batch {
+	b := p.batchPool.Get().(*batch)
+	n := len(p.readyShards)
+	if n == 0 {
+		p.batchPool.Put(b)
+		return nil
+	}
+	start := p.rr % n
+	p.rr++
+	full := false
+	for i := 0; i < n && !full; i++ {
+		sh := p.readyShards[(start+i)%n]
+		if sh.retryAt > now {
+			*next = min(*next, sh.retryAt)
+			continue
+		}
+		if sh.inflight > 0 {
+			continue // its completion wakes the dispatcher
+		}
+		took := false
+		for sh.ready.len() > 0 {
+			kr := sh.ready.front()
+			if !kr.encoded {
+				break // its encoder wakes the dispatcher
+			}
+			if kr.failErr != nil || kr.expires <= now {
+				sh.ready.popFront()
+				p.readyCount--
+				p.readyBytes -= kr.size
+				*fails = append(*fails, kr)
+				continue
+			}
+			if len(b.krs) >= p.cfg.MaxBatchRecords || len(b.krs) > 0 && b.bytes+kr.size > p.cfg.MaxBatchBytes {
+				full = true
+				break
+			}
+			ok, wait := sh.lim.take(now, kr.size)
+			sh.m.rate.Set(sh.lim.recordsPerSecond())
+			if !ok {
+				*next = min(*next, now+wait)
+				break
+			}
+			sh.ready.popFront()
+			p.readyCount--
+			p.readyBytes -= kr.size
+			if kr.attempts > 0 {
+				p.stats.retries.Add(1)
+			} else {
+				kr.sentAt = now // first send: the end of buffering
+			}
+			kr.attempts++
+			b.krs = append(b.krs, kr)
+			b.bytes += kr.size
+			b.users += len(kr.users)
+			took = true
+			if p.cfg.StrictOrdering {
+				break
+			}
+		}
+		if took {
+			sh.inflight++
+			b.shards = append(b.shards, sh)
+		}
+	}
+	// Drop shards whose queues emptied.
+	kept := p.readyShards[:0]
+	for _, sh := range p.readyShards {
+		if sh.ready.len() > 0 {
+			kept = append(kept, sh)
+		} else {
+			sh.inReady = false
+		}
+	}
+	clear(p.readyShards[len(kept):])
+	p.readyShards = kept
+	if len(b.krs) == 0 {
+		p.batchPool.Put(b)
+		return nil
+	}
+	b.sentAt = now
+	return b
+}
+
+// sendLoop is one sender: it performs the requests the dispatcher hands out.
+func (p *Producer) sendLoop() {
+	defer p.wg.Done()
+	for {
+		select {
+		case b := <-p.batches:
+			p.send(b)
+		case <-p.stop:
+			return
+		}
+	}
+}
+
+func (p *Producer) send(b *batch) {
+	b.entries = b.entries[:0]
+	for _, kr := range b.krs {
+		e := types.PutRecordsRequestEntry{Data: kr.data, PartitionKey: &kr.pk}
+		if kr.ehk != "" {
+			e.ExplicitHashKey = &kr.ehk
+		}
+		b.entries = append(b.entries, e)
+	}
+	b.in = kinesis.PutRecordsInput{Records: b.entries}
+	if p.cfg.StreamName != "" {
+		b.in.StreamName = &p.cfg.StreamName
+	}
+	if p.cfg.StreamARN != "" {
+		b.in.StreamARN = &p.cfg.StreamARN
+	}
+	ctx, cancel := context.WithTimeout(p.callCtx, p.cfg.RequestTimeout)
+	start := time.Now()
+	out, err := p.client.PutRecords(ctx, &b.in, p.callOpts...)
+	cancel()
+	p.m.requestTime.ObserveDuration(time.Since(start))
+	p.m.kinesisPerRequest.Observe(float64(len(b.krs)))
+	p.m.userPerRequest.Observe(float64(b.users))
+	p.handle(b, out, err)
+}
+
+// handle settles a finished request: successes get their results, retryable failures go
+// back to the front of their shard's queue (in order) behind a backoff, throttles slow their
+// shard down, and everything else fails.
+func (p *Producer) handle(b *batch, out *kinesis.PutRecordsOutput, callErr error) {
+	now := p.now()
+	p.stats.requests.Add(1)
+	var callCls errClass
+	var callCode string
+	var callFail error
+	if callErr == nil && (out == nil || len(out.Records) != len(b.krs)) {
+		n := 0
+		if out != nil {
+			n = len(out.Records)
+		}
+		callErr = fmt.Errorf("producer: PutRecords answered %d entries for %d", n, len(b.krs))
+		callCls, callCode = classRetry, "InvalidResponse"
+	} else if callErr != nil {
+		callCls, callCode = classifyError(callErr)
+	}
+	if callErr != nil {
+		callFail = &PutError{Code: callCode, Retryable: callCls != classFatal, Err: callErr}
+		p.log.Debug("PutRecords failed", "code", callCode, "records", len(b.krs), "error", callErr)
+	}
+	aborted := p.aborted.Load()
+
+	b.res = b.res[:0]
+	for i := range b.krs {
+		var r entryResult
+		switch {
+		case callErr != nil:
+			r = entryResult{err: callFail, cls: callCls, code: callCode}
+		case out.Records[i].ErrorCode != nil && *out.Records[i].ErrorCode != "":
+			e := &out.Records[i]
+			r.code = *e.ErrorCode
+			r.cls = classifyCode(r.code)
+			r.err = &PutError{Code: r.code, Message: aws.ToString(e.ErrorMessage), Retryable: r.cls != classFatal}
+		default:
+			e := &out.Records[i]
+			r.shardID, r.seq = aws.ToString(e.ShardId), aws.ToString(e.SequenceNumber)
+		}
+		b.res = append(b.res, r)
+	}
+
+	var throttled int64
+	p.mu.Lock()
+	for _, sh := range b.shards {
+		sh.inflight--
+	}
+	// Backwards, so that pushing each retry to the front keeps a shard's retries in order.
+	for i := len(b.krs) - 1; i >= 0; i-- {
+		kr, r := b.krs[i], &b.res[i]
+		sh := kr.sh
+		if r.err == nil {
+			sh.ok = true
+			continue
+		}
+		kr.lastErr = r.err
+		if r.cls == classThrottle {
+			sh.throttle = true
+			sh.nThrottled++
+			throttled++
+		}
+		switch {
+		case aborted:
+			r.action, r.err = actFail, closedError(p.abortCause())
+		case r.cls == classFatal:
+			r.action = actFail
+		case now >= kr.expires:
+			r.action = actExpire
+		case sh.retired:
+			sh.failed = true
+			r.action = actReroute
+		default:
+			sh.failed = true
+			r.action = actRequeue
+			sh.ready.pushFront(kr)
+			p.readyCount++
+			p.readyBytes += kr.size
+			if !sh.inReady {
+				sh.inReady = true
+				p.readyShards = append(p.readyShards, sh)
+			}
+		}
+	}
+	for _, sh := range b.shards {
+		if sh.throttle {
+			sh.m.throttled.Add(sh.nThrottled)
+			if sh.lim.throttled(now, b.sentAt) {
+				sh.m.rate.Set(sh.lim.recordsPerSecond())
+			}
+		}
+		if sh.failed {
+			sh.retryAt = now + int64(sh.bo.NextBackOff())
+		} else if sh.ok {
+			sh.bo.Reset()
+			sh.retryAt = 0
+		}
+		sh.ok, sh.failed, sh.throttle, sh.nThrottled = false, false, false, 0
+	}
+	p.inflightReqs--
+	p.mu.Unlock()
+	p.signal()
+
+	if throttled > 0 {
+		p.stats.throttled.Add(throttled)
+	}
+	for i, kr := range b.krs {
+		r := &b.res[i]
+		if r.err != nil && r.code != "" {
+			p.stats.code(r.code, 1)
+			p.m.errorCode(r.code, 1)
+		}
+		switch {
+		case r.err == nil:
+			p.succeed(kr, r.shardID, r.seq)
+		case r.action == actFail:
+			p.fail(kr, r.err)
+			p.putKR(kr)
+		case r.action == actExpire:
+			p.stats.expired.Add(int64(len(kr.users)))
+			p.m.expired.Add(int64(len(kr.users)))
+			p.fail(kr, p.expiredError(kr.attempts, r.err))
+			p.putKR(kr)
+		case r.action == actReroute:
+			p.reroute(kr)
+		}
+	}
+	clear(b.krs)
+	clear(b.shards)
+	clear(b.res)
+	clear(b.entries)
+	b.krs, b.shards, b.res, b.entries = b.krs[:0], b.shards[:0], b.res[:0], b.entries[:0]
+	b.in = kinesis.PutRecordsInput{}
+	b.bytes, b.users = 0, 0
+	p.batchPool.Put(b)
+}
+
+// succeed settles a Kinesis record the service accepted. It normally landed on the
+// predicted shard; when the service names another one, the records still count as delivered
+// if their hash keys lie in that shard's range, since that is where consumers look for them.
+func (p *Producer) succeed(kr *kRecord, shardID, seq string) {
+	if shardID == kr.sh.id || shardID == "" {
+		p.complete(kr, shardID, seq)
+		return
+	}
+	r, ok := p.table.Load().known[shardID]
+	if !ok {
+		p.park(kr, shardID, seq) // a shard the map does not know yet: decide after a refresh
+		return
+	}
+	p.settle(kr, shardID, seq, r, true)
+}
+
+// settle decides, record by record, whether a Kinesis record that landed on shard r counts
+// as delivered. Records whose hash key is outside r's range are written again: a consumer
+// that filters deaggregated records by the shard's range (as the KCL does) would drop them.
+func (p *Producer) settle(kr *kRecord, shardID, seq string, r aggregation.ShardRange, known bool) {
+	if known && r.Contains(kr.lo) && r.Contains(kr.hi) {
+		p.complete(kr, shardID, seq)
+		return
+	}
+	p.requestRefresh()
+	var again []pending
+	stay := 0
+	for i := range kr.users {
+		u := &kr.users[i]
+		if known && r.Contains(u.hash) {
+			res := Result{ShardID: shardID, SequenceNumber: seq, Attempts: u.tries + kr.attempts}
+			if kr.aggregated {
+				res.SubSequenceNumber = uint64(i)
+			}
+			p.deliver(u, res)
+			kr.users[stay] = *u
+			stay++
+			continue
+		}
+		v := *u
+		v.tries += kr.attempts
+		again = append(again, v)
+	}
+	p.countSuccessUsers(kr.sh, kr.users[:stay])
+	p.release(kr.users[:stay])
+	p.log.Debug("records landed outside the predicted shard", "predicted", kr.sh.id, "actual", shardID, "rewritten", len(again))
+	p.putKR(kr)
+	p.hold(again)
+}
+
+// hold parks records in the unrouted area until the next shard map refresh routes them.
+func (p *Producer) hold(us []pending) {
+	if len(us) == 0 {
+		return
+	}
+	p.unrouted.mu.Lock()
+	p.unrouted.held = append(p.unrouted.held, us...)
+	p.unrouted.mu.Unlock()
+	p.requestRefresh()
+	p.signal()
+}
+
+// reroute sends the records of a Kinesis record whose shard was retired through routing
+// again.
+func (p *Producer) reroute(kr *kRecord) {
+	us := make([]pending, len(kr.users))
+	copy(us, kr.users)
+	for i := range us {
+		us[i].tries += kr.attempts
+	}
+	p.putKR(kr)
+	for i := range us {
+		p.route(&us[i])
+	}
+}
+
+// complete delivers success to every user record of kr and recycles it.
+func (p *Producer) complete(kr *kRecord, shardID, seq string) {
+	for i := range kr.users {
+		u := &kr.users[i]
+		res := Result{ShardID: shardID, SequenceNumber: seq, Attempts: u.tries + kr.attempts}
+		if kr.aggregated {
+			res.SubSequenceNumber = uint64(i)
+		}
+		p.deliver(u, res)
+	}
+	n := int64(len(kr.users))
+	c, m := &p.stats, kr.sh.m
+	c.userPut.Add(n)
+	c.userBytes.Add(kr.userBytes)
+	c.kinesisPut.Add(1)
+	c.kinesisBytes.Add(int64(kr.size))
+	m.userPut.Add(n)
+	m.userBytes.Add(kr.userBytes)
+	m.kinesisPut.Add(1)
+	m.kinesisBytes.Add(int64(kr.size))
+	p.m.userPerKinesis.Observe(float64(n))
+	p.m.retries.Observe(float64(kr.attempts - 1))
+	if first := kr.deadline - int64(p.cfg.Linger); kr.sentAt > first {
+		p.m.bufferingTime.ObserveDuration(time.Duration(kr.sentAt - first))
+	} else {
+		p.m.bufferingTime.Observe(0)
+	}
+	p.release(kr.users)
+	p.putKR(kr)
+}
+
+// countSuccessUsers counts users delivered out of a Kinesis record that was partly
+// rewritten.
+func (p *Producer) countSuccessUsers(sh *shard, us []pending) {
+	var bytes int64
+	for i := range us {
+		bytes += int64(len(us[i].rec.Data))
+	}
+	n := int64(len(us))
+	p.stats.userPut.Add(n)
+	p.stats.userBytes.Add(bytes)
+	sh.m.userPut.Add(n)
+	sh.m.userBytes.Add(bytes)
+}

@@ -1,0 +1,122 @@
+// Package producer writes records to an Amazon Kinesis data stream the way AWS's Kinesis
+// Producer Library (KPL) does (aggregation, batching, per-shard rate limiting, retries),
+// in-process, with a Go API and an allocation-free hot path.
+//
+// # Model
+//
+// A record travels through this pipeline:
+//
+//		Put ──► validate ──► per-shard aggregator ──► shard queue ──► batcher ──► sender ──► result
+//		         │             (shard map from          (backoff,       (≤500 entries,  (PutRecords,
+//		         │              ListShards, MD5 of       rate limit)     ≤5 MiB)         retries)
+//		         └─► error returned at once
+//
+//	  - Validate: the partition key (1 to 256 Unicode characters), the explicit hash key
+//	    (a decimal below 2^128) and the size (data plus key at most 1 MiB) are checked before
+//	    a record is accepted; a violation returns a *ValidationError naming the field and the
+//	    limit, and the record is not accepted.
+//	  - Backpressure: at most MaxBufferedRecords records and MaxBufferedBytes bytes are
+//	    accepted and unfinished at once. PutAsync blocks for room (bounded by its context);
+//	    TryPutAsync returns ErrBufferFull instead.
+//	  - Aggregation: the producer keeps a map of the stream's open shards (ListShards; a shard
+//	    is open when its ending sequence number is unset) and predicts each record's shard
+//	    from the MD5 of its partition key, or from its explicit hash key. Records predicted
+//	    for the same shard are packed into one KPL aggregate (format in package aggregation)
+//	    until it reaches AggregationMaxSize or its oldest record has waited Linger. The
+//	    aggregate is put under its first record's keys, so it lands on the predicted shard
+//	    and every key's records stay on the shard its hash selects; an aggregate of one
+//	    record is sent as that plain record, as the KPL does.
+//	  - Batching: sealed Kinesis records wait in their shard's queue until a PutRecords
+//	    request can be filled (500 entries or 5 MiB) or the oldest has waited Linger; then
+//	    every sendable shard contributes to the request. At most MaxConcurrentRequests
+//	    requests are in flight.
+//	  - Sending: a shard contributes only when it has no request in flight, is not backing
+//	    off, and its rate limiter allows it (RateLimit percent of 1,000 records/s and
+//	    1 MiB/s, adapted to throttling, see below). One request in flight per shard keeps a
+//	    key's records in order as long as nothing fails; StrictOrdering keeps them in order
+//	    across retries as well.
+//	  - Results: when a request returns, the successful entries' user records get their
+//	    result (shard ID, sequence number, subsequence number, attempts). Failed entries are
+//	    classified once (see below); retryable ones go back to the front of their shard's
+//	    queue behind an exponential backoff with jitter for that shard only, so one hot
+//	    shard does not stall the others. Every accepted record gets exactly one result,
+//	    success or error, through its Callback.
+//
+// # Retries and errors
+//
+// Throttling (ProvisionedThroughputExceededException, KMSThrottlingException), internal
+// failures, 5xx answers, timeouts and connection resets are retried, only for the entries
+// that failed, until RecordTTL has passed since the record was accepted; then the record
+// fails with an *ExpiredError (errors.Is(err, ErrRecordExpired)) carrying the last cause.
+// Other failures (a missing stream, denied access, invalid arguments, KMS key problems) fail
+// the affected records at once with a *PutError naming the service's error code. A call
+// that timed out or lost its connection may still have written its records, so a retry can
+// write them twice: delivery is at least once, as with any Kinesis producer.
+//
+// # Adaptive rate
+//
+// The KPL caps each shard at a fixed rate. Here each shard's cap adapts to what the service
+// reports: when a request comes back with throttled entries for a shard, the shard's rate is
+// halved (at most twice a second, whatever the number of throttled entries, because Kinesis
+// measures a shard's throughput per second and keeps throttling until the second is over),
+// and while no throttle is reported it climbs back by a tenth of RateLimit per second, up to
+// RateLimit.
+// A throttling storm thus settles at the rate the shard accepts instead of feeding itself
+// with retries. The AdaptiveRateLimit gauge (per shard) and Stats.AdaptiveRateLimit show the
+// current rate; ThrottledRecords counts throttled Kinesis records.
+//
+// # Resharding
+//
+// When PutRecords reports a record on a shard other than the predicted one, the record still
+// counts as delivered when its hash key lies in that shard's range; records that do not are
+// written again and the shard map is refreshed, with backoff between refreshes so that a
+// burst of mismatches does not hammer ListShards (ShardMapRefreshes counts refreshes). A
+// refresh moves the records queued for closed shards to their new shards ahead of any later
+// record of the same key.
+//
+// # Compression
+//
+// With Config.Compression set, each Kinesis record's blob is compressed (zstd, gzip or
+// snappy) in the framing of package compression, which consumers undo with
+// compression.Decode before deaggregating. It is off by default: consumers that do not
+// decode (Lambda, Firehose, the KCL) would see frames.
+//
+// # Configuration defaults
+//
+// The zero value of each Config field selects its default:
+//
+//	Field                  Default        KPL counterpart
+//	AggregationMaxSize     51,200 bytes   AggregationMaxSize (51200)
+//	Linger                 100 ms         RecordMaxBufferedTime (100)
+//	MaxBatchRecords        500            CollectionMaxCount (500)
+//	MaxBatchBytes          5 MiB          CollectionMaxSize (5242880)
+//	MaxConcurrentRequests  24             MaxConnections (24)
+//	RequestTimeout         10 s           RequestTimeout (6000)
+//	MaxBufferedRecords     100,000        none (the KPL buffers without bound)
+//	MaxBufferedBytes       64 MiB         none
+//	RecordTTL              30 s           RecordTtl (30000)
+//	RetryBaseDelay         100 ms         fixed in the KPL
+//	RetryMaxDelay          5 s            fixed in the KPL
+//	RateLimit              150 percent    RateLimit (150)
+//	DisableAggregation     false          AggregationEnabled (true)
+//	DisableAdaptiveRate    false          none (the KPL's rate is fixed)
+//	StrictOrdering         false          none
+//	Compression            none           none
+//	Logger                 slog.Default()
+//	Metrics                private        MetricsLevel, MetricsGranularity
+//
+// # Ownership and callbacks
+//
+// PutAsync takes a *Record; the Record and its Data belong to the producer until the
+// record's Callback runs, so a caller can recycle both from the callback and put records
+// without allocating. Callbacks run on the producer's goroutines and must return quickly.
+//
+// # Metrics
+//
+// The producer records UserRecordsPut, UserRecordsDataPut, KinesisRecordsPut,
+// KinesisRecordsDataPut, ThrottledRecords and AdaptiveRateLimit per shard; UserRecordsReceived,
+// UserRecordsPending, ErrorsByCode, AllErrors, UserRecordExpired, BufferingTime,
+// RetriesPerRecord, RequestTime, ShardMapRefreshes and the per-request distributions per
+// stream, in the registry given as Config.Metrics. Stats returns the same figures as a plain
+// struct.
+package producer

@@ -1,0 +1,355 @@
+package producer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/shardline/shardline/aggregation"
+	"github.com/shardline/shardline/compression"
+)
+
+// Producer writes user records to one Kinesis data stream. It is safe for concurrent use.
+// See the package documentation for the pipeline and its guarantees.
+type Producer struct {
+	cfg    Config
+	client Client
+	log    *slog.Logger
+	stream string // StreamName, or StreamARN without a name: the metrics' StreamName value
+	base   time.Time
+
+	callOpts  []func(*kinesis.Options)
+	callCtx   context.Context // parent of every call; cancelled when Close gives up
+	cancelAll context.CancelFunc
+
+	room     *room
+	epochMu  sync.Mutex
+	epoch    atomic.Pointer[epoch]
+	retired  []*epoch // retired epochs not yet seen drained, guarded by epochMu
+	flushing atomic.Int32
+
+	closed    atomic.Bool
+	closing   chan struct{} // closed by Close: wakes puts waiting for room
+	aborted   atomic.Bool   // Close's context ended: fail instead of retry
+	abortErr  atomic.Pointer[error]
+	closeOnce sync.Once
+
+	table    atomic.Pointer[table]
+	unrouted *shard // holds records while no open shard is known for their hash key
+
+	// Dispatcher state, guarded by mu. Lock order: a shard's mu, then mu; never a shard's mu
+	// while holding mu.
+	mu           sync.Mutex
+	readyShards  []*shard
+	readyCount   int
+	readyBytes   int
+	inflightReqs int
+	rr           int
+
+	nextWake atomic.Int64 // when the dispatcher will next look by itself; MaxInt64: never
+	wakeCh   chan struct{}
+	batches  chan *batch
+	stop     chan struct{}
+	wg       sync.WaitGroup
+
+	refreshReq chan struct{}
+	parkMu     sync.Mutex
+	parked     []parkedResult
+	routeErr   atomic.Pointer[error] // last ListShards failure, the cause of unroutable expiries
+
+	kinesisPool sync.Pool
+	aggPool     sync.Pool
+	batchPool   sync.Pool
+
+	m     *streamMetrics
+	stats counters
+}
+
+// sdkNoRetry turns the SDK's own retries off for one call. A package-level slice keeps the
+// variadic argument from allocating.
+var sdkNoRetry = []func(*kinesis.Options){func(o *kinesis.Options) { o.RetryMaxAttempts = 1 }}
+
+// New returns a Producer for the stream named in cfg, writing through client. It starts the
+// producer's goroutines and loads the shard map in the background; records put before the
+// map is known wait for it (within their TTL). Call Close to stop it.
+func New(client Client, cfg Config) (*Producer, error) {
+	if client == nil {
+		return nil, errors.New("producer: nil Client")
+	}
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	p := &Producer{
+		cfg:        cfg,
+		client:     client,
+		log:        cfg.Logger.With("stream", streamLabel(cfg)),
+		stream:     streamLabel(cfg),
+		base:       time.Now(),
+		room:       newRoom(int64(cfg.MaxBufferedRecords), cfg.MaxBufferedBytes),
+		closing:    make(chan struct{}),
+		wakeCh:     make(chan struct{}, 1),
+		batches:    make(chan *batch, cfg.MaxConcurrentRequests),
+		stop:       make(chan struct{}),
+		refreshReq: make(chan struct{}, 1),
+	}
+	if !cfg.SDKRetries {
+		p.callOpts = sdkNoRetry
+	}
+	p.callCtx, p.cancelAll = context.WithCancel(context.Background())
+	p.epoch.Store(newEpoch())
+	p.m = newStreamMetrics(cfg.Metrics, p.stream)
+	p.unrouted = &shard{unrouted: true}
+	p.table.Store(&table{})
+	p.nextWake.Store(math.MaxInt64)
+	p.kinesisPool.New = func() any { return new(kRecord) }
+	p.aggPool.New = func() any {
+		return &aggregation.Aggregator{MaxSize: cfg.AggregationMaxSize, UnwrapSingle: true}
+	}
+	p.batchPool.New = func() any { return new(batch) }
+
+	p.wg.Add(2 + cfg.MaxConcurrentRequests)
+	go p.dispatchLoop()
+	go p.refreshLoop()
+	for range cfg.MaxConcurrentRequests {
+		go p.sendLoop()
+	}
+	p.requestRefresh()
+	return p, nil
+}
+
+func streamLabel(cfg Config) string {
+	if cfg.StreamName != "" {
+		return cfg.StreamName
+	}
+	return cfg.StreamARN
+}
+
+// now is the producer's clock: monotonic nanoseconds since New.
+func (p *Producer) now() int64 { return int64(time.Since(p.base)) }
+
+// Put puts one record and waits for its result. The error is the result's Err, or the
+// reason the record was not accepted (validation, ErrClosed, ctx). When ctx ends after the
+// record was accepted, Put returns ctx's error but the record stays in the pipeline and may
+// still be written: its outcome is unknown to the caller, as with any timed-out write.
+func (p *Producer) Put(ctx context.Context, rec Record) (Result, error) {
+	w := syncPool.Get().(*syncWaiter)
+	w.rec = rec
+	w.rec.Meta = w
+	if err := p.PutAsync(ctx, &w.rec, syncDone); err != nil {
+		w.rec = Record{}
+		syncPool.Put(w)
+		return Result{}, err
+	}
+	select {
+	case res := <-w.ch:
+		w.rec = Record{}
+		syncPool.Put(w)
+		return res, res.Err
+	case <-ctx.Done():
+		// The result will still arrive on w.ch; w is left to the garbage collector.
+		return Result{}, fmt.Errorf("producer: gave up waiting for the result: %w", ctx.Err())
+	}
+}
+
+type syncWaiter struct {
+	rec Record
+	ch  chan Result
+}
+
+var syncPool = sync.Pool{New: func() any { return &syncWaiter{ch: make(chan Result, 1)} }}
+
+func syncDone(rec *Record, res Result) { rec.Meta.(*syncWaiter).ch <- res }
+
+// PutAsync accepts rec for sending and returns without waiting for the result, which goes
+// to done (or Config.OnResult when done is nil) exactly once. It blocks while the buffer is
+// full, until there is room or ctx ends. A non-nil error means the record was not accepted
+// and done will not be called: a *ValidationError naming the field and limit, ErrClosed, or
+// ctx's error. ctx bounds only that wait; after acceptance the record's life is bounded by
+// RecordTTL. See Record for who owns rec and its Data meanwhile.
+func (p *Producer) PutAsync(ctx context.Context, rec *Record, done Callback) error {
+	u, err := p.admit(rec, done)
+	if err != nil {
+		return err
+	}
+	if !p.room.tryAcquire(u.size) {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if p.closed.Load() {
+			return ErrClosed
+		}
+		if err := p.room.wait(ctx, u.size, p.closing); err != nil {
+			return err
+		}
+	}
+	return p.accept(&u)
+}
+
+// TryPutAsync is PutAsync without waiting: when the buffer is full it returns ErrBufferFull
+// at once.
+func (p *Producer) TryPutAsync(rec *Record, done Callback) error {
+	u, err := p.admit(rec, done)
+	if err != nil {
+		return err
+	}
+	if !p.room.tryAcquire(u.size) {
+		if p.closed.Load() {
+			return ErrClosed
+		}
+		return ErrBufferFull
+	}
+	return p.accept(&u)
+}
+
+// admit validates a record and computes its hash key.
+func (p *Producer) admit(rec *Record, done Callback) (pending, error) {
+	if rec == nil {
+		return pending{}, errors.New("producer: nil Record")
+	}
+	if err := aggregation.ValidatePartitionKey(rec.PartitionKey); err != nil {
+		return pending{}, err
+	}
+	hash, err := aggregation.EffectiveHashKey(rec.PartitionKey, rec.ExplicitHashKey)
+	if err != nil {
+		return pending{}, err
+	}
+	if p.cfg.Compression == compression.None {
+		if err := aggregation.ValidateRecordSize(rec.PartitionKey, len(rec.Data)); err != nil {
+			return pending{}, err
+		}
+	} else if len(rec.Data) > compression.MaxDecodedSize {
+		return pending{}, &ValidationError{Field: "Data", Limit: fmt.Sprintf("at most %d bytes before compression", compression.MaxDecodedSize),
+			Actual: fmt.Sprintf("%d bytes", len(rec.Data))}
+	}
+	return pending{rec: rec, done: done, hash: hash, size: int64(len(rec.Data) + len(rec.PartitionKey))}, nil
+}
+
+// accept enters an admitted record that holds room into the pipeline.
+func (p *Producer) accept(u *pending) error {
+	ep := p.epoch.Load()
+	ep.n.Add(1)
+	// Checked after counting, so that Close, which sets closed before it waits for the
+	// buffer to empty, either sees this record or this put sees closed.
+	if p.closed.Load() {
+		ep.sub(1)
+		p.room.release(1, u.size)
+		return ErrClosed
+	}
+	u.ep = ep
+	u.arrival = p.now()
+	p.m.received.Add(1)
+	p.route(u)
+	return nil
+}
+
+// Flush sends every buffered record without waiting for Linger and returns when all records
+// accepted before the call have their results, or ctx ends. Records put while it waits are
+// sent promptly too but not waited for.
+func (p *Producer) Flush(ctx context.Context) error {
+	if p.closed.Load() {
+		return ErrClosed
+	}
+	p.flushing.Add(1)
+	defer p.flushing.Add(-1)
+	eps := p.rotateEpoch()
+	p.signal()
+	for _, e := range eps {
+		select {
+		case <-e.done:
+		case <-ctx.Done():
+			return fmt.Errorf("producer: flush: %w", ctx.Err())
+		}
+	}
+	return nil
+}
+
+// rotateEpoch starts a new epoch and returns the retired ones still outstanding.
+func (p *Producer) rotateEpoch() []*epoch {
+	p.epochMu.Lock()
+	defer p.epochMu.Unlock()
+	old := p.epoch.Swap(newEpoch())
+	old.retire()
+	kept := p.retired[:0]
+	for _, e := range p.retired {
+		if !e.isDone() {
+			kept = append(kept, e)
+		}
+	}
+	p.retired = append(kept, old)
+	return append([]*epoch(nil), p.retired...)
+}
+
+// Close stops accepting records, sends everything buffered and returns when every accepted
+// record has its result and the producer's goroutines have stopped. When ctx ends first,
+// Close gives up: in-flight calls are cancelled and every record without a result gets one
+// whose error matches ErrClosed and ctx's error; Close then returns ctx's error. Calls after
+// the first return ErrClosed.
+func (p *Producer) Close(ctx context.Context) error {
+	first := false
+	p.closeOnce.Do(func() { first = true })
+	if !first {
+		return ErrClosed
+	}
+	p.closed.Store(true)
+	close(p.closing)
+	p.signal()
+
+	var err error
+	if !p.waitDrained(ctx) {
+		err = fmt.Errorf("producer: close: %w", ctx.Err())
+		cause := ctx.Err()
+		p.abortErr.Store(&cause)
+		p.aborted.Store(true)
+		p.cancelAll()
+		p.signal()
+		p.waitDrained(context.Background())
+	}
+	// Every record has its result, so no PutRecords call is in flight; cancelling the
+	// calls' context ends a shard map refresh that might be, rather than waiting for it.
+	p.cancelAll()
+	close(p.stop)
+	p.wg.Wait()
+	return err
+}
+
+// waitDrained waits until no accepted record is without its result.
+func (p *Producer) waitDrained(ctx context.Context) bool {
+	for p.room.recs.Load() != 0 {
+		select {
+		case <-p.room.drained:
+		case <-ctx.Done():
+			return p.room.recs.Load() == 0
+		}
+	}
+	return true
+}
+
+func (p *Producer) abortCause() error {
+	if e := p.abortErr.Load(); e != nil {
+		return *e
+	}
+	return nil
+}
+
+// signal wakes the dispatcher.
+func (p *Producer) signal() {
+	select {
+	case p.wakeCh <- struct{}{}:
+	default:
+	}
+}
+
+// requestRefresh asks the refresher for a new shard map; requests coalesce.
+func (p *Producer) requestRefresh() {
+	select {
+	case p.refreshReq <- struct{}{}:
+	default:
+	}
+}

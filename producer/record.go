@@ -1,0 +1,76 @@
+package producer
+
+import (
+	"context"
+
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+)
+
+// Client is the part of the Kinesis API the producer uses. *kinesis.Client satisfies it, so a
+// client built with kinesis.NewFromConfig can be passed as is; tests and benchmarks pass fakes.
+type Client interface {
+	PutRecords(ctx context.Context, in *kinesis.PutRecordsInput, optFns ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error)
+	ListShards(ctx context.Context, in *kinesis.ListShardsInput, optFns ...func(*kinesis.Options)) (*kinesis.ListShardsOutput, error)
+}
+
+// A *kinesis.Client can be passed to New directly.
+var _ Client = (*kinesis.Client)(nil)
+
+// Record is one user record.
+//
+// Ownership: a *Record passed to PutAsync or TryPutAsync, and the Data slice it refers to,
+// belong to the producer from a nil-error return until the record's Callback is called. The
+// producer reads Data while aggregating, re-aggregating after a reshard and, without
+// aggregation, while sending, so neither may be modified or reused before the callback; after
+// it they are the caller's again and may be recycled. Put copies the Record header but not
+// Data, which must likewise stay unchanged until Put returns.
+type Record struct {
+	// PartitionKey routes the record to a shard (through its MD5) and groups records whose
+	// order matters: 1 to 256 Unicode characters.
+	PartitionKey string
+
+	// ExplicitHashKey, when set, routes the record instead of the partition key's hash: a
+	// decimal integer in [0, 2^128) without leading zeros.
+	ExplicitHashKey string
+
+	// Data is the payload. Data plus the partition key may not exceed 1 MiB (1,048,576
+	// bytes); with compression on, the limit applies to the compressed Kinesis record.
+	Data []byte
+
+	// Meta is carried to the Callback untouched, so a caller can find its own state for the
+	// record without a map or a closure per record. Storing a pointer does not allocate.
+	Meta any
+}
+
+// Result is the outcome of one user record.
+type Result struct {
+	// ShardID is the shard that holds the record, as PutRecords reported it.
+	ShardID string
+
+	// SequenceNumber is the sequence number of the Kinesis record that carries the user
+	// record. User records aggregated together share it and differ in SubSequenceNumber.
+	// Compare sequence numbers as big integers, not as strings of different lengths.
+	SequenceNumber string
+
+	// SubSequenceNumber is the position of the user record in its aggregate, counted from
+	// zero; 0 for a record sent on its own.
+	SubSequenceNumber uint64
+
+	// Attempts is how many PutRecords calls carried the record, including the one that
+	// succeeded or failed last.
+	Attempts int
+
+	// Err is nil on success. Otherwise it is one of: a *PutError (errors.Is(err, ErrPut)) for
+	// a failure the service reported and the producer does not retry; an *ExpiredError
+	// (errors.Is(err, ErrRecordExpired)) when RecordTTL passed first; ErrClosed, possibly
+	// joined with the context error, when Close gave up on the record; or a
+	// *ValidationError when the Kinesis record built from it breaks a limit that could only
+	// be checked after compression.
+	Err error
+}
+
+// Callback receives the result of one record put with PutAsync or TryPutAsync. It is called
+// exactly once per accepted record, from one of the producer's goroutines, and must return
+// quickly: it delays the results of the records after it. It may call TryPutAsync, but not
+// PutAsync, Put, Flush or Close, which can wait on the very goroutine that runs it.
+type Callback func(rec *Record, res Result)
