@@ -1,0 +1,563 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/spf13/cobra"
+
+	"github.com/shardline/shardline/aggregation"
+	"github.com/shardline/shardline/compression"
+)
+
+// minCallSpacing keeps GetRecords calls on one shard at most five a second, the Kinesis limit
+// per shard.
+const minCallSpacing = 200 * time.Millisecond
+
+// errLimitReached ends cat once --max-records records are written.
+var errLimitReached = errors.New("record limit reached")
+
+func (a *app) catCommand() *cobra.Command {
+	var (
+		follow       bool
+		from         string
+		keys         []string
+		asJSON       bool
+		b64          bool
+		maxRecords   int64
+		pollInterval time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "cat STREAM",
+		Short: "Write the records of a stream to stdout",
+		Long: `Read every shard of the stream with GetRecords and write its records to stdout, one per
+line, after undoing Shardline compression and KPL aggregation: each user record is a line.
+Records of one shard keep their order, and a shard's parents are read to their end before
+it; records of different shards interleave.
+
+Without -f cat stops once every shard is read to its current end. With -f it keeps
+polling for new records, and after a reshard goes on with the new shards, until
+interrupted (which ends it with status 0) or --max-records is reached.
+
+--from sets where reading starts: trim-horizon (the oldest record kept, the default),
+latest (only records written from now on, mostly useful with -f), an RFC 3339 time such
+as 2025-01-02T15:04:05Z, or a duration such as 15m for that long ago.
+
+Lines are the record data as they are, so records that contain newlines or binary data
+are best read with --base64 (one base64 line per record) or --json. --json writes one
+object per record with its stream, shard, sequence and subsequence numbers, partition key,
+approximate arrival time and data: a UTF-8 string when the data is valid UTF-8, else
+base64, as the "encoding" field says.
+
+A record whose compression frame or aggregate is corrupt is written as it was received and
+counted in a warning on stderr.`,
+		Example: `  shardline cat orders
+  shardline cat orders -f --from latest
+  shardline cat orders --json --key customer-42 | jq .data
+  shardline cat orders --from 2025-01-02T15:04:05Z --max-records 100
+  shardline cat orders --from 1h --base64 > orders.b64`,
+		Args: exactArgs(1, "a stream name"),
+		RunE: a.runE(func(cmd *cobra.Command, args []string) error {
+			pos, err := parseFrom(from, time.Now())
+			if err != nil {
+				return err
+			}
+			if maxRecords < 0 {
+				return usageErrorf("--max-records must not be negative, got %d", maxRecords)
+			}
+			if pollInterval < minCallSpacing {
+				return usageErrorf("--poll-interval must be at least %s (Kinesis allows five reads a second per shard), got %s", minCallSpacing, pollInterval)
+			}
+			kc, err := a.kinesis(cmd.Context())
+			if err != nil {
+				return err
+			}
+			c := &catRun{
+				app:          a,
+				kc:           kc,
+				stream:       args[0],
+				follow:       follow,
+				from:         pos,
+				asJSON:       asJSON,
+				b64:          b64,
+				maxRecords:   maxRecords,
+				pollInterval: pollInterval,
+				out:          bufio.NewWriterSize(a.stdout, 64<<10),
+			}
+			if len(keys) > 0 {
+				c.keys = map[string]bool{}
+				for _, k := range keys {
+					c.keys[k] = true
+				}
+			}
+			err = c.run(cmd.Context())
+			c.warnCorrupt()
+			if errors.Is(err, errLimitReached) {
+				return nil
+			}
+			if follow && err != nil && cmd.Context().Err() != nil {
+				// Interrupting is how a follow ends.
+				return nil
+			}
+			return err
+		}),
+	}
+	f := cmd.Flags()
+	f.BoolVarP(&follow, "follow", "f", false, "keep reading new records, following reshards, until interrupted")
+	f.StringVar(&from, "from", "trim-horizon", "where to start: trim-horizon, latest, an RFC 3339 time or a duration ago")
+	f.StringArrayVar(&keys, "key", nil, "only records with this partition key (repeat for several)")
+	f.BoolVar(&asJSON, "json", false, "write one JSON object per record, with its metadata")
+	f.BoolVar(&b64, "base64", false, "write data base64-encoded (binary-safe; with --json, always base64)")
+	f.Int64VarP(&maxRecords, "max-records", "n", 0, "stop after writing this many records (0: no limit)")
+	f.DurationVar(&pollInterval, "poll-interval", time.Second, "with -f, how long a shard with no new records waits before asking again")
+	return cmd
+}
+
+// startPos is where reading a shard starts.
+type startPos struct {
+	kind types.ShardIteratorType
+	at   time.Time
+}
+
+func parseFrom(s string, now time.Time) (startPos, error) {
+	switch strings.ReplaceAll(strings.ToLower(s), "_", "-") {
+	case "trim-horizon", "oldest":
+		return startPos{kind: types.ShardIteratorTypeTrimHorizon}, nil
+	case "latest", "now":
+		return startPos{kind: types.ShardIteratorTypeLatest}, nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return startPos{kind: types.ShardIteratorTypeAtTimestamp, at: t}, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
+		return startPos{kind: types.ShardIteratorTypeAtTimestamp, at: now.Add(-d)}, nil
+	}
+	return startPos{}, usageErrorf("--from %q: want trim-horizon, latest, an RFC 3339 time such as 2025-01-02T15:04:05Z, or a duration such as 15m", s)
+}
+
+// catRun is one run of cat.
+type catRun struct {
+	app          *app
+	kc           *kinesis.Client
+	stream       string
+	follow       bool
+	from         startPos
+	keys         map[string]bool
+	asJSON       bool
+	b64          bool
+	maxRecords   int64
+	pollInterval time.Duration
+
+	// outMu serialises writing: each shard reader writes its batches whole.
+	outMu   sync.Mutex
+	out     *bufio.Writer
+	written int64
+
+	corruptMu     sync.Mutex
+	corruptFrames int64
+	corruptAggs   int64
+}
+
+// shardState tracks one shard through a run.
+type shardState struct {
+	shard   types.Shard
+	started bool
+	// ended is set when the shard was read to its end (it is closed and every record was
+	// read) or skipped because reading starts after it; its children may then start.
+	ended bool
+	// later is set for shards that appeared after the run started, by a reshard.
+	later bool
+}
+
+// shardDone is what a shard reader reports when it stops.
+type shardDone struct {
+	id       string
+	ended    bool
+	children []types.ChildShard
+	err      error
+}
+
+// run reads the shards, parents before children, until every reader has stopped.
+func (c *catRun) run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	shards, err := listShards(ctx, c.kc, c.stream)
+	if err != nil {
+		return err
+	}
+	state := map[string]*shardState{}
+	var order []string // shard IDs in listing order, so readers start in a stable order
+	add := func(s types.Shard) {
+		id := aws.ToString(s.ShardId)
+		if _, ok := state[id]; !ok {
+			state[id] = &shardState{shard: s, later: true}
+			order = append(order, id)
+		}
+	}
+	for _, s := range shards {
+		add(s)
+		state[aws.ToString(s.ShardId)].later = false
+		if c.from.kind == types.ShardIteratorTypeLatest && !shardOpen(s) {
+			// Nothing will be written to a closed shard, so LATEST starts past its end.
+			state[aws.ToString(s.ShardId)].ended = true
+		}
+	}
+
+	done := make(chan shardDone)
+	running := 0
+	var firstErr error
+	startReady := func() {
+		for _, id := range order {
+			st := state[id]
+			if st.started || st.ended || !parentsEnded(st.shard, state) {
+				continue
+			}
+			st.started = true
+			running++
+			pos := c.from
+			if st.later && pos.kind == types.ShardIteratorTypeLatest {
+				// A shard created after cat started holds only records newer than the start.
+				pos = startPos{kind: types.ShardIteratorTypeTrimHorizon}
+			}
+			go func(id string, pos startPos) {
+				ended, children, err := c.readShard(ctx, id, pos)
+				done <- shardDone{id: id, ended: ended, children: children, err: err}
+			}(id, pos)
+		}
+	}
+
+	startReady()
+	for running > 0 {
+		d := <-done
+		running--
+		if d.err != nil {
+			if firstErr == nil {
+				firstErr = d.err
+				cancel() // the other readers stop; their reports are drained below
+			}
+			continue
+		}
+		if firstErr != nil || !d.ended {
+			continue
+		}
+		state[d.id].ended = true
+		// The shard was closed by a reshard: its children are known from GetRecords and, with
+		// their parents, from ListShards.
+		for _, ch := range d.children {
+			add(childShard(ch))
+		}
+		if len(d.children) > 0 || c.follow {
+			if fresh, err := listShards(ctx, c.kc, c.stream); err == nil {
+				for _, s := range fresh {
+					if st, ok := state[aws.ToString(s.ShardId)]; ok && !st.started {
+						st.shard = s // ListShards knows both parents of a merged shard
+					}
+					add(s)
+				}
+			} else if ctx.Err() == nil {
+				firstErr = err
+				cancel()
+				continue
+			}
+		}
+		startReady()
+	}
+	if ferr := c.flush(); firstErr == nil {
+		firstErr = ferr
+	}
+	return firstErr
+}
+
+// childShard turns GetRecords' description of a child shard into a shard.
+func childShard(ch types.ChildShard) types.Shard {
+	s := types.Shard{ShardId: ch.ShardId, HashKeyRange: ch.HashKeyRange}
+	if len(ch.ParentShards) > 0 {
+		s.ParentShardId = aws.String(ch.ParentShards[0])
+	}
+	if len(ch.ParentShards) > 1 {
+		s.AdjacentParentShardId = aws.String(ch.ParentShards[1])
+	}
+	return s
+}
+
+// parentsEnded reports whether every parent of s that the stream still lists has been read to
+// its end. A parent no longer listed has aged out of the retention period with its records.
+func parentsEnded(s types.Shard, state map[string]*shardState) bool {
+	for _, p := range []*string{s.ParentShardId, s.AdjacentParentShardId} {
+		if p == nil || *p == "" {
+			continue
+		}
+		if st, ok := state[*p]; ok && !st.ended {
+			return false
+		}
+	}
+	return true
+}
+
+// readShard reads one shard until its end, or, without -f, until it is caught up. ended
+// tells the shard was closed and read to its end; children are the shards that replaced it.
+func (c *catRun) readShard(ctx context.Context, id string, pos startPos) (ended bool, children []types.ChildShard, err error) {
+	var lastSeq string
+	getIterator := func() (*string, error) {
+		in := &kinesis.GetShardIteratorInput{StreamName: aws.String(c.stream), ShardId: aws.String(id)}
+		switch {
+		case lastSeq != "":
+			in.ShardIteratorType = types.ShardIteratorTypeAfterSequenceNumber
+			in.StartingSequenceNumber = aws.String(lastSeq)
+		case pos.kind == types.ShardIteratorTypeAtTimestamp:
+			in.ShardIteratorType = pos.kind
+			in.Timestamp = aws.Time(pos.at)
+		default:
+			in.ShardIteratorType = pos.kind
+		}
+		for attempt := 0; ; attempt++ {
+			out, err := c.kc.GetShardIterator(ctx, in)
+			if err == nil {
+				return out.ShardIterator, nil
+			}
+			if !throttled(err) {
+				return nil, apiError(c.stream, "getting an iterator for shard "+id+" of stream "+c.stream, err)
+			}
+			if err := sleep(ctx, backoff(attempt)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	iter, err := getIterator()
+	if err != nil {
+		return false, nil, err
+	}
+	var userRecords []aggregation.UserRecord
+	var lines [][]byte
+	throttles := 0
+	for {
+		if iter == nil {
+			// A closed shard with nothing at or after the position has no iterator.
+			return true, nil, nil
+		}
+		callStart := time.Now()
+		out, err := c.kc.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter})
+		if err != nil {
+			var expired *types.ExpiredIteratorException
+			switch {
+			case errors.As(err, &expired):
+				// Iterators last five minutes; a long pause (a blocked stdout) outlives them.
+				if iter, err = getIterator(); err != nil {
+					return false, nil, err
+				}
+				continue
+			case throttled(err):
+				throttles++
+				if err := sleep(ctx, backoff(throttles)); err != nil {
+					return false, nil, err
+				}
+				continue
+			}
+			return false, nil, apiError(c.stream, "reading shard "+id+" of stream "+c.stream, err)
+		}
+		throttles = 0
+		if len(out.Records) > 0 {
+			userRecords, lines = c.format(id, out.Records, userRecords[:0], lines[:0])
+			if err := c.emit(lines); err != nil {
+				return false, nil, err
+			}
+			lastSeq = aws.ToString(out.Records[len(out.Records)-1].SequenceNumber)
+		}
+		if out.NextShardIterator == nil {
+			return true, out.ChildShards, nil
+		}
+		iter = out.NextShardIterator
+		atTip := len(out.Records) == 0 && aws.ToInt64(out.MillisBehindLatest) == 0
+		if atTip && !c.follow {
+			return false, nil, nil
+		}
+		wait := minCallSpacing
+		if atTip {
+			wait = c.pollInterval
+		}
+		if err := sleep(ctx, wait-time.Since(callStart)); err != nil {
+			return false, nil, err
+		}
+	}
+}
+
+func throttled(err error) bool {
+	var pte *types.ProvisionedThroughputExceededException
+	var lee *types.LimitExceededException
+	return errors.As(err, &pte) || errors.As(err, &lee)
+}
+
+// backoff grows from 200 ms to 5 s.
+func backoff(attempt int) time.Duration {
+	d := minCallSpacing << min(attempt, 5)
+	return min(d, 5*time.Second)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// catRecord is the --json form of a user record.
+type catRecord struct {
+	Stream          string     `json:"stream"`
+	Shard           string     `json:"shard"`
+	Sequence        string     `json:"sequence"`
+	Subsequence     uint64     `json:"subsequence"`
+	Aggregated      bool       `json:"aggregated"`
+	Compression     string     `json:"compression,omitempty"`
+	PartitionKey    string     `json:"partitionKey"`
+	ExplicitHashKey string     `json:"explicitHashKey,omitempty"`
+	ArrivalTime     *time.Time `json:"approximateArrivalTimestamp,omitempty"`
+	Data            string     `json:"data"`
+	Encoding        string     `json:"encoding"`
+}
+
+// format decodes and deaggregates a batch of Kinesis records and formats the user records
+// that pass the key filter, one line each. It reuses the slices it is given.
+func (c *catRun) format(shard string, records []types.Record, urs []aggregation.UserRecord, lines [][]byte) ([]aggregation.UserRecord, [][]byte) {
+	var frames, aggs int64
+	for _, r := range records {
+		data := r.Data
+		codec := ""
+		if compression.IsFramed(data) {
+			codec = compression.Codec(data[4]).String()
+			decoded, err := compression.Decode(data)
+			if err != nil {
+				frames++
+				codec = ""
+			} else {
+				data = decoded
+			}
+		}
+		pk, ehk := aws.ToString(r.PartitionKey), ""
+		var err error
+		urs, err = aggregation.Deaggregate(urs[:0], data, pk, ehk)
+		if err != nil {
+			aggs++
+		}
+		for i := range urs {
+			u := &urs[i]
+			if c.keys != nil && !c.keys[u.PartitionKey] {
+				continue
+			}
+			lines = append(lines, c.formatOne(shard, &r, codec, u))
+		}
+	}
+	if frames > 0 || aggs > 0 {
+		c.corruptMu.Lock()
+		c.corruptFrames += frames
+		c.corruptAggs += aggs
+		c.corruptMu.Unlock()
+	}
+	return urs, lines
+}
+
+func (c *catRun) formatOne(shard string, r *types.Record, codec string, u *aggregation.UserRecord) []byte {
+	if !c.asJSON {
+		if c.b64 {
+			line := make([]byte, base64.StdEncoding.EncodedLen(len(u.Data))+1)
+			base64.StdEncoding.Encode(line, u.Data)
+			line[len(line)-1] = '\n'
+			return line
+		}
+		line := make([]byte, len(u.Data)+1)
+		copy(line, u.Data)
+		line[len(u.Data)] = '\n'
+		return line
+	}
+	rec := catRecord{
+		Stream:          c.stream,
+		Shard:           shard,
+		Sequence:        aws.ToString(r.SequenceNumber),
+		Subsequence:     u.SubSequenceNumber,
+		Aggregated:      u.Aggregated,
+		Compression:     codec,
+		PartitionKey:    u.PartitionKey,
+		ExplicitHashKey: u.ExplicitHashKey,
+		Encoding:        "utf-8",
+	}
+	if r.ApproximateArrivalTimestamp != nil {
+		t := r.ApproximateArrivalTimestamp.UTC()
+		rec.ArrivalTime = &t
+	}
+	if c.b64 || !utf8.Valid(u.Data) {
+		rec.Data = base64.StdEncoding.EncodeToString(u.Data)
+		rec.Encoding = "base64"
+	} else {
+		rec.Data = string(u.Data)
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // data is shown as written, not made safe for embedding in HTML
+	_ = enc.Encode(&rec)     // cannot fail: strings, numbers and a time
+	return buf.Bytes()
+}
+
+// emit writes one shard's lines, whole, and flushes so that a follower sees them at once.
+func (c *catRun) emit(lines [][]byte) error {
+	c.outMu.Lock()
+	defer c.outMu.Unlock()
+	for _, line := range lines {
+		if c.maxRecords > 0 && c.written >= c.maxRecords {
+			break
+		}
+		if _, err := c.out.Write(line); err != nil {
+			return fmt.Errorf("writing output: %w", err)
+		}
+		c.written++
+	}
+	if err := c.out.Flush(); err != nil {
+		return fmt.Errorf("writing output: %w", err)
+	}
+	if c.maxRecords > 0 && c.written >= c.maxRecords {
+		return errLimitReached
+	}
+	return nil
+}
+
+func (c *catRun) flush() error {
+	c.outMu.Lock()
+	defer c.outMu.Unlock()
+	if err := c.out.Flush(); err != nil {
+		return fmt.Errorf("writing output: %w", err)
+	}
+	return nil
+}
+
+// warnCorrupt tells on stderr how many records could not be decoded and were written raw.
+func (c *catRun) warnCorrupt() {
+	c.corruptMu.Lock()
+	defer c.corruptMu.Unlock()
+	var parts []string
+	if c.corruptFrames > 0 {
+		parts = append(parts, plural(c.corruptFrames, "record")+" with a corrupt compression frame")
+	}
+	if c.corruptAggs > 0 {
+		parts = append(parts, plural(c.corruptAggs, "record")+" with a corrupt KPL aggregate")
+	}
+	if len(parts) > 0 {
+		fmt.Fprintf(c.app.stderr, "warning: %s, written as received\n", strings.Join(parts, " and "))
+	}
+}

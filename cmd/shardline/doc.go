@@ -1,0 +1,50 @@
+// Command shardline works with Amazon Kinesis data streams from the command line: it manages
+// streams, writes lines to them through Shardline's producer, and reads them back.
+//
+// # Commands
+//
+//	shardline stream create STREAM [--shards N | --on-demand] [--wait] [--timeout D]
+//	shardline stream describe STREAM [--json]
+//	shardline stream list [--json] [--page-size N]
+//	shardline stream delete STREAM [--wait] [--timeout D] [--enforce-consumer-deletion]
+//	shardline stream split STREAM --shard SHARD [--at HASH_KEY] [--wait] [--timeout D]
+//	shardline stream merge STREAM --shard SHARD --adjacent SHARD [--wait] [--timeout D]
+//	shardline stream update-shard-count STREAM --shards N [--wait] [--timeout D]
+//	shardline put STREAM [FILE...] [--partition-key random|hash|fixed:KEY|json:FIELD]
+//	    [--aggregate] [--compression none|gzip|zstd|snappy] [--base64]
+//	    [--record-ttl D] [--close-timeout D]
+//	shardline cat STREAM [-f] [--from trim-horizon|latest|TIME|DURATION] [--key KEY]...
+//	    [--json] [--base64] [-n N] [--poll-interval D]
+//
+// Every command takes the global flags --endpoint, --region and --profile, which override the
+// standard AWS configuration (environment variables such as AWS_REGION, AWS_PROFILE and
+// AWS_ENDPOINT_URL_KINESIS, the shared config and credentials files, instance roles), and
+// --help, which shows examples. Shards may be named by ID (shardId-000000000003) or number (3).
+//
+// Commands that change a stream wait until it is ACTIVE again (delete only with --wait),
+// because the next command, or the next step of a script, fails on a stream that is still
+// UPDATING. While they wait, stderr shows a spinner with the status and the elapsed time
+// when it is a terminal, and a line per status change otherwise, so that logs stay readable.
+//
+// put reads lines and writes each as one record; on a terminal it redraws a progress line
+// (records, bytes, rate, retries, failures) four times a second, and it always ends with a
+// summary on stderr. Reading waits while the producer holds more than it drains in a quarter
+// of the record TTL, so that a large file sent to a small stream is slowed down rather than
+// expired.
+//
+// cat reads every shard with GetRecords, without leases or checkpoints: it is meant for
+// looking at a stream, not for running a consumer application. A shard's parents are read to their end
+// before the shard, so the records of one partition key come out in order across reshards.
+// Each record is decompressed (package compression) and then deaggregated (package
+// aggregation), and every user record is written on its own line.
+//
+// # Exit codes
+//
+//	0    success; also cat -f ended by an interrupt or by --max-records
+//	1    failure: an AWS error (a stream that does not exist is reported as
+//	     "stream NAME not found"), a shard that cannot be resharded, records put could not
+//	     write, unreadable input or unwritable output
+//	2    usage error: unknown command or flag, bad flag value, missing argument, no region,
+//	     unknown profile
+//	130  interrupted (SIGINT or SIGTERM) before the command finished
+package main
