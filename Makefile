@@ -13,12 +13,14 @@ TESTFLAGS ?= -race -count=1 -timeout 25m
 
 .PHONY: test unit check-tools deps emulators-start emulators-stop vet bench fuzz
 
-## test: install dependencies, start the emulators, vet, run all tests, stop the emulators.
+## test: install dependencies, start the emulators, vet (the bench module too, so it keeps
+## compiling), run all tests, stop the emulators.
 test: check-tools deps
 	@set -e; trap '$(EMULATORS) stop' EXIT; \
 	$(EMULATORS) start; \
 	. "$$SHARDLINE_EMULATOR_DIR/env"; \
 	$(GO) vet ./...; \
+	(cd bench && $(GO) vet ./...); \
 	$(GO) test $(TESTFLAGS) $(PKGS)
 
 ## unit: the tests that need no emulator (emulator tests skip outside CI).

@@ -27,6 +27,7 @@ type Agent struct {
 	retry  retrier
 
 	outstanding atomic.Int64 // records the sink accepted and has not acknowledged
+	flushing    atomic.Bool  // a Flush of the sink started by underPressure is running
 	lastFailLog atomic.Int64 // unix nanoseconds of the last delivery failure logged
 
 	mu        sync.Mutex
@@ -184,6 +185,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	timeout := a.cfg.ShutdownTimeout
 	a.mu.Unlock()
 	deadline := time.Now().Add(timeout)
+	stopFlushing := a.flushWhileStopping(ctx, deadline)
 	for a.outstanding.Load() > 0 || a.retry.pending.Load() > 0 {
 		if time.Now().After(deadline) {
 			errs = append(errs, fmt.Errorf("%w: %d in flight, %d waiting to be re-sent after %v; they will be sent again after a restart",
@@ -192,6 +194,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	stopFlushing()
 	stopRetry()
 	<-retryDone
 	stopSaving()
@@ -209,6 +212,47 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.log.Info("stopped; checkpoints saved")
 	}
 	return err
+}
+
+// underPressure is called by a reader about to wait for the in-flight budget. Records the
+// sink holds back for batching cannot wait for company any more: nothing more will be read
+// until some are acknowledged. So a Flusher sink is flushed, once at a time; without this a
+// sink that batches for maxBufferAgeMillis would deliver at most one in-flight window per
+// buffer age.
+func (a *Agent) underPressure(ctx context.Context) {
+	f, ok := a.sink.(Flusher)
+	if !ok || !a.flushing.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer a.flushing.Store(false)
+		_ = f.Flush(ctx) // failures reach the records' acks; this only hurries them
+	}()
+}
+
+// flushWhileStopping keeps flushing a Flusher sink until the returned function is called or
+// the deadline passes. Flushing again and again, rather than once, also hurries the records
+// that the retrier re-sends during the wait.
+func (a *Agent) flushWhileStopping(ctx context.Context, deadline time.Time) (stop func()) {
+	f, ok := a.sink.(Flusher)
+	if !ok {
+		return func() {}
+	}
+	fctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for fctx.Err() == nil {
+			if err := f.Flush(fctx); err != nil && fctx.Err() == nil {
+				a.log.Debug("flushing the sink while stopping", "err", err)
+			}
+			select {
+			case <-fctx.Done():
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
 }
 
 func (a *Agent) startFlowLocked(f Flow) error {

@@ -32,6 +32,14 @@ type Sink interface {
 	Send(ctx context.Context, rec Record, ack Ack) error
 }
 
+// Flusher is implemented by sinks that hold records back to batch them, as ProducerSink does
+// for up to maxBufferAgeMillis. While Run stops it calls Flush over and over until the records
+// in flight are acknowledged or the shutdown timeout passes, so that they are sent at once
+// instead of waiting out their buffer age, which may be longer than the timeout.
+type Flusher interface {
+	Flush(ctx context.Context) error
+}
+
 // SinkFunc adapts a function to the Sink interface.
 type SinkFunc func(ctx context.Context, rec Record, ack Ack) error
 

@@ -205,8 +205,11 @@ func (t *tailer) nextChunk() error {
 	}
 	size = max(size, keep+minChunk/4)
 	size = min(size, max(maxChunk, t.maxLine+1))
-	if err := t.a.budget.acquire(t.ctx, int64(size), 0); err != nil {
-		return err
+	if !t.a.budget.tryAcquire(int64(size), 0) {
+		t.a.underPressure(t.ctx)
+		if err := t.a.budget.acquire(t.ctx, int64(size), 0); err != nil {
+			return err
+		}
 	}
 	c := newChunk(t.a.budget, size)
 	if keep > 0 {
@@ -315,6 +318,7 @@ func (t *tailer) emit(data []byte, start, end int64, ch *chunk) error {
 	rec := Record{Stream: t.flow.KinesisStream, PartitionKey: key, Data: data, Path: t.path, File: t.st.id, Offset: start}
 	if !t.a.budget.tryAcquire(charge, 1) {
 		t.flushStats() // the wait may be long; counters should not lag behind it
+		t.a.underPressure(t.ctx)
 		if err := t.a.budget.acquire(t.ctx, charge, 1); err != nil {
 			return err
 		}

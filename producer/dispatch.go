@@ -23,6 +23,9 @@ type batch struct {
 	bytes   int
 	users   int
 	sentAt  int64
+
+	wire putRecordsBody            // builds in's body into a buffer kept across requests
+	opts []func(*kinesis.Options) // the per-call options, wire's included
 }
 
 // entryResult is what became of one entry of a request.
@@ -54,14 +57,15 @@ func (p *Producer) dispatchLoop() {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
+		p.wakes.Add(1)
 		p.nextWake.Store(math.MaxInt64)
 		now := p.now()
-		eager := p.cfg.Linger == 0 || p.flushing.Load() > 0 || p.closed.Load()
+		eager := p.eager()
 		next := p.sealDue(now, eager)
 		if p.aborted.Load() {
 			p.abortQueued()
 		}
-		next = min(next, p.dispatch(now, eager))
+		next = p.dispatch(now, eager, next)
 		p.m.pending.Set(float64(p.room.recs.Load()))
 		p.nextWake.Store(next)
 
@@ -175,10 +179,15 @@ func (p *Producer) abortQueued() {
 	p.processParked(true)
 }
 
+// eager reports whether ready records go without waiting for Linger.
+func (p *Producer) eager() bool {
+	return p.cfg.Linger == 0 || p.flushing.Load() > 0 || p.closed.Load()
+}
+
 // dispatch hands requests to the senders while slots are free and something is due. It
-// returns when it next needs to look: a deadline, a backoff or a rate limit running out.
-func (p *Producer) dispatch(now int64, eager bool) int64 {
-	next := int64(math.MaxInt64)
+// returns when it next needs to look, at the latest at next: a deadline, a backoff or a
+// rate limit running out.
+func (p *Producer) dispatch(now int64, eager bool, next int64) int64 {
 	var fails []*kRecord
 	p.mu.Lock()
 	for p.inflightReqs < p.cfg.MaxConcurrentRequests && p.readyCount > 0 {
@@ -197,6 +206,7 @@ func (p *Producer) dispatch(now int64, eager bool) int64 {
 		p.inflightReqs++
 		p.batches <- b // buffered to MaxConcurrentRequests: never blocks
 	}
+	p.readyWake = next
 	p.mu.Unlock()
 	for _, kr := range fails {
 		if kr.failErr != nil {
@@ -212,6 +222,39 @@ func (p *Producer) dispatch(now int64, eager bool) int64 {
 		next = now // look again: removing them may have made others sendable
 	}
 	return next
+}
+
+// fullLocked reports whether enough is ready to fill a request, which makes everything ready
+// due at once. p.mu is held.
+func (p *Producer) fullLocked() bool {
+	return p.readyCount >= p.cfg.MaxBatchRecords || p.readyBytes >= p.cfg.MaxBatchBytes
+}
+
+// wakeForLocked reports whether the dispatcher must be woken for kr, which just became
+// sendable in sh's queue; wasFull is fullLocked from before kr counted. p.mu is held.
+//
+// The dispatcher publishes in readyWake, under p.mu, when it will next look at the queues by
+// itself, so a record that cannot go before then wakes nobody: its shard has a request in
+// flight (whose completion wakes the dispatcher), backs off or is rate limited, or its Linger
+// runs out later. Without this, every put into a held-back shard would wake the dispatcher
+// to find nothing sendable, and a stream of puts would keep it spinning.
+func (p *Producer) wakeForLocked(sh *shard, kr *kRecord, wasFull bool) bool {
+	full := p.fullLocked()
+	if full && !wasFull {
+		return true // everything ready is due now
+	}
+	if p.inflightReqs >= p.cfg.MaxConcurrentRequests || sh.inflight > 0 {
+		return false
+	}
+	now := p.now()
+	at := max(now, sh.retryAt)
+	if !full && !p.eager() {
+		at = max(at, kr.deadline)
+	}
+	if d := sh.lim.delay(now); d > 0 {
+		at = max(at, now+d)
+	}
+	return at < p.readyWake
 }
 
 // earliestReady returns when the first queue head becomes due: its Linger deadline, or the
@@ -349,7 +392,7 @@ func (p *Producer) send(b *batch) {
 	}
 	ctx, cancel := context.WithTimeout(p.callCtx, p.cfg.RequestTimeout)
 	start := time.Now()
-	out, err := p.client.PutRecords(ctx, &b.in, p.callOpts...)
+	out, err := p.client.PutRecords(ctx, &b.in, b.opts...)
 	cancel()
 	p.m.requestTime.ObserveDuration(time.Since(start))
 	p.m.kinesisPerRequest.Observe(float64(len(b.krs)))

@@ -71,15 +71,23 @@ func (l *limiter) advance(now int64) {
 // take spends tokens for one Kinesis record of size bytes, or reports how long to wait
 // until it may.
 func (l *limiter) take(now int64, size int) (ok bool, wait int64) {
+	if wait = l.delay(now); wait > 0 {
+		return false, wait
+	}
+	l.recTok--
+	l.byteTok -= float64(size)
+	return true, 0
+}
+
+// delay reports how long until take succeeds: zero when it would now.
+func (l *limiter) delay(now int64) int64 {
 	l.advance(now)
 	if l.recTok >= 0 && l.byteTok >= 0 {
-		l.recTok--
-		l.byteTok -= float64(size)
-		return true, 0
+		return 0
 	}
 	r, b := l.recRate*l.factor, l.byteRate*l.factor
 	w := math.Max(-l.recTok/r, -l.byteTok/b)
-	return false, max(minWait, int64(w*1e9)+1)
+	return max(minWait, int64(w*1e9)+1)
 }
 
 // throttled applies the multiplicative decrease for a throttle reported on a request sent at

@@ -254,9 +254,8 @@ func (p *Producer) alone(sh *shard, u *pending) (sealed, extra *kRecord, deadlin
 		// Nothing to encode: the record is sendable as it is queued, which saves the
 		// second trip through the producer's lock that encoding takes.
 		kr.size = len(kr.data) + len(kr.pk)
-		deadline = kr.deadline // kr may be sent and recycled once queued
 		p.enqueueEncoded(sh, kr)
-		return sealed, nil, deadline
+		return sealed, nil, 0
 	}
 	p.enqueue(sh, kr)
 	if sealed == nil {
@@ -279,18 +278,26 @@ func (p *Producer) enqueue(sh *shard, kr *kRecord) {
 		sh.open = nil
 	}
 	p.mu.Lock()
+	wasFull := p.fullLocked()
 	sh.ready.pushBack(kr)
 	p.readyCount++
 	if !sh.inReady {
 		sh.inReady = true
 		p.readyShards = append(p.readyShards, sh)
 	}
+	// kr itself is not sendable before it is encoded, but it may make the queues full,
+	// which makes the records of every shard due.
+	wake := !wasFull && p.fullLocked()
 	p.mu.Unlock()
+	if wake {
+		p.signal()
+	}
 }
 
 // enqueueEncoded is enqueue for a kRecord that needs no encoding.
 func (p *Producer) enqueueEncoded(sh *shard, kr *kRecord) {
 	p.mu.Lock()
+	wasFull := p.fullLocked()
 	kr.encoded = true
 	sh.ready.pushBack(kr)
 	p.readyCount++
@@ -299,9 +306,9 @@ func (p *Producer) enqueueEncoded(sh *shard, kr *kRecord) {
 		sh.inReady = true
 		p.readyShards = append(p.readyShards, sh)
 	}
-	full := p.readyCount >= p.cfg.MaxBatchRecords || p.readyBytes >= p.cfg.MaxBatchBytes
+	wake := p.wakeForLocked(sh, kr, wasFull)
 	p.mu.Unlock()
-	if full {
+	if wake {
 		p.signal()
 	}
 }
@@ -331,16 +338,14 @@ func (p *Producer) finishSeal(kr *kRecord) {
 		p.putKR(kr)
 		return
 	}
+	wasFull := p.fullLocked()
 	kr.encoded = true
 	kr.failErr = failErr
 	p.readyBytes += kr.size
-	full := p.readyCount >= p.cfg.MaxBatchRecords || p.readyBytes >= p.cfg.MaxBatchBytes
-	deadline := kr.deadline // once unlocked, kr may be sent and recycled
+	wake := failErr != nil || p.wakeForLocked(kr.sh, kr, wasFull)
 	p.mu.Unlock()
-	if full || failErr != nil {
+	if wake {
 		p.signal()
-	} else {
-		p.signalIfBefore(deadline)
 	}
 }
 

@@ -51,8 +51,12 @@ type Producer struct {
 	readyBytes   int
 	inflightReqs int
 	rr           int
+	readyWake    int64 // when the dispatcher will next look at the ready queues by itself
 
-	nextWake atomic.Int64 // when the dispatcher will next look by itself; MaxInt64: never
+	// nextWake is when the dispatcher will next look by itself; MaxInt64: never, or not
+	// known yet because it is looking now.
+	nextWake atomic.Int64
+	wakes    atomic.Int64 // dispatcher rounds, for tests that it sleeps while it has to
 	wakeCh   chan struct{}
 	batches  chan *batch
 	stop     chan struct{}
@@ -108,11 +112,20 @@ func New(client Client, cfg Config) (*Producer, error) {
 	p.unrouted = &shard{unrouted: true}
 	p.table.Store(&table{})
 	p.nextWake.Store(math.MaxInt64)
+	p.readyWake = math.MaxInt64
 	p.kinesisPool.New = func() any { return new(kRecord) }
 	p.aggPool.New = func() any {
 		return &aggregation.Aggregator{MaxSize: cfg.AggregationMaxSize, UnwrapSingle: true}
 	}
-	p.batchPool.New = func() any { return new(batch) }
+	p.batchPool.New = func() any {
+		b := new(batch)
+		b.wire.in = &b.in
+		b.opts = append(b.opts, p.callOpts...)
+		if !cfg.DisableFastSerializer {
+			b.opts = append(b.opts, b.wire.useFastBody)
+		}
+		return b
+	}
 
 	p.wg.Add(2 + cfg.MaxConcurrentRequests)
 	go p.dispatchLoop()
