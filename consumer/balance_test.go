@@ -1,0 +1,322 @@
+package consumer
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/shardline/shardline/checkpoint"
+)
+
+var t0 = time.Unix(1_700_000_000, 0)
+
+const testFailover = 10 * time.Second
+
+// table builds an observed view: owner per lease ("" for unassigned), all seen changing at t0
+// unless stale says otherwise.
+func table(owners map[string]string, stale map[string]bool, kbps map[string]float64) []observedLease {
+	var out []observedLease
+	for key, owner := range owners {
+		l := checkpoint.Lease{Key: key, Owner: owner, Counter: 1, Checkpoint: checkpoint.TrimHorizon}
+		if v, ok := kbps[key]; ok {
+			l.ThroughputKBps = &v
+		}
+		ol := observedLease{lease: l, lastChange: t0}
+		if owner == "" {
+			ol.lastChange = time.Time{}
+		}
+		if stale[key] {
+			ol.lastChange = t0.Add(-testFailover)
+		}
+		out = append(out, ol)
+	}
+	slices.SortFunc(out, func(a, b observedLease) int {
+		if a.lease.Key < b.lease.Key {
+			return -1
+		}
+		return 1
+	})
+	return out
+}
+
+func input(me string, leases []observedLease) balanceInput {
+	held := map[string]bool{}
+	for _, ol := range leases {
+		if ol.lease.Owner == me {
+			held[ol.lease.Key] = true
+		}
+	}
+	return balanceInput{
+		me: me, now: t0, leases: leases, held: held, pending: map[string]time.Time{},
+		failover: testFailover, handoffTimeout: 30 * time.Second, maxSteal: 1, hysteresis: 0.2, graceful: true,
+	}
+}
+
+func keysOf(ls []checkpoint.Lease) []string {
+	var out []string
+	for _, l := range ls {
+		out = append(out, l.Key)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func rng() *rand.Rand { return rand.New(rand.NewPCG(1, 2)) }
+
+func TestBalanceTakesFairShare(t *testing.T) {
+	cases := []struct {
+		name   string
+		owners map[string]string
+		stale  map[string]bool
+		max    int
+		take   int
+		steal  int
+	}{
+		{"alone takes everything", map[string]string{"a": "", "b": "", "c": "", "d": ""}, nil, 0, 4, 0},
+		{"max leases per worker", map[string]string{"a": "", "b": "", "c": "", "d": ""}, nil, 2, 2, 0},
+		{"half of the free leases beside a busy worker", map[string]string{"a": "", "b": "", "c": "w2", "d": "w2"}, nil, 0, 2, 0},
+		{"ceiling of the fair share", map[string]string{"a": "", "b": "", "c": "", "d": "w2", "e": "w3"}, nil, 0, 2, 0},
+		{"expired leases of a dead worker", map[string]string{"a": "dead", "b": "dead", "c": "w2", "d": "w2"}, map[string]bool{"a": true, "b": true}, 0, 2, 0},
+		{"live leases are not taken", map[string]string{"a": "w2", "b": "w2", "c": "w2", "d": "w3"}, nil, 0, 0, 1},
+		{"balanced within one stays put", map[string]string{"a": "me", "b": "me", "c": "w2", "d": "w2", "e": "w2"}, nil, 0, 0, 0},
+		{"three workers four leases stays put", map[string]string{"a": "me", "b": "w2", "c": "w2", "d": "w3"}, nil, 0, 0, 0},
+		{"steals from the most loaded", map[string]string{"a": "me", "b": "w2", "c": "w2", "d": "w2"}, nil, 0, 0, 1},
+		{"no stealing past the cap", map[string]string{"a": "me", "b": "w2", "c": "w2", "d": "w2"}, nil, 1, 0, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			in := input("me", table(tc.owners, tc.stale, nil))
+			in.maxLeases = tc.max
+			p := planBalance(in, rng())
+			if len(p.take) != tc.take || len(p.steal) != tc.steal {
+				t.Fatalf("take %v steal %v, want %d and %d (fair %.2f, my load %.2f, loads %v)", keysOf(p.take), keysOf(p.steal), tc.take, tc.steal, p.fair, p.myLoad, p.loads)
+			}
+		})
+	}
+}
+
+func TestBalanceStealsFromMostLoadedWorker(t *testing.T) {
+	owners := map[string]string{"a": "w2", "b": "w2", "c": "w2", "d": "w2", "e": "w3", "f": "w3", "g": "w3"}
+	in := input("me", table(owners, nil, nil))
+	in.maxSteal = 3
+	p := planBalance(in, rng())
+	// Fair share 7/3: w2 (4) gives two, then w3 (3) and w2 (2) are even with me.
+	if len(p.steal) != 2 {
+		t.Fatalf("stole %v, want two leases", keysOf(p.steal))
+	}
+	fromW2 := 0
+	for _, l := range p.steal {
+		if l.Owner == "w2" {
+			fromW2++
+		}
+	}
+	if fromW2 < 1 {
+		t.Fatalf("stole %v, want at least one from the most loaded worker w2", keysOf(p.steal))
+	}
+}
+
+func TestBalanceByThroughput(t *testing.T) {
+	// w2 holds a hot lease and a cold one, this worker one cold lease: moving the cold lease
+	// evens the load; moving the hot one would only turn the imbalance around.
+	owners := map[string]string{"hot": "w2", "cold1": "w2", "cold2": "me"}
+	kbps := map[string]float64{"hot": 900, "cold1": 1, "cold2": 1}
+	p := planBalance(input("me", table(owners, nil, kbps)), rng())
+	if got := keysOf(p.steal); !slices.Equal(got, []string{"cold1"}) {
+		t.Fatalf("stole %v, want [cold1] (weights %v)", got, p.weights)
+	}
+	if p.weights["hot"] <= 2*p.weights["cold1"] {
+		t.Fatalf("weights %v: a hot lease should weigh more than an idle one", p.weights)
+	}
+
+	// Two hot leases on one worker and two idle ones on the other: one hot lease moves, then
+	// one idle lease moves back, and each worker ends with one of each.
+	owners = map[string]string{"h1": "w2", "h2": "w2", "c1": "me", "c2": "me"}
+	kbps = map[string]float64{"h1": 500, "h2": 500, "c1": 0, "c2": 0}
+	view := table(owners, nil, kbps)
+	p = planBalance(input("me", view), rng())
+	if len(p.steal) != 1 || p.steal[0].Key[0] != 'h' {
+		t.Fatalf("stole %v, want one hot lease", keysOf(p.steal))
+	}
+	moved := p.steal[0].Key
+	for i := range view {
+		if view[i].lease.Key == moved {
+			view[i].lease.Owner = "me"
+		}
+	}
+	p = planBalance(input("w2", view), rng())
+	if len(p.steal) != 1 || p.steal[0].Key[0] != 'c' {
+		t.Fatalf("w2 stole %v, want one idle lease back", keysOf(p.steal))
+	}
+}
+
+func TestBalanceHysteresisPreventsPingPong(t *testing.T) {
+	// After any steal, the victim must not want the lease back.
+	for seed := uint64(0); seed < 50; seed++ {
+		r := rand.New(rand.NewPCG(seed, seed))
+		owners := map[string]string{}
+		kbps := map[string]float64{}
+		for i := 0; i < 8; i++ {
+			key := fmt.Sprintf("l%d", i)
+			owners[key] = []string{"me", "w2", "w2", "w2"}[r.IntN(4)]
+			kbps[key] = float64(r.IntN(1000))
+		}
+		view := table(owners, nil, kbps)
+		p := planBalance(input("me", view), r)
+		for _, l := range p.steal {
+			for i := range view {
+				if view[i].lease.Key == l.Key {
+					view[i].lease.Owner = "me"
+				}
+			}
+			back := planBalance(input(l.Owner, view), r)
+			for _, b := range back.steal {
+				if b.Key == l.Key {
+					t.Fatalf("seed %d: %s moved to me and straight back (weights %v)", seed, l.Key, p.weights)
+				}
+			}
+		}
+	}
+}
+
+func TestBalanceHandoffs(t *testing.T) {
+	view := table(map[string]string{"a": "me", "b": "me", "c": "w2", "d": "me"}, nil, nil)
+	view[0].lease.CheckpointOwner = "w2" // a: still being handed over
+	view[2].lease.Owner = "w3"           // c: went elsewhere
+	in := input("me", view)
+	in.held = map[string]bool{}
+	in.pending = map[string]time.Time{"a": t0, "b": t0, "c": t0}
+	p := planBalance(in, rng())
+	if got := keysOf(p.complete); !slices.Equal(got, []string{"b"}) {
+		t.Errorf("complete %v, want [b] (released by its owner)", got)
+	}
+	if !slices.Equal(p.abandon, []string{"c"}) {
+		t.Errorf("abandon %v, want [c]", p.abandon)
+	}
+	// The owner did not answer in time.
+	in.now = t0.Add(31 * time.Second)
+	view[0].lastChange = in.now
+	p = planBalance(in, rng())
+	if got := keysOf(p.complete); !slices.Contains(got, "a") {
+		t.Errorf("complete %v after the handoff timeout, want a", got)
+	}
+}
+
+func TestBalancePrefersLeasesWhoseParentsAreDone(t *testing.T) {
+	view := table(map[string]string{"parent": "w2", "child": "", "other": ""}, nil, nil)
+	for i := range view {
+		if view[i].lease.Key == "child" {
+			view[i].lease.ParentShardIDs = []string{"parent"}
+		}
+	}
+	in := input("me", view)
+	in.maxLeases = 1
+	for seed := uint64(0); seed < 20; seed++ {
+		p := planBalance(in, rand.New(rand.NewPCG(seed, 0)))
+		if got := keysOf(p.take); !slices.Equal(got, []string{"other"}) {
+			t.Fatalf("took %v, want [other] before a child still waiting on its parent", got)
+		}
+	}
+}
+
+func TestBalanceSchedulesScanAtExpiry(t *testing.T) {
+	view := table(map[string]string{"a": "w2", "b": "w3"}, nil, nil)
+	view[0].lastChange = t0.Add(-7 * time.Second)
+	p := planBalance(input("me", view), rng())
+	if p.nextScan != 3*time.Second {
+		t.Fatalf("next scan in %s, want 3s, when lease a expires", p.nextScan)
+	}
+}
+
+func TestLeaseObserver(t *testing.T) {
+	o := newLeaseObserver()
+	o.update([]checkpoint.Lease{{Key: "a", Owner: "w", Counter: 1}, {Key: "b", Counter: 0}}, t0)
+	s := o.snapshot()
+	if !s[0].lastChange.Equal(t0) || !s[1].lastChange.IsZero() {
+		t.Fatalf("first sight: %v", s)
+	}
+	o.update([]checkpoint.Lease{{Key: "a", Owner: "w", Counter: 1}, {Key: "b", Owner: "x", Counter: 1}}, t0.Add(time.Second))
+	s = o.snapshot()
+	if !s[0].lastChange.Equal(t0) {
+		t.Errorf("unchanged counter moved lastChange to %v", s[0].lastChange)
+	}
+	if !s[1].lastChange.Equal(t0.Add(time.Second)) {
+		t.Errorf("changed counter: lastChange %v", s[1].lastChange)
+	}
+	o.update([]checkpoint.Lease{{Key: "b", Owner: "x", Counter: 1}}, t0.Add(2*time.Second))
+	if len(o.snapshot()) != 1 {
+		t.Errorf("deleted lease still observed")
+	}
+}
+
+// TestBalanceConverges simulates a fleet without goroutines: every worker plans from the
+// same table in turn, steals complete at once, and the fleet must settle within one lease of
+// the fair share and then stay put, after a worker joins and after one dies.
+func TestBalanceConverges(t *testing.T) {
+	type sim struct {
+		owners map[string]string
+		seen   map[string]time.Time
+	}
+	s := sim{owners: map[string]string{}, seen: map[string]time.Time{}}
+	for i := 0; i < 10; i++ {
+		s.owners[fmt.Sprintf("shard-%02d", i)] = ""
+	}
+	now := t0
+	r := rand.New(rand.NewPCG(7, 7))
+	round := func(workers []string, dead string) int {
+		moves := 0
+		for _, w := range workers {
+			var view []observedLease
+			for k, o := range s.owners {
+				ol := observedLease{lease: checkpoint.Lease{Key: k, Owner: o, Counter: 1, Checkpoint: checkpoint.TrimHorizon}, lastChange: now}
+				if o == "" {
+					ol.lastChange = time.Time{}
+				}
+				if o == dead {
+					ol.lastChange = now.Add(-2 * testFailover)
+				}
+				view = append(view, ol)
+			}
+			in := input(w, view)
+			in.now = now
+			p := planBalance(in, r)
+			for _, l := range append(p.take, p.steal...) {
+				s.owners[l.Key] = w
+				moves++
+			}
+		}
+		now = now.Add(time.Second)
+		return moves
+	}
+	counts := func() map[string]int {
+		c := map[string]int{}
+		for _, o := range s.owners {
+			c[o]++
+		}
+		return c
+	}
+	settle := func(workers []string, dead string) {
+		t.Helper()
+		quiet := 0
+		for i := 0; i < 50 && quiet < 5; i++ {
+			if round(workers, dead) == 0 {
+				quiet++
+			} else {
+				quiet = 0
+			}
+		}
+		if quiet < 5 {
+			t.Fatalf("fleet %v did not settle: %v", workers, counts())
+		}
+		fair := float64(len(s.owners)) / float64(len(workers))
+		for _, w := range workers {
+			if n := float64(counts()[w]); n < fair-1 || n > fair+1 {
+				t.Fatalf("fleet %v settled at %v, not within one of %.2f", workers, counts(), fair)
+			}
+		}
+	}
+	settle([]string{"w1", "w2", "w3"}, "")
+	settle([]string{"w1", "w2", "w3", "w4"}, "")
+	settle([]string{"w1", "w2", "w4"}, "w3")
+}

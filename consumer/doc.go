@@ -1,0 +1,123 @@
+// Package consumer reads a Kinesis data stream with a fleet of workers, as the Java Kinesis
+// Client Library (KCL) does: the shards are shared among the workers through leases, each
+// worker runs one record processor per shard it holds, and processors checkpoint their
+// progress so that a shard moves to another worker without losing records.
+//
+// # Workers, leases and counters
+//
+// A Worker is one member of a fleet. Workers with the same application name share a lease
+// table (DynamoDB, with the KCL's schema, so a KCL application's checkpoints carry over), which
+// holds one lease per shard: its owner, a counter, a checkpoint, the shard's parents and hash
+// key range, and the throughput its owner measured. Four parts of a worker (named after their
+// types in the source) keep it:
+//
+//   - The shard syncer (shardSyncer) lists the shards at start, every ShardSyncInterval and
+//     when a shard ends, and creates leases for new shards. A child shard's lease starts at
+//     TRIM_HORIZON and waits until every parent is processed to SHARD_END, so each partition
+//     key's records stay in order across splits and merges. Finished leases are deleted once
+//     their children started and LeaseCleanupDelay passed.
+//   - The lease renewer (leaseRenewer) renews each held lease every RenewInterval, which
+//     increments its counter. A shard whose lease was lost, or could not be renewed for most
+//     of the FailoverTime, stops before another worker may take it.
+//   - The lease taker (leaseTaker) scans the table every TakeInterval. A lease whose counter
+//     has not moved for FailoverTime, on this worker's own monotonic clock since it last saw
+//     the counter change, is expired; no two machines' clocks are ever compared. The taker
+//     takes unassigned and expired leases up to its fair share and balances the fleet without
+//     a leader: every worker computes the same view from the table and moves leases only from
+//     the most loaded worker, a few at a time, when the move evens the load by more than
+//     BalanceHysteresis. Load is measured, not counted: a lease weighs 1 plus its throughput
+//     relative to the mean, so a hot shard counts more than an idle one, and an idle stream
+//     balances by count as the KCL does.
+//   - A shard consumer (shardConsumer) per held lease reads records (polling with GetRecords,
+//     or enhanced fan-out), decompresses them (compression.Decode), unpacks KPL aggregates
+//     with their subsequence numbers, drops aggregated user records whose hash key lies
+//     outside the shard's range (written under an older shard map and re-sent by the
+//     producer), and hands batches to the processor.
+//
+// Every ownership write (take, renew, checkpoint, release) is conditional on the counter the
+// writer saw, so of several workers acting on one view at most one succeeds, and a worker that
+// lost a lease cannot overwrite its new owner's checkpoint.
+//
+// Moving a lease to balance the load is a graceful handoff (the KCL 3.x checkpointOwner
+// protocol): the thief asks for the lease, the owner's processor gets ShutdownRequested and
+// checkpoints, the owner releases the lease, and only then does the thief start, from that
+// checkpoint, so rebalancing delivers no record twice. An owner that does not release within
+// HandoffTimeout loses the lease the ordinary way.
+//
+// # The processor contract
+//
+// A RecordProcessor serves one shard for as long as the worker holds its lease:
+//
+//	method             called                                              checkpoint
+//	Initialize         once, before the first batch                        no
+//	ProcessRecords     for each non-empty batch                            may
+//	LeaseLost          the lease went to another worker or renewals failed cannot
+//	ShardEnded         the shard is closed and fully delivered             must, at SHARD_END
+//	ShutdownRequested  the worker shuts down, or hands the lease over      may
+//
+// Exactly one of the last three ends a processor's life (ShardEnded may be repeated, see
+// below). Records after the last checkpoint are delivered again to the next owner, so
+// processing is at least once. An error from ProcessRecords delivers the batch again after a
+// pause; a ShardEnded that returns without checkpointing at SHARD_END is an error
+// (ErrShardEndNotCheckpointed, logged and counted in ShardEndNotCheckpointed) and is called
+// again after a pause, as the KCL retries its shard-end task: the shard's children cannot
+// start until it checkpoints. RecordFunc wraps a per-record function and checkpoints after
+// each batch, at shard end and at a graceful shutdown.
+//
+// A checkpoint inside a KPL aggregate keeps its subsequence number; the next owner reads
+// the aggregate again (AT_SEQUENCE_NUMBER) and skips the user records the checkpoint covers,
+// which is also right for a record that was not aggregated.
+//
+// # Retrieval
+//
+// Polling (the default) reads each shard with GetRecords, sharing the shard's read throughput
+// with every other application. FanOut reads with enhanced fan-out: the application
+// registers one stream consumer (ConsumerName), which every worker reuses, and each shard is
+// a SubscribeToShard subscription, renewed from where it stopped. A worker that cannot use
+// fan-out (a client without SubscribeToShard, a registration that fails) reads by polling
+// instead and says so in its log and in the RetrievalFallbacks metric; so does a shard whose
+// subscription fails for good, from the last record delivered.
+//
+// # Stopping
+//
+// Run returns when its context ends, after a graceful shutdown: no more leases are taken,
+// every processor gets ShutdownRequested and may checkpoint, and the leases are released so
+// that the remaining workers take them at once instead of after the failover time. Kill stops a
+// worker abruptly, as a crash would, for tests of failover.
+//
+// # Configuration defaults
+//
+//	field                   default                     note
+//	FailoverTime            10 s                        the KCL's failoverTimeMillis
+//	RenewInterval           FailoverTime / 3            the KCL's
+//	TakeInterval            FailoverTime / 2            the KCL scans every 2 × (FailoverTime + 25 ms)
+//	MaxLeasesPerWorker      no limit
+//	MaxLeasesToStealAtOnce  1                           the KCL's
+//	BalanceHysteresis       0.2 lease weights
+//	HandoffTimeout          30 s                        the KCL 3.x's gracefulLeaseHandoffTimeoutMillis
+//	ShardSyncInterval       1 min                       the KCL's shardSyncIntervalMillis
+//	LeaseCleanupDelay       5 min
+//	InitialPosition         LATEST                      the KCL's
+//	Retrieval               Polling
+//	ConsumerName            ApplicationName             the KCL's
+//	FanOutShardCheckInterval 10 s
+//	MaxRecords              10,000                      the KCL's maxRecords
+//	IdleTimeBetweenReads    1 s                         the KCL's idleTimeBetweenReadsInMillis
+//	MinTimeBetweenReads     200 ms                      Kinesis allows 5 reads/s per shard
+//	ShutdownTimeout         30 s
+//	MaxProcessingBackoff    10 s
+//	WorkerID                host name + random suffix
+//	LeaseTableName          ApplicationName
+//
+// A worker dies and its shards resume elsewhere within FailoverTime + TakeInterval (the taker
+// also scans at the moment a silent lease expires), plus the first read.
+//
+// # Cost of the lease table
+//
+// Per shard and hour a worker makes 3600 / RenewInterval renewals (1,080 at the defaults;
+// the KCL's renewal every 3.3 s makes about 1,091), plus its processor's checkpoints, which
+// replace a renewal when one was written since the last, plus 3600 / TakeInterval scans
+// (720) and 60 shard-sync scans per worker, shared by the worker's shards. Stats reports the
+// measured figure (RequestsPerLeaseHour) and the LeaseTableRequestsPerShardHour metric
+// publishes it.
+package consumer

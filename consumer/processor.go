@@ -1,0 +1,278 @@
+package consumer
+
+import (
+	"context"
+	"time"
+
+	"github.com/shardline/shardline/checkpoint"
+)
+
+// Record is one user record as the processor sees it: decompressed and, when it arrived
+// inside a KPL aggregate, unpacked.
+//
+// Data aliases memory the worker may reuse after ProcessRecords returns: a processor that keeps
+// a record past the call copies Data.
+type Record struct {
+	// Data is the payload.
+	Data []byte
+	// PartitionKey is the user record's partition key (the Kinesis record's for a record that
+	// was not aggregated).
+	PartitionKey string
+	// ExplicitHashKey is the user record's explicit hash key; empty when none was set.
+	ExplicitHashKey string
+	// SequenceNumber is the Kinesis record's sequence number, shared by every user record of
+	// one aggregate. Compare sequence numbers as integers, never as strings.
+	SequenceNumber string
+	// SubSequenceNumber is the user record's index inside its aggregate; 0 for a record that
+	// was not aggregated.
+	SubSequenceNumber int64
+	// ApproximateArrivalTimestamp is when Kinesis accepted the Kinesis record.
+	ApproximateArrivalTimestamp time.Time
+	// Aggregated reports whether the record came out of a KPL aggregate. A corrupt aggregate
+	// is delivered whole, as one record with Aggregated false (and counted).
+	Aggregated bool
+}
+
+// Position returns where the record sits in its shard, the value a checkpoint at this record
+// stores.
+func (r *Record) Position() checkpoint.ExtendedSequenceNumber {
+	return checkpoint.ExtendedSequenceNumber{SequenceNumber: r.SequenceNumber, SubSequenceNumber: r.SubSequenceNumber}
+}
+
+// RecordProcessor processes the records of one shard for as long as this worker holds the
+// shard's lease. The worker creates one per lease it takes (see ProcessorFactory) and calls
+// it from one goroutine, in this order: Initialize once, ProcessRecords any number of times,
+// then exactly one of LeaseLost, ShardEnded or ShutdownRequested. A processor is never reused
+// after that last call.
+//
+// Who checkpoints when:
+//
+//	call               when                                                may/must checkpoint
+//	Initialize         before the first batch                              no (nothing delivered)
+//	ProcessRecords     for each non-empty batch                            may, up to the batch's last record
+//	LeaseLost          another worker took the lease, or renewals failed   cannot (the lease is gone)
+//	ShardEnded         every record of a closed shard was delivered         must: Checkpoint at SHARD_END
+//	ShutdownRequested  worker shutdown, or the lease moves to another      may; the lease is released after
+//	                   worker (graceful handoff)                           it returns
+//
+// Records after the last checkpoint are delivered again to whoever processes the shard next,
+// so a processor that checkpoints after the work it does is at-least-once. The context of
+// each call is cancelled when the lease is lost or the worker is killed.
+type RecordProcessor interface {
+	// Initialize prepares for the shard. An error is logged and Initialize is called again
+	// after a pause.
+	Initialize(ctx context.Context, in InitializeInput) error
+	// ProcessRecords handles one batch. An error makes the worker deliver the same batch
+	// again after a pause (backing off up to Config.MaxProcessingBackoff), so returning an
+	// error never skips records; a processor that wants to skip returns nil.
+	ProcessRecords(ctx context.Context, in ProcessRecordsInput) error
+	// LeaseLost tells the processor that another worker now processes the shard; any
+	// checkpoint it tries fails. It should drop its state for the shard.
+	LeaseLost(ctx context.Context, in LeaseLostInput)
+	// ShardEnded tells the processor the shard is closed (split or merged) and every record
+	// was delivered. It must call in.Checkpointer.Checkpoint: the children of the shard do not
+	// start before that. Returning without it (or with an error) is logged, counted as
+	// ErrShardEndNotCheckpointed and ShardEnded is called again after a pause.
+	ShardEnded(ctx context.Context, in ShardEndedInput) error
+	// ShutdownRequested tells the processor the worker stops processing the shard while it is
+	// still open: the worker is shutting down, or the lease is being handed to another worker.
+	// It may checkpoint; the records after its last checkpoint go to the next owner.
+	ShutdownRequested(ctx context.Context, in ShutdownRequestedInput) error
+}
+
+// ProcessorFactory creates the processor for one shard.
+type ProcessorFactory interface {
+	NewProcessor(shardID string) RecordProcessor
+}
+
+// ProcessorFactoryFunc adapts a function to ProcessorFactory.
+type ProcessorFactoryFunc func(shardID string) RecordProcessor
+
+// NewProcessor calls f.
+func (f ProcessorFactoryFunc) NewProcessor(shardID string) RecordProcessor { return f(shardID) }
+
+// InitializeInput is what Initialize gets.
+type InitializeInput struct {
+	ShardID string // the shard to process
+	// Checkpoint is where processing resumes: a sentinel (TRIM_HORIZON, LATEST,
+	// AT_TIMESTAMP) for a shard never checkpointed, else the last checkpoint.
+	Checkpoint checkpoint.ExtendedSequenceNumber
+	// PendingCheckpoint is a prepared but uncommitted checkpoint (KCL two-phase
+	// checkpointing) found on the lease; nil when none.
+	PendingCheckpoint *checkpoint.ExtendedSequenceNumber
+}
+
+// ProcessRecordsInput is one batch.
+type ProcessRecordsInput struct {
+	ShardID string // the shard the records come from
+	// Records are the batch's user records, in shard order. The slice and the records' Data
+	// are reused after the call returns.
+	Records []Record
+	// MillisBehindLatest is how far the batch lags the tip of the shard, as Kinesis reported.
+	MillisBehindLatest int64
+	// Checkpointer records progress; it accepts positions up to the batch's last record.
+	Checkpointer *Checkpointer
+}
+
+// LeaseLostInput is what LeaseLost gets.
+type LeaseLostInput struct {
+	ShardID string // the shard whose lease was lost
+}
+
+// ShardEndedInput is what ShardEnded gets.
+type ShardEndedInput struct {
+	ShardID string // the shard that ended
+	// ChildShardIDs are the shards that replaced this one, when known.
+	ChildShardIDs []string
+	// Checkpointer must be used to checkpoint at SHARD_END (Checkpoint does).
+	Checkpointer *Checkpointer
+}
+
+// ShutdownCause says why a processor is asked to shut down.
+type ShutdownCause int
+
+const (
+	// CauseWorkerShutdown: the worker is shutting down gracefully.
+	CauseWorkerShutdown ShutdownCause = iota + 1
+	// CauseHandoff: another worker asked for the lease to balance the load.
+	CauseHandoff
+)
+
+// String names the cause.
+func (c ShutdownCause) String() string {
+	switch c {
+	case CauseWorkerShutdown:
+		return "worker shutdown"
+	case CauseHandoff:
+		return "handoff"
+	}
+	return "unknown"
+}
+
+// ShutdownRequestedInput is what ShutdownRequested gets.
+type ShutdownRequestedInput struct {
+	ShardID string        // the shard to stop processing
+	Cause   ShutdownCause // why
+	// Checkpointer may be used to checkpoint what was processed.
+	Checkpointer *Checkpointer
+}
+
+// Checkpointer records a processor's progress in its shard. It is the checkpoint package's
+// Checkpointer bound to the worker's hold on the lease: a checkpoint before the stored one, or
+// after the last record delivered, is refused with a *checkpoint.CheckpointError, and one
+// after the lease was lost fails with an error matching checkpoint.ErrLeaseLost. Safe for
+// concurrent use.
+type Checkpointer struct {
+	shardID string
+	cp      *checkpoint.Checkpointer
+	holder  *checkpoint.LeaseHolder
+	onWrite func(start time.Time) // told of every checkpoint written, with when it started
+}
+
+// wrote tells onWrite about a checkpoint that reached the table. A checkpoint equal to the
+// stored one is accepted without a write, and only a write moves the counter that shows the
+// other workers this one is alive.
+func (c *Checkpointer) wrote(start time.Time, counterBefore int64) {
+	if c.onWrite != nil && c.holder != nil && c.holder.Lease().Counter > counterBefore {
+		c.onWrite(start)
+	}
+}
+
+func (c *Checkpointer) counter() int64 {
+	if c.holder == nil {
+		return 0
+	}
+	return c.holder.Lease().Counter
+}
+
+// ShardID returns the shard whose progress this checkpointer records.
+func (c *Checkpointer) ShardID() string { return c.shardID }
+
+// Checkpoint records that every record delivered so far was processed; in ShardEnded it
+// checkpoints at SHARD_END.
+func (c *Checkpointer) Checkpoint(ctx context.Context) error {
+	start, before := time.Now(), c.counter()
+	err := c.cp.Checkpoint(ctx)
+	if err == nil {
+		c.wrote(start, before)
+	}
+	return err
+}
+
+// CheckpointRecord records that every record up to and including r was processed.
+func (c *Checkpointer) CheckpointRecord(ctx context.Context, r *Record) error {
+	return c.CheckpointAt(ctx, r.SequenceNumber, r.SubSequenceNumber)
+}
+
+// CheckpointAt records that every record up to sequence number seq, user record subseq inside
+// it, was processed.
+func (c *Checkpointer) CheckpointAt(ctx context.Context, seq string, subseq int64) error {
+	start, before := time.Now(), c.counter()
+	err := c.cp.CheckpointAt(ctx, seq, subseq)
+	if err == nil {
+		c.wrote(start, before)
+	}
+	return err
+}
+
+// Checkpointed returns the stored checkpoint as of the last write or renewal.
+func (c *Checkpointer) Checkpointed() checkpoint.ExtendedSequenceNumber { return c.cp.Checkpointed() }
+
+// LastDelivered returns the position of the last record delivered to the processor, and false
+// when none was delivered yet.
+func (c *Checkpointer) LastDelivered() (checkpoint.ExtendedSequenceNumber, bool) {
+	return c.cp.LastDelivered()
+}
+
+// RecordFunc returns a ProcessorFactory for the common case: fn is called for each record in
+// order, and the worker checkpoints after each batch fn processed without error, at shard end,
+// and at a graceful shutdown or handoff. When fn fails, the records before the failing one are
+// checkpointed and the batch is delivered again from the failing record after a pause, so a
+// record is skipped only when fn returns nil for it. Records after the last checkpoint may be
+// passed to fn again after a failover: fn should be idempotent.
+func RecordFunc(fn func(ctx context.Context, r Record) error) ProcessorFactory {
+	return ProcessorFactoryFunc(func(string) RecordProcessor { return &recordFuncProcessor{fn: fn} })
+}
+
+type recordFuncProcessor struct {
+	fn func(context.Context, Record) error
+	// done is the position of the last record fn accepted, so a batch delivered again after a
+	// failure resumes at the failing record.
+	done    checkpoint.ExtendedSequenceNumber
+	hasDone bool
+}
+
+func (p *recordFuncProcessor) Initialize(context.Context, InitializeInput) error { return nil }
+
+func (p *recordFuncProcessor) ProcessRecords(ctx context.Context, in ProcessRecordsInput) error {
+	for i := range in.Records {
+		r := &in.Records[i]
+		if p.hasDone && r.Position().Compare(p.done) <= 0 {
+			continue
+		}
+		if err := p.fn(ctx, *r); err != nil {
+			if p.hasDone {
+				// Keep what was done; the failing record comes again.
+				if cerr := in.Checkpointer.CheckpointAt(ctx, p.done.SequenceNumber, p.done.SubSequenceNumber); cerr != nil {
+					return cerr
+				}
+			}
+			return err
+		}
+		p.done, p.hasDone = r.Position(), true
+	}
+	return in.Checkpointer.Checkpoint(ctx)
+}
+
+func (p *recordFuncProcessor) LeaseLost(context.Context, LeaseLostInput) {}
+
+func (p *recordFuncProcessor) ShardEnded(ctx context.Context, in ShardEndedInput) error {
+	return in.Checkpointer.Checkpoint(ctx)
+}
+
+func (p *recordFuncProcessor) ShutdownRequested(ctx context.Context, in ShutdownRequestedInput) error {
+	if !p.hasDone {
+		return nil
+	}
+	return in.Checkpointer.CheckpointAt(ctx, p.done.SequenceNumber, p.done.SubSequenceNumber)
+}

@@ -1,0 +1,208 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"time"
+
+	"github.com/shardline/shardline/checkpoint"
+)
+
+// leaseTaker finds leases for this worker: it scans the lease table, tracks each lease's
+// counter on this worker's clock, takes unassigned and expired leases up to the worker's fair
+// share, and balances the fleet by asking the most loaded worker for leases (see planBalance).
+// It runs in one goroutine of the Worker.
+type leaseTaker struct {
+	w       *Worker
+	obs     *leaseObserver
+	pending map[string]time.Time // handoffs asked for, by lease key
+	rng     *rand.Rand
+}
+
+func newLeaseTaker(w *Worker) *leaseTaker {
+	return &leaseTaker{
+		w:       w,
+		obs:     newLeaseObserver(),
+		pending: map[string]time.Time{},
+		rng:     rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
+	}
+}
+
+// run scans until ctx ends. A lease that may expire before the next regular scan gets a scan
+// at its expiry, and handoffs under way are polled more often, so failover and handoffs do not
+// wait for a whole interval.
+func (t *leaseTaker) run(ctx context.Context) {
+	cfg := &t.w.cfg
+	minGap := cfg.TakeInterval / 4
+	pollEvery := min(minGap, 500*time.Millisecond)
+	scanTimer := time.NewTimer(0)
+	defer scanTimer.Stop()
+	poll := time.NewTicker(pollEvery)
+	defer poll.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-poll.C:
+			if len(t.pending) > 0 {
+				t.pollPending(ctx)
+			}
+		case <-scanTimer.C:
+			next := t.scan(ctx)
+			scanTimer.Reset(max(next, minGap))
+		}
+	}
+}
+
+// scan runs one cycle and returns the time until the next.
+func (t *leaseTaker) scan(ctx context.Context) time.Duration {
+	w := t.w
+	cfg := &w.cfg
+	sctx, cancel := context.WithTimeout(ctx, cfg.TakeInterval)
+	leases, err := w.store.ListLeases(sctx)
+	cancel()
+	if err != nil {
+		if ctx.Err() == nil {
+			w.log.Warn("consumer: listing leases failed", "error", err)
+		}
+		return cfg.TakeInterval / 2
+	}
+	now := time.Now()
+	t.obs.update(leases, now)
+	view := t.obs.snapshot()
+	w.publishView(view)
+
+	plan := planBalance(balanceInput{
+		me:             cfg.WorkerID,
+		now:            now,
+		leases:         view,
+		held:           w.heldKeys(),
+		pending:        t.pending,
+		failover:       cfg.FailoverTime,
+		handoffTimeout: cfg.HandoffTimeout,
+		maxLeases:      cfg.MaxLeasesPerWorker,
+		maxSteal:       cfg.MaxLeasesToStealAtOnce,
+		hysteresis:     cfg.BalanceHysteresis,
+		graceful:       !cfg.DisableGracefulHandoff,
+	}, t.rng)
+
+	for _, key := range plan.abandon {
+		w.log.Info("consumer: handoff abandoned: the lease went elsewhere", "lease", key)
+		delete(t.pending, key)
+	}
+	for _, l := range plan.complete {
+		forced := l.CheckpointOwner != ""
+		if forced {
+			w.log.Warn("consumer: previous owner did not release the lease in time, taking it", "lease", l.Key, "owner", l.CheckpointOwner, "timeout", cfg.HandoffTimeout)
+		}
+		delete(t.pending, l.Key)
+		t.take(ctx, l, "handoff")
+	}
+	if len(plan.take) > 0 || len(plan.steal) > 0 {
+		w.log.Info("consumer: lease balance", "workers", plan.workers, "fair_share", round2(plan.fair), "my_load", round2(plan.myLoad), "max_load", round2(plan.maxLoad), "taking", len(plan.take), "stealing", len(plan.steal))
+	}
+	for _, l := range plan.take {
+		if ctx.Err() != nil {
+			break
+		}
+		t.take(ctx, l, "available")
+	}
+	for _, l := range plan.steal {
+		if ctx.Err() != nil {
+			break
+		}
+		if cfg.DisableGracefulHandoff {
+			t.take(ctx, l, "steal")
+			continue
+		}
+		hctx, cancel := context.WithTimeout(ctx, cfg.TakeInterval)
+		_, err := w.store.InitiateHandoff(hctx, l, cfg.WorkerID)
+		cancel()
+		switch {
+		case err == nil:
+			t.pending[l.Key] = time.Now()
+			w.stats.handoffsRequested.Add(1)
+			w.log.Info("consumer: asked for a lease to balance the load", "lease", l.Key, "from", l.Owner)
+		case errors.Is(err, checkpoint.ErrLeaseLost), errors.Is(err, checkpoint.ErrLeaseNotFound), errors.Is(err, checkpoint.ErrInvalidLease):
+			w.log.Debug("consumer: lease changed before the handoff request", "lease", l.Key, "error", err)
+		default:
+			w.log.Warn("consumer: handoff request failed", "lease", l.Key, "error", err)
+		}
+	}
+
+	next := cfg.TakeInterval
+	if plan.nextScan > 0 && plan.nextScan+10*time.Millisecond < next {
+		next = plan.nextScan + 10*time.Millisecond
+	}
+	return next
+}
+
+// pollPending checks the handoffs under way with one read each, to start as soon as the
+// previous owner released the lease.
+func (t *leaseTaker) pollPending(ctx context.Context) {
+	w := t.w
+	for key, started := range t.pending {
+		gctx, cancel := context.WithTimeout(ctx, w.cfg.TakeInterval)
+		l, err := w.store.GetLease(gctx, key)
+		cancel()
+		switch {
+		case errors.Is(err, checkpoint.ErrLeaseNotFound):
+			delete(t.pending, key)
+		case err != nil:
+			continue
+		case l.Owner != w.cfg.WorkerID || l.Checkpoint.IsShardEnd():
+			delete(t.pending, key)
+		case l.CheckpointOwner == "" || time.Since(started) >= w.cfg.HandoffTimeout:
+			delete(t.pending, key)
+			t.take(ctx, l, "handoff")
+		}
+	}
+}
+
+// releasePending gives up the handoffs under way when the worker shuts down. A lease whose
+// previous owner already released it names this worker as owner, and is evicted so that
+// another worker takes it at once; one still being handed over expires as usual.
+func (t *leaseTaker) releasePending(ctx context.Context) {
+	w := t.w
+	for key := range t.pending {
+		delete(t.pending, key)
+		gctx, cancel := context.WithTimeout(ctx, w.cfg.RenewInterval)
+		l, err := w.store.GetLease(gctx, key)
+		if err == nil && l.Owner == w.cfg.WorkerID && l.CheckpointOwner == "" && !w.holds(key) {
+			_, err = w.store.EvictLease(gctx, l)
+		}
+		cancel()
+		if err != nil && !errors.Is(err, checkpoint.ErrLeaseNotFound) && !errors.Is(err, checkpoint.ErrLeaseLost) {
+			w.log.Debug("consumer: giving up a handoff failed", "lease", key, "error", err)
+		}
+	}
+}
+
+// take takes l and starts processing it.
+func (t *leaseTaker) take(ctx context.Context, l checkpoint.Lease, why string) {
+	w := t.w
+	if w.holds(l.Key) {
+		return
+	}
+	start := time.Now()
+	tctx, cancel := context.WithTimeout(ctx, w.cfg.TakeInterval)
+	got, err := w.store.TakeLease(tctx, l, w.cfg.WorkerID)
+	cancel()
+	if err != nil {
+		if errors.Is(err, checkpoint.ErrLeaseLost) || errors.Is(err, checkpoint.ErrLeaseNotFound) {
+			w.log.Debug("consumer: lease changed before it could be taken", "lease", l.Key, "error", err)
+		} else if ctx.Err() == nil {
+			w.log.Warn("consumer: taking lease failed", "lease", l.Key, "error", err)
+		}
+		return
+	}
+	prev := l.Owner
+	if l.CheckpointOwner != "" {
+		prev = l.CheckpointOwner
+	}
+	w.log.Info("consumer: took lease", "lease", l.Key, "reason", why, "previous_owner", prev, "checkpoint", got.Checkpoint.String())
+	w.startShard(got, start)
+}
+
+func round2(f float64) float64 { return float64(int64(f*100+0.5)) / 100 }
