@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shardline/shardline/internal/fanout"
 	"github.com/shardline/shardline/internal/testenv"
 )
 
@@ -20,7 +19,7 @@ func retrievalModes() []Retrieval { return []Retrieval{Polling, FanOut} }
 // transport that supplies kinesis-mock's missing initial-response.
 func newModeEnv(t testing.TB, shards int32, mode Retrieval) *emuEnv {
 	if mode == FanOut {
-		return newEmuEnv(t, shards, testenv.HTTPClient(fanout.EmulatorTransport(nil)), nil)
+		return newEmuEnv(t, shards, testenv.HTTPClient(EmulatorTransport(nil)), nil)
 	}
 	return newEmuEnv(t, shards, nil, nil)
 }
