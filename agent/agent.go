@@ -27,7 +27,7 @@ type Agent struct {
 	retry  retrier
 
 	outstanding atomic.Int64 // records the sink accepted and has not acknowledged
-	flushing    atomic.Bool  // a Flush of the sink started by underPressure is running
+	pressure    coalescer    // flushes of the sink asked for by readers waiting for the budget
 	lastFailLog atomic.Int64 // unix nanoseconds of the last delivery failure logged
 
 	mu        sync.Mutex
@@ -216,18 +216,15 @@ func (a *Agent) Run(ctx context.Context) error {
 
 // underPressure is called by a reader about to wait for the in-flight budget. Records the
 // sink holds back for batching cannot wait for company any more: nothing more will be read
-// until some are acknowledged. So a Flusher sink is flushed, once at a time; without this a
-// sink that batches for maxBufferAgeMillis would deliver at most one in-flight window per
-// buffer age.
-func (a *Agent) underPressure(ctx context.Context) {
+// until some are acknowledged. So a Flusher sink is flushed briefly, enough to get what it
+// holds on its way; without this a sink that batches for maxBufferAgeMillis would deliver at
+// most one in-flight window per buffer age.
+func (a *Agent) underPressure() {
 	f, ok := a.sink.(Flusher)
-	if !ok || !a.flushing.CompareAndSwap(false, true) {
+	if !ok {
 		return
 	}
-	go func() {
-		defer a.flushing.Store(false)
-		_ = f.Flush(ctx) // failures reach the records' acks; this only hurries them
-	}()
+	a.pressure.request(func() { briefFlush(f) })
 }
 
 // flushWhileStopping keeps flushing a Flusher sink until the returned function is called or

@@ -150,7 +150,8 @@ type Flow struct {
 	MaxRecordSizeBytes int
 	// MaxBufferAge, MaxBufferSizeBytes and MaxBufferSizeRecords are the Amazon Kinesis Agent's
 	// batching settings ("maxBufferAgeMillis", "maxBufferSizeBytes", "maxBufferSizeRecords").
-	// Batching is the sink's job, so the agent only validates them and passes them on.
+	// Batching is the sink's job: ProducerConfig maps them onto the producer's Linger and
+	// batch limits, as the package documentation describes.
 	MaxBufferAge         time.Duration
 	MaxBufferSizeBytes   int
 	MaxBufferSizeRecords int

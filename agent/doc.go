@@ -58,6 +58,48 @@
 // stops. Rotation by copytruncate can lose what the application writes between the copy and
 // the truncation; that is inherent to copytruncate, which no reader can avoid.
 //
+// # Delivery through the producer
+//
+// ProducerSink is the Sink that the shardline-agent daemon uses: one producer (package
+// producer, with KPL aggregation on) per stream, all sharing one Kinesis client. Each record
+// becomes a producer.Record whose Meta points at a pooled holder of the record's Ack, so the
+// producer's callback finds the Ack without a map or a closure and a send allocates nothing.
+// The producer's result is the Ack: success acknowledges the record; any error (RecordTTL
+// passed while the stream throttled or could not be reached, the service refused the record,
+// the producer was closed) reports it failed, and the agent sends it again after its backoff.
+// A record the producer can never accept (over 1 MiB with its partition key) is failed the
+// same way rather than refused; NewProducerSink refuses flows whose maxRecordSizeBytes would
+// allow one.
+//
+// The Amazon Kinesis Agent fills one buffer per flow and sends it as one PutRecords request
+// when it holds maxBufferSizeRecords records or maxBufferSizeBytes bytes, or when its oldest
+// record is maxBufferAgeMillis old. The producer batches the same way, per stream, so
+// ProducerConfig maps the settings of a stream's flows onto its producer.Config:
+//
+//	agent.json               producer.Config   meaning kept
+//	maxBufferAgeMillis       Linger            longest wait of a record for its batch
+//	maxBufferSizeRecords     MaxBatchRecords   most entries in one PutRecords request
+//	maxBufferSizeBytes       MaxBatchBytes     most bytes in one PutRecords request
+//	(maxBufferAgeMillis)     RecordTTL         the base TTL (30 s) counts from the end of Linger
+//
+// Where flows share a stream, the smallest value of each wins. With aggregation an entry is
+// a Kinesis record packing many lines, so a request holds far more lines than
+// maxBufferSizeRecords; the defaults (60 s, 500, 5 MiB) are the Amazon Kinesis Agent's, and
+// maxBufferAgeMillis is the setting to lower for latency. Other producer settings (rate
+// limit, request concurrency, buffer bounds) keep their defaults or come from the base
+// configuration given to NewProducerSink. Update, called before Agent.Reload, gives new
+// streams their producers and replaces a producer whose mapped settings changed.
+//
+// Backpressure holds at every step. A reader stops when the records read and not yet
+// acknowledged reach maxInFlightRecords or maxInFlightBytes; Send blocks while the stream's
+// producer holds MaxBufferedRecords or MaxBufferedBytes; records the producer gave up on stay
+// in the agent's window, counted against its bounds, until they are delivered. So while a
+// stream throttles or cannot be reached, reading pauses and memory stays bounded. A buffer
+// that is full cannot gain more records to batch with, so a reader that has to wait, and a
+// Send that finds the producer full, flush the producer briefly rather than let the batch
+// wait out maxBufferAgeMillis; when Run stops it keeps flushing until the records in flight
+// are delivered or the shutdown timeout passes.
+//
 // # Invalid UTF-8
 //
 // Records are bytes: lines that are not valid UTF-8 are sent as they are. JSON output

@@ -460,7 +460,7 @@ func (fr *flowRunner) startOffset(st *fileState, f *os.File, fi os.FileInfo, fp 
 		h := fp.hash()
 		for _, s := range fr.fs.byID {
 			s.mu.Lock()
-			off, match, live := int64(0), false, false
+			off, match, live, draining := int64(0), false, false, false
 			for _, p := range s.prev {
 				if p.hash == h {
 					off, match = p.off, true
@@ -468,10 +468,20 @@ func (fr *flowRunner) startOffset(st *fileState, f *os.File, fi os.FileInfo, fp 
 				}
 			}
 			if !match && s.fp.full() && bytes.Equal(s.fp.b, fp.b) {
-				off, match, live = s.next, true, true
+				// The original still has this content, as far as its reader knows. Until
+				// its records are acknowledged, only the acknowledged part is safe to skip:
+				// starting the copy where reading stopped would let a crash lose the
+				// records still in flight.
+				off, match, live, draining = s.committed, true, true, s.draining
 			}
 			path := s.path
 			s.mu.Unlock()
+			if draining {
+				// The original was truncated and its reader waits for the old content's
+				// records; then this becomes an exact match at the delivered position.
+				time.AfterFunc(2*fr.flow.MinTimeBetweenFilePolls, fr.requestScan)
+				return -2, ""
+			}
 			if match {
 				return fr.copyStart(st.id, off, fi, path, live)
 			}
@@ -515,7 +525,8 @@ func (fr *flowRunner) startOffset(st *fileState, f *os.File, fi os.FileInfo, fp 
 // has this content: then it is a plain copy, or a copytruncate whose truncation the original's
 // reader has not seen yet. Waiting tells the two apart, since a truncation, once seen, makes the
 // match exact (the original's previous content). A copy still live after the wait starts at
-// the original's position: lines are then possibly sent twice, never lost.
+// the original's acknowledged position: the lines in flight are then possibly sent twice,
+// never lost, even if the agent crashes before they are delivered.
 func (fr *flowRunner) copyStart(id FileID, off int64, fi os.FileInfo, of string, live bool) (int64, string) {
 	first, waiting := fr.copyWaits[id]
 	if !waiting {

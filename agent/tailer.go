@@ -206,7 +206,7 @@ func (t *tailer) nextChunk() error {
 	size = max(size, keep+minChunk/4)
 	size = min(size, max(maxChunk, t.maxLine+1))
 	if !t.a.budget.tryAcquire(int64(size), 0) {
-		t.a.underPressure(t.ctx)
+		t.a.underPressure()
 		if err := t.a.budget.acquire(t.ctx, int64(size), 0); err != nil {
 			return err
 		}
@@ -318,7 +318,7 @@ func (t *tailer) emit(data []byte, start, end int64, ch *chunk) error {
 	rec := Record{Stream: t.flow.KinesisStream, PartitionKey: key, Data: data, Path: t.path, File: t.st.id, Offset: start}
 	if !t.a.budget.tryAcquire(charge, 1) {
 		t.flushStats() // the wait may be long; counters should not lag behind it
-		t.a.underPressure(t.ctx)
+		t.a.underPressure()
 		if err := t.a.budget.acquire(t.ctx, charge, 1); err != nil {
 			return err
 		}
@@ -367,6 +367,17 @@ func (t *tailer) truncated(why string) bool {
 	t.log.Info("file truncated or replaced; reading it again from its start", "reason", why, "offset", t.readPos())
 	t.a.stats.truncations.Add(1)
 	t.reset(0)
+	t.st.mu.Lock()
+	t.st.draining = true
+	t.st.mu.Unlock()
+	recorded := false
+	defer func() {
+		if !recorded {
+			t.st.mu.Lock()
+			t.st.draining = false
+			t.st.mu.Unlock()
+		}
+	}()
 	if err := t.st.waitDrained(t.ctx); err != nil {
 		return false
 	}
@@ -382,6 +393,8 @@ func (t *tailer) truncated(why string) bool {
 	t.st.mu.Lock()
 	t.st.addPrevLocked(t.st.fp, "", t.st.next)
 	t.st.fp, t.st.committed, t.st.next = fp, 0, 0
+	t.st.draining = false
+	recorded = true
 	t.st.mu.Unlock()
 	t.fp = fp
 	t.lastSize = 0

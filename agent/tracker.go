@@ -53,7 +53,11 @@ type fileState struct {
 	// prev are the contents the file had before its last truncations, newest first, with the
 	// position reading stopped at, to resume a copy of them (copytruncate). A few are kept
 	// because a copy may be found only after the file was truncated again.
-	prev     []prevContent
+	prev []prevContent
+	// draining is set while the reader waits for the records of content that was just
+	// truncated away; a copy of that content must wait too, since where it starts depends on
+	// what of the old content turns out delivered.
+	draining bool
 	inGlob   bool
 	open     bool // a reader holds the file
 	lastSeen time.Time
