@@ -10,27 +10,6 @@ import (
 	"github.com/shardline/shardline/metrics"
 )
 
-// Metric names the consumer records besides those the metrics package defines.
-const (
-	// MetricRecordsOutsideShardRange counts user records dropped because their hash key lies
-	// outside the range of the shard they were read from (aggregates written under an older
-	// shard map; the producer sent them again to the right shard).
-	MetricRecordsOutsideShardRange = "RecordsOutsideShardRange"
-	// MetricShardEndNotCheckpointed counts ShardEnded calls that returned without a
-	// checkpoint at SHARD_END.
-	MetricShardEndNotCheckpointed = "ShardEndNotCheckpointed"
-	// MetricProcessorErrors counts record-processor calls that failed or panicked.
-	MetricProcessorErrors = "ProcessorErrors"
-	// MetricUnreadableLeases is the number of lease-table items of this stream's shards that
-	// cannot be read as leases.
-	MetricUnreadableLeases = "UnreadableLeases"
-	// MetricRetrievalFallbacks counts starts in polling mode although enhanced fan-out was
-	// configured, because fan-out was unavailable.
-	MetricRetrievalFallbacks = "RetrievalFallbacks"
-	// MetricLeaseTableRequestsPerShardHour is this worker's lease-table requests divided by
-	// the lease-hours it held: what one shard costs in DynamoDB requests per hour.
-	MetricLeaseTableRequestsPerShardHour = "LeaseTableRequestsPerShardHour"
-)
 
 // counters are the worker's totals behind Stats; they are kept whether or not a metrics
 // registry is configured.
@@ -82,9 +61,6 @@ func newWorkerMetrics(reg *metrics.Registry, stream, worker string) *workerMetri
 		d := def(name)
 		return reg.Counter(d.Name, d.Unit, d.Level, append([]metrics.Dimension{m.streamDim}, dims...)...)
 	}
-	local := func(name string, level metrics.Level) *metrics.Counter {
-		return reg.Counter(name, metrics.UnitCount, level, m.streamDim)
-	}
 	hd := def(metrics.LeasesHeld)
 	m.leasesHeld = reg.Gauge(hd.Name, hd.Unit, hd.Level, m.streamDim, m.workerDim)
 	m.leasesTaken = counter(metrics.LeasesTaken, m.workerDim)
@@ -93,12 +69,14 @@ func newWorkerMetrics(reg *metrics.Registry, stream, worker string) *workerMetri
 	m.renewalLatency = reg.Distribution(rd.Name, rd.Unit, rd.Level, m.streamDim)
 	m.deaggregationErrors = counter(metrics.DeaggregationErrors)
 	m.corruptRecords = counter(metrics.CorruptRecords)
-	m.outsideRange = local(MetricRecordsOutsideShardRange, metrics.LevelSummary)
-	m.processorErrors = local(MetricProcessorErrors, metrics.LevelSummary)
-	m.shardEndNotCheckpointed = local(MetricShardEndNotCheckpointed, metrics.LevelSummary)
-	m.unreadableLeases = reg.Gauge(MetricUnreadableLeases, metrics.UnitCount, metrics.LevelSummary, m.streamDim)
-	m.retrievalFallbacks = local(MetricRetrievalFallbacks, metrics.LevelSummary)
-	m.requestsPerShardHour = reg.Gauge(MetricLeaseTableRequestsPerShardHour, metrics.UnitCount, metrics.LevelDetailed, m.streamDim, m.workerDim)
+	m.outsideRange = counter(metrics.RecordsOutsideShardRange)
+	m.processorErrors = counter(metrics.ProcessorErrors)
+	m.shardEndNotCheckpointed = counter(metrics.ShardEndNotCheckpointed)
+	ud := def(metrics.UnreadableLeases)
+	m.unreadableLeases = reg.Gauge(ud.Name, ud.Unit, ud.Level, m.streamDim)
+	m.retrievalFallbacks = counter(metrics.RetrievalFallbacks)
+	qd := def(metrics.LeaseTableRequestsPerShardHour)
+	m.requestsPerShardHour = reg.Gauge(qd.Name, qd.Unit, qd.Level, m.streamDim, m.workerDim)
 	ed := def(metrics.ErrorsByCode)
 	errs := func(code string) *metrics.Counter {
 		return reg.Counter(ed.Name, ed.Unit, ed.Level, m.streamDim, metrics.Dim(metrics.DimOperation, "GetRecords"), metrics.Dim(metrics.DimErrorCode, code))

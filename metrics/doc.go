@@ -157,6 +157,12 @@
 //	DynamoDBRequests                    counter       Count         detailed  consumer  lease-table requests, per Operation
 //	DeaggregationErrors                 counter       Count         summary   consumer  aggregated records that could not be unpacked
 //	CorruptRecords                      counter       Count         summary   consumer  records skipped because they failed validation
+//	RecordsOutsideShardRange            counter       Count         summary   consumer  aggregated user records dropped: hash key outside the shard
+//	ShardEndNotCheckpointed             counter       Count         summary   consumer  ShardEnded calls that did not checkpoint at SHARD_END
+//	ProcessorErrors                     counter       Count         summary   consumer  record-processor calls that failed or panicked
+//	UnreadableLeases                    gauge         Count         summary   consumer  lease-table items of the stream that cannot be read
+//	RetrievalFallbacks                  counter       Count         summary   consumer  shards read by polling because fan-out was unavailable
+//	LeaseTableRequestsPerShardHour      gauge         Count         detailed  consumer  lease-table requests per lease held for an hour
 //	LinesRead                           counter       Count         summary   agent     lines read from tailed files
 //	RecordsSent                         counter       Count         summary   agent     records written to the stream
 //	BytesSent                           counter       Bytes         summary   agent     bytes written to the stream

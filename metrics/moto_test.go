@@ -315,6 +315,12 @@ type hangTransport struct {
 	hung int
 }
 
+func (h *hangTransport) count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.hung
+}
+
 func (h *hangTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	h.mu.Lock()
 	h.hung++
@@ -341,6 +347,11 @@ func TestMotoHungConnection(t *testing.T) {
 	pub.Start()
 	done := make(chan error, 1)
 	go func() { done <- pub.Flush(context.Background()) }()
+	// Flush has collected its interval once its first attempt hangs; only then are the later
+	// increases sure to fall into Close's collection rather than Flush's.
+	for ht.count() == 0 {
+		time.Sleep(time.Millisecond)
+	}
 	for range 100_000 {
 		c.Add(1) // returns while the upload hangs
 	}

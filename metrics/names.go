@@ -39,6 +39,15 @@ const (
 	DynamoDBRequests      = "DynamoDBRequests"
 	DeaggregationErrors   = "DeaggregationErrors"
 	CorruptRecords        = "CorruptRecords"
+	// RecordsOutsideShardRange counts aggregated user records dropped because their hash key
+	// lies outside the shard they were read from (written under an older shard map; the
+	// producer sent them again to the right shard).
+	RecordsOutsideShardRange       = "RecordsOutsideShardRange"
+	ShardEndNotCheckpointed        = "ShardEndNotCheckpointed"
+	ProcessorErrors                = "ProcessorErrors"
+	UnreadableLeases               = "UnreadableLeases"
+	RetrievalFallbacks             = "RetrievalFallbacks"
+	LeaseTableRequestsPerShardHour = "LeaseTableRequestsPerShardHour"
 
 	// Agent.
 	LinesRead          = "LinesRead"
@@ -101,6 +110,12 @@ var definitions = []Definition{
 	{DynamoDBRequests, KindCounter, UnitCount, LevelDetailed, RoleConsumer, "lease-table requests, per Operation"},
 	{DeaggregationErrors, KindCounter, UnitCount, LevelSummary, RoleConsumer, "aggregated records that could not be unpacked"},
 	{CorruptRecords, KindCounter, UnitCount, LevelSummary, RoleConsumer, "records skipped because they failed validation"},
+	{RecordsOutsideShardRange, KindCounter, UnitCount, LevelSummary, RoleConsumer, "aggregated user records dropped: hash key outside the shard"},
+	{ShardEndNotCheckpointed, KindCounter, UnitCount, LevelSummary, RoleConsumer, "ShardEnded calls that did not checkpoint at SHARD_END"},
+	{ProcessorErrors, KindCounter, UnitCount, LevelSummary, RoleConsumer, "record-processor calls that failed or panicked"},
+	{UnreadableLeases, KindGauge, UnitCount, LevelSummary, RoleConsumer, "lease-table items of the stream that cannot be read"},
+	{RetrievalFallbacks, KindCounter, UnitCount, LevelSummary, RoleConsumer, "shards read by polling because fan-out was unavailable"},
+	{LeaseTableRequestsPerShardHour, KindGauge, UnitCount, LevelDetailed, RoleConsumer, "lease-table requests per lease held for an hour"},
 	{LinesRead, KindCounter, UnitCount, LevelSummary, RoleAgent, "lines read from tailed files"},
 	{RecordsSent, KindCounter, UnitCount, LevelSummary, RoleAgent, "records written to the stream"},
 	{BytesSent, KindCounter, UnitBytes, LevelSummary, RoleAgent, "bytes written to the stream"},
