@@ -10,7 +10,6 @@ import (
 	"github.com/shardline/shardline/metrics"
 )
 
-
 // counters are the worker's totals behind Stats; they are kept whether or not a metrics
 // registry is configured.
 type counters struct {
