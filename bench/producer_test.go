@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -129,9 +130,18 @@ func keys() []string {
 	return ks
 }
 
+// mallocs is the number of heap allocations so far. allocs/op rounds to an integer, which
+// hides the difference between one allocation per hundred records and none.
+func mallocs() uint64 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.Mallocs
+}
+
 // report adds the per-record metrics every loopback benchmark shares.
-func report(b *testing.B, n int, cpu time.Duration) {
+func report(b *testing.B, n int, cpu time.Duration, allocs uint64) {
 	b.ReportMetric(float64(cpu.Nanoseconds())/float64(n), "cpu-ns/rec")
+	b.ReportMetric(float64(allocs)/float64(n), "allocs/rec")
 	b.ReportMetric(cpu.Seconds()*1e6/float64(n), "cpu-s/Mrec")
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "rec/s")
 	b.ReportMetric(maxRSSMiB(), "maxrss-MiB")
@@ -163,10 +173,28 @@ func BenchmarkPutLoopback(b *testing.B) {
 	}
 }
 
+// BenchmarkRateLimitedLoopback is BenchmarkPutLoopback's shardline case at 1 KiB with the
+// producer's default RateLimit, which holds the stub's four shards to 6 MiB/s in all: the
+// producer spends most of the run waiting for its rate limiter and for buffer room, and
+// what it costs per record shows whether it waits without spinning. At the default
+// 64 MiB buffer a run needs well over 64,000 records to fill it (-benchtime=150000x takes
+// some 25 s).
+func BenchmarkRateLimitedLoopback(b *testing.B) {
+	data := make([]byte, 1024)
+	for i := range data {
+		data[i] = byte('a' + i%26)
+	}
+	benchProducerConfig(b, loopbackClient(b, false), keys(), data, producer.Config{StreamName: "bench"})
+}
+
 func benchProducer(b *testing.B, kc *kinesis.Client, ks []string, data []byte) {
 	// The stub's four shards would cap the producer at the real per-shard limits (1 MiB/s
 	// each); the benchmark measures the client's cost, so the local rate limit is lifted.
-	p, err := producer.New(kc, producer.Config{StreamName: "bench", RateLimit: 1_000_000})
+	benchProducerConfig(b, kc, ks, data, producer.Config{StreamName: "bench", RateLimit: 1_000_000})
+}
+
+func benchProducerConfig(b *testing.B, kc *kinesis.Client, ks []string, data []byte, cfg producer.Config) {
+	p, err := producer.New(kc, cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -176,6 +204,9 @@ func benchProducer(b *testing.B, kc *kinesis.Client, ks []string, data []byte) {
 	for i := range recs {
 		recs[i] = producer.Record{PartitionKey: ks[i%len(ks)], Data: data}
 	}
+	// Collect now the garbage of building them, and of the runs before, or the collector
+	// would mark (and charge to the client) while the timed loop runs.
+	runtime.GC()
 	var failed atomic.Int64
 	done := func(_ *producer.Record, res producer.Result) {
 		if res.Err != nil {
@@ -186,6 +217,7 @@ func benchProducer(b *testing.B, kc *kinesis.Client, ks []string, data []byte) {
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	b.ResetTimer()
+	m0 := mallocs()
 	cpu0 := cpuTime()
 	for i := range recs {
 		if err := p.PutAsync(ctx, &recs[i], done); err != nil {
@@ -196,6 +228,7 @@ func benchProducer(b *testing.B, kc *kinesis.Client, ks []string, data []byte) {
 		b.Fatal(err)
 	}
 	cpu := cpuTime() - cpu0
+	allocs := mallocs() - m0
 	b.StopTimer()
 	if err := p.Close(ctx); err != nil {
 		b.Fatal(err)
@@ -203,7 +236,7 @@ func benchProducer(b *testing.B, kc *kinesis.Client, ks []string, data []byte) {
 	if n := failed.Load(); n > 0 {
 		b.Fatalf("%d records failed", n)
 	}
-	report(b, b.N, cpu)
+	report(b, b.N, cpu, allocs)
 }
 
 func benchSDKLoop(b *testing.B, kc *kinesis.Client, ks []string, data []byte) {
@@ -217,6 +250,7 @@ func benchSDKLoop(b *testing.B, kc *kinesis.Client, ks []string, data []byte) {
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	b.ResetTimer()
+	m0 := mallocs()
 	cpu0 := cpuTime()
 	var wg sync.WaitGroup
 	for w := range workers {
@@ -239,11 +273,12 @@ func benchSDKLoop(b *testing.B, kc *kinesis.Client, ks []string, data []byte) {
 	}
 	wg.Wait()
 	cpu := cpuTime() - cpu0
+	allocs := mallocs() - m0
 	b.StopTimer()
 	if n := failed.Load(); n > 0 {
 		b.Fatalf("%d records failed", n)
 	}
-	report(b, b.N, cpu)
+	report(b, b.N, cpu, allocs)
 }
 
 var floorSink byte
@@ -253,6 +288,7 @@ func benchFloor(b *testing.B, ks []string, data []byte) {
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	b.ResetTimer()
+	m0 := mallocs()
 	cpu0 := cpuTime()
 	h := sha256.New()
 	for i := 0; i < b.N; i++ {
@@ -264,6 +300,7 @@ func benchFloor(b *testing.B, ks []string, data []byte) {
 	}
 	floorSink ^= h.Sum(nil)[0]
 	cpu := cpuTime() - cpu0
+	allocs := mallocs() - m0
 	b.StopTimer()
-	report(b, b.N, cpu)
+	report(b, b.N, cpu, allocs)
 }

@@ -132,12 +132,14 @@ type Config struct {
 	// keeps them private: Stats still reports them.
 	Metrics *metrics.Registry
 
-	// DisableFastSerializer leaves the PutRecords request body to the SDK's serializer. By
-	// default, when the client speaks the AWS JSON 1.1 protocol (the kinesis client's
-	// default), the producer writes the body itself, byte for byte what the SDK would write,
-	// into a buffer it reuses: the SDK's serializer spends more CPU and memory on the
-	// base64 of the records than the rest of the producer does on them. Clients configured
-	// with another protocol, such as RPC v2 CBOR, are always left to the SDK.
+	// DisableFastSerializer leaves PutRecords requests and answers to the SDK's serializer.
+	// By default, when the client speaks the AWS JSON 1.1 protocol (the kinesis client's
+	// default), the producer writes the request body itself, byte for byte what the SDK
+	// would write, into a buffer it reuses, and decodes successful answers into memory it
+	// reuses: the SDK's serializer spends more CPU and memory on the base64 of the records
+	// than the rest of the producer does on them, and allocates per entry of an answer.
+	// Signing, retries and error answers stay with the SDK. Clients configured with another
+	// protocol, such as RPC v2 CBOR, are always left to the SDK.
 	DisableFastSerializer bool
 
 	// SDKRetries lets the SDK retry PutRecords calls as its client is configured to. By

@@ -24,7 +24,7 @@ type batch struct {
 	users   int
 	sentAt  int64
 
-	wire putRecordsBody            // builds in's body into a buffer kept across requests
+	wire putRecordsBody           // builds in's body, into a buffer lent for the call
 	opts []func(*kinesis.Options) // the per-call options, wire's included
 }
 
@@ -279,12 +279,11 @@ func (p *Producer) earliestReady(now int64) int64 {
 // its records in order); within a shard the rate limiter decides how many go. Records found
 // expired or unsendable go to fails. It returns nil when nothing could be taken.
 func (p *Producer) buildBatch(now int64, next *int64, fails *[]*kRecord) *batch {
-	b := p.batchPool.Get().(*batch)
 	n := len(p.readyShards)
 	if n == 0 {
-		p.batchPool.Put(b)
 		return nil
 	}
+	b := p.newBatchLocked()
 	start := p.rr % n
 	p.rr++
 	full := false
@@ -354,7 +353,7 @@ func (p *Producer) buildBatch(now int64, next *int64, fails *[]*kRecord) *batch 
 	clear(p.readyShards[len(kept):])
 	p.readyShards = kept
 	if len(b.krs) == 0 {
-		p.batchPool.Put(b)
+		p.freeBatches = append(p.freeBatches, b)
 		return nil
 	}
 	b.sentAt = now
@@ -394,6 +393,7 @@ func (p *Producer) send(b *batch) {
 	start := time.Now()
 	out, err := p.client.PutRecords(ctx, &b.in, b.opts...)
 	cancel()
+	b.wire.release()
 	p.m.requestTime.ObserveDuration(time.Since(start))
 	p.m.kinesisPerRequest.Observe(float64(len(b.krs)))
 	p.m.userPerRequest.Observe(float64(b.users))
@@ -534,7 +534,30 @@ func (p *Producer) handle(b *batch, out *kinesis.PutRecordsOutput, callErr error
 	b.krs, b.shards, b.res, b.entries = b.krs[:0], b.shards[:0], b.res[:0], b.entries[:0]
 	b.in = kinesis.PutRecordsInput{}
 	b.bytes, b.users = 0, 0
-	p.batchPool.Put(b)
+	p.mu.Lock()
+	p.freeBatches = append(p.freeBatches, b)
+	p.mu.Unlock()
+}
+
+// newBatchLocked takes a batch from the free list, or makes one. p.mu is held.
+//
+// The list stays short: a batch exists only while it is built under p.mu, in flight, or
+// settled after its call, so there are never many more than MaxConcurrentRequests. Unlike a
+// sync.Pool it keeps the batches' slices across garbage collections.
+func (p *Producer) newBatchLocked() *batch {
+	if n := len(p.freeBatches); n > 0 {
+		b := p.freeBatches[n-1]
+		p.freeBatches[n-1] = nil
+		p.freeBatches = p.freeBatches[:n-1]
+		return b
+	}
+	b := new(batch)
+	b.wire.in, b.wire.bufs = &b.in, &p.bodies
+	b.opts = append(b.opts, p.callOpts...)
+	if !p.cfg.DisableFastSerializer {
+		b.opts = append(b.opts, b.wire.useFastBody)
+	}
+	return b
 }
 
 // succeed settles a Kinesis record the service accepted. It normally landed on the

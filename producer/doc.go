@@ -17,7 +17,8 @@
 //	    limit, and the record is not accepted.
 //	  - Backpressure: at most MaxBufferedRecords records and MaxBufferedBytes bytes are
 //	    accepted and unfinished at once. PutAsync blocks for room (bounded by its context);
-//	    TryPutAsync returns ErrBufferFull instead.
+//	    TryPutAsync returns ErrBufferFull instead. Blocked puts are let in first come, first
+//	    served as results free room, ahead of newer puts; they sleep until then.
 //	  - Aggregation: the producer keeps a map of the stream's open shards (ListShards; a shard
 //	    is open when its ending sequence number is unset) and predicts each record's shard
 //	    from the MD5 of its partition key, or from its explicit hash key. Records predicted
@@ -25,7 +26,10 @@
 //	    until it reaches AggregationMaxSize or its oldest record has waited Linger. The
 //	    aggregate is put under its first record's keys, so it lands on the predicted shard
 //	    and every key's records stay on the shard its hash selects; an aggregate of one
-//	    record is sent as that plain record, as the KPL does.
+//	    record is sent as that plain record, as the KPL does. The producers of a process
+//	    share a cache of the hash keys of recent partition keys (8,192 keys of up to 32
+//	    bytes, 512 KiB), since keys tend to repeat and the MD5 costs about as much as the
+//	    rest of the work on a small record.
 //	  - Batching: sealed Kinesis records wait in their shard's queue until a PutRecords
 //	    request can be filled (500 entries or 5 MiB) or the oldest has waited Linger; then
 //	    every sendable shard contributes to the request. At most MaxConcurrentRequests
@@ -34,7 +38,14 @@
 //	    off, and its rate limiter allows it (RateLimit percent of 1,000 records/s and
 //	    1 MiB/s, adapted to throttling, see below). One request in flight per shard keeps a
 //	    key's records in order as long as nothing fails; StrictOrdering keeps them in order
-//	    across retries as well.
+//	    across retries as well. While shards are held back, the producer sleeps until the
+//	    first of them may send; records put meanwhile do not wake it.
+//	  - Wire format: with the kinesis client's default protocol (AWS JSON 1.1), the producer
+//	    writes the PutRecords request body itself, the same bytes the SDK would write, into
+//	    a buffer it keeps for the next request, and decodes successful answers into memory
+//	    it keeps too; the rest of the call (signing, retries, error answers) stays with the
+//	    SDK. DisableFastSerializer turns this off; clients configured with another protocol
+//	    (RPC v2 CBOR) are always left to the SDK.
 //	  - Results: when a request returns, the successful entries' user records get their
 //	    result (shard ID, sequence number, subsequence number, attempts). Failed entries are
 //	    classified once (see below); retryable ones go back to the front of their shard's
@@ -101,6 +112,7 @@
 //	DisableAggregation     false          AggregationEnabled (true)
 //	DisableAdaptiveRate    false          none (the KPL's rate is fixed)
 //	StrictOrdering         false          none
+//	DisableFastSerializer  false          none
 //	Compression            none           none
 //	Logger                 slog.Default()
 //	Metrics                private        MetricsLevel, MetricsGranularity

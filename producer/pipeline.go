@@ -16,7 +16,7 @@ type pending struct {
 	done    Callback
 	ep      *epoch
 	hash    aggregation.HashKey
-	arrival int64 // producer clock at acceptance
+	arrival int64 // producer clock at acceptance; 0 until stamp sets it
 	size    int64 // data plus partition key, as counted against the buffer bounds
 	tries   int   // attempts made by Kinesis records the record left (after a reshard)
 }
@@ -73,10 +73,11 @@ type shard struct {
 	rng      aggregation.ShardRange
 	unrouted bool
 
-	mu      sync.Mutex // guards open and held; retired is written under mu and Producer.mu
-	open    *kRecord   // the aggregate being filled
-	held    []pending  // unrouted only: records waiting for a shard map that covers them
-	retired bool       // no longer open: records are re-routed instead of sent here
+	mu        sync.Mutex // guards open, lastUsers and held; retired is written under mu and Producer.mu
+	open      *kRecord   // the aggregate being filled
+	lastUsers int        // user records in the last aggregate sealed
+	held      []pending  // unrouted only: records waiting for a shard map that covers them
+	retired   bool       // no longer open: records are re-routed instead of sent here
 
 	// Guarded by Producer.mu.
 	ready    deque
@@ -167,6 +168,7 @@ func (p *Producer) route(u *pending) {
 			continue
 		}
 		if sh.unrouted {
+			p.stamp(u)
 			sh.held = append(sh.held, *u)
 			sh.mu.Unlock()
 			p.requestRefresh()
@@ -209,6 +211,7 @@ func (p *Producer) addLocked(sh *shard, u *pending) (sealed, extra *kRecord, dea
 	linger := int64(p.cfg.Linger)
 	kr := sh.open
 	if kr == nil {
+		p.stamp(u)
 		kr = p.openAggregate(sh)
 		deadline = u.arrival + linger
 	}
@@ -217,6 +220,7 @@ func (p *Producer) addLocked(sh *shard, u *pending) (sealed, extra *kRecord, dea
 	if errors.Is(err, aggregation.ErrFull) {
 		sealed = kr
 		p.enqueue(sh, kr)
+		p.stamp(u)
 		kr = p.openAggregate(sh)
 		deadline = u.arrival + linger
 		err = kr.agg.Add(ur)
@@ -235,8 +239,21 @@ func (p *Producer) addLocked(sh *shard, u *pending) (sealed, extra *kRecord, dea
 		}
 		return sealed, s1, d
 	}
+	if u.arrival == 0 {
+		// A record that joins an aggregate goes by the aggregate's oldest record for its
+		// Linger and TTL anyway, so it takes that record's time rather than reading the
+		// clock once per record.
+		u.arrival = kr.expires - int64(p.cfg.RecordTTL)
+	}
 	kr.addUser(u, int64(p.cfg.RecordTTL), linger)
 	return sealed, nil, deadline
+}
+
+// stamp sets u's arrival time unless it has one.
+func (p *Producer) stamp(u *pending) {
+	if u.arrival == 0 {
+		u.arrival = max(p.now(), 1)
+	}
 }
 
 // alone queues u as a Kinesis record of its own. Whatever is open goes first, to keep the
@@ -247,6 +264,7 @@ func (p *Producer) alone(sh *shard, u *pending) (sealed, extra *kRecord, deadlin
 		p.enqueue(sh, sealed)
 	}
 	rec := u.rec
+	p.stamp(u)
 	kr := p.getKR(sh)
 	kr.addUser(u, int64(p.cfg.RecordTTL), int64(p.cfg.Linger))
 	kr.pk, kr.ehk, kr.data = rec.PartitionKey, rec.ExplicitHashKey, rec.Data
@@ -267,6 +285,11 @@ func (p *Producer) alone(sh *shard, u *pending) (sealed, extra *kRecord, deadlin
 func (p *Producer) openAggregate(sh *shard) *kRecord {
 	kr := p.getKR(sh)
 	kr.agg = p.aggPool.Get().(*aggregation.Aggregator)
+	if cap(kr.users) < sh.lastUsers {
+		// Sized like the shard's last aggregate: growing it record by record would copy
+		// the records' state about twice over.
+		kr.users = make([]pending, 0, sh.lastUsers+sh.lastUsers/8)
+	}
 	sh.open = kr
 	return kr
 }
@@ -276,6 +299,7 @@ func (p *Producer) openAggregate(sh *shard) *kRecord {
 func (p *Producer) enqueue(sh *shard, kr *kRecord) {
 	if sh.open == kr {
 		sh.open = nil
+		sh.lastUsers = len(kr.users)
 	}
 	p.mu.Lock()
 	wasFull := p.fullLocked()

@@ -40,6 +40,7 @@ type Producer struct {
 	abortErr  atomic.Pointer[error]
 	closeOnce sync.Once
 
+	keys     *keyHashCache
 	table    atomic.Pointer[table]
 	unrouted *shard // holds records while no open shard is known for their hash key
 
@@ -52,6 +53,7 @@ type Producer struct {
 	inflightReqs int
 	rr           int
 	readyWake    int64 // when the dispatcher will next look at the ready queues by itself
+	freeBatches  []*batch
 
 	// nextWake is when the dispatcher will next look by itself; MaxInt64: never, or not
 	// known yet because it is looking now.
@@ -67,9 +69,9 @@ type Producer struct {
 	parked     []parkedResult
 	routeErr   atomic.Pointer[error] // last ListShards failure, the cause of unroutable expiries
 
+	bodies      bodyBufs
 	kinesisPool sync.Pool
 	aggPool     sync.Pool
-	batchPool   sync.Pool
 
 	m     *streamMetrics
 	stats counters
@@ -97,6 +99,7 @@ func New(client Client, cfg Config) (*Producer, error) {
 		stream:     streamLabel(cfg),
 		base:       time.Now(),
 		room:       newRoom(int64(cfg.MaxBufferedRecords), cfg.MaxBufferedBytes),
+		keys:       sharedKeyHashes(),
 		closing:    make(chan struct{}),
 		wakeCh:     make(chan struct{}, 1),
 		batches:    make(chan *batch, cfg.MaxConcurrentRequests),
@@ -116,15 +119,6 @@ func New(client Client, cfg Config) (*Producer, error) {
 	p.kinesisPool.New = func() any { return new(kRecord) }
 	p.aggPool.New = func() any {
 		return &aggregation.Aggregator{MaxSize: cfg.AggregationMaxSize, UnwrapSingle: true}
-	}
-	p.batchPool.New = func() any {
-		b := new(batch)
-		b.wire.in = &b.in
-		b.opts = append(b.opts, p.callOpts...)
-		if !cfg.DisableFastSerializer {
-			b.opts = append(b.opts, b.wire.useFastBody)
-		}
-		return b
 	}
 
 	p.wg.Add(2 + cfg.MaxConcurrentRequests)
@@ -229,9 +223,14 @@ func (p *Producer) admit(rec *Record, done Callback) (pending, error) {
 	if err := aggregation.ValidatePartitionKey(rec.PartitionKey); err != nil {
 		return pending{}, err
 	}
-	hash, err := aggregation.EffectiveHashKey(rec.PartitionKey, rec.ExplicitHashKey)
-	if err != nil {
-		return pending{}, err
+	var hash aggregation.HashKey
+	if rec.ExplicitHashKey == "" {
+		hash = p.keys.hash(rec.PartitionKey)
+	} else {
+		var err error
+		if hash, err = aggregation.EffectiveHashKey(rec.PartitionKey, rec.ExplicitHashKey); err != nil {
+			return pending{}, err
+		}
 	}
 	if p.cfg.Compression == compression.None {
 		if err := aggregation.ValidateRecordSize(rec.PartitionKey, len(rec.Data)); err != nil {
@@ -256,7 +255,6 @@ func (p *Producer) accept(u *pending) error {
 		return ErrClosed
 	}
 	u.ep = ep
-	u.arrival = p.now()
 	p.m.received.Add(1)
 	p.route(u)
 	return nil

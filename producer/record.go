@@ -8,6 +8,9 @@ import (
 
 // Client is the part of the Kinesis API the producer uses. *kinesis.Client satisfies it, so a
 // client built with kinesis.NewFromConfig can be passed as is; tests and benchmarks pass fakes.
+// A wrapper must apply the option functions it is given to the calls it makes, and must not
+// return from PutRecords while its call still runs: the producer reuses the request's memory
+// (records and body) as soon as PutRecords returns.
 type Client interface {
 	PutRecords(ctx context.Context, in *kinesis.PutRecordsInput, optFns ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error)
 	ListShards(ctx context.Context, in *kinesis.ListShardsInput, optFns ...func(*kinesis.Options)) (*kinesis.ListShardsOutput, error)

@@ -62,6 +62,14 @@ func (p *Producer) refreshLoop() {
 		backoff.WithMaxInterval(refreshMaxInterval),
 		backoff.WithMaxElapsedTime(0),
 	)
+	// Failed refreshes back off separately and no further than RetryMaxDelay: while the map
+	// cannot be loaded, records wait unrouted, and after an outage they must not sit out a
+	// long "nothing changed" backoff once ListShards answers again.
+	errBo := backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(refreshMinInterval),
+		backoff.WithMaxInterval(max(p.cfg.RetryMaxDelay, refreshMinInterval)),
+		backoff.WithMaxElapsedTime(0),
+	)
 	var last time.Time
 	wait := time.Duration(0)
 	for {
@@ -88,7 +96,7 @@ func (p *Producer) refreshLoop() {
 		last = time.Now()
 		switch {
 		case err != nil:
-			wait = bo.NextBackOff()
+			wait = errBo.NextBackOff()
 			cls, _ := classifyError(err)
 			p.log.Warn("shard map refresh failed", "error", err, "retry_in", wait)
 			p.routeErr.Store(&err)
@@ -98,8 +106,10 @@ func (p *Producer) refreshLoop() {
 			p.requestRefresh() // try again after the backoff
 		case changed:
 			bo.Reset()
+			errBo.Reset()
 			wait = refreshMinInterval
 		default:
+			errBo.Reset()
 			wait = bo.NextBackOff()
 		}
 		p.processParked(err == nil)
