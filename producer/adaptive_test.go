@@ -136,7 +136,7 @@ func TestAdaptiveRateSettlesStorm(t *testing.T) {
 	if aLast*2 >= fLast {
 		t.Errorf("at the end of the storm %.2f of the adaptive entries were throttled, %.2f of the fixed", aLast, fLast)
 	}
-	// After the storm the rate recovers to RateLimit (1,500/s) at 10% per second.
+	// After the storm the rate recovers to RateLimit (1,500/s), its step doubling each second.
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		r := pa.Stats().AdaptiveRateLimit["shardId-000000000000"]

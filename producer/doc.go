@@ -70,8 +70,10 @@
 // reports: when a request comes back with throttled entries for a shard, the shard's rate is
 // halved (at most twice a second, whatever the number of throttled entries, because Kinesis
 // measures a shard's throughput per second and keeps throttling until the second is over),
-// and while no throttle is reported it climbs back by a tenth of RateLimit per second, up to
-// RateLimit.
+// and while no throttle is reported it climbs back: slowly at first, by a tenth of the rate
+// the service refused per second, then faster, the step doubling each second without a
+// throttle up to a tenth of RateLimit per second. The shard is probed gently near the rate it
+// refused, and is back at RateLimit within seconds once a storm ends.
 // A throttling storm thus settles at the rate the shard accepts instead of feeding itself
 // with retries. The AdaptiveRateLimit gauge (per shard) and Stats.AdaptiveRateLimit show the
 // current rate; ThrottledRecords counts throttled Kinesis records.

@@ -13,9 +13,12 @@ const (
 	// throttled until it ends, however much the rate was already cut; reacting to each of
 	// those throttles would drive the rate to the floor within a few round trips.
 	decreaseSpacing = int64(500e6)
-	// rateIncreasePerSecond is the fraction of the configured rate regained per second
-	// without throttling: small against a shard's capacity, so the rate saws gently around
-	// what the shard accepts, yet back to full within ten seconds of the storm's end.
+	// rateIncreasePerSecond is the largest fraction of the configured rate regained per
+	// second without throttling, so the rate is back to full within seconds of a storm's end.
+	// Right after a decrease the step is only this fraction of the rate at which the service
+	// throttled, doubling each second without a throttle: a shard that accepts far less than
+	// its nominal rate is probed gently near the rate it refused, instead of being overrun
+	// again within a second, and a storm that ended is left behind quickly.
 	rateIncreasePerSecond = 0.10
 	// rateFloor keeps a shard from being starved entirely: its rate never falls below this
 	// fraction of the configured one.
@@ -35,8 +38,9 @@ type limiter struct {
 	adaptive          bool
 
 	recTok, byteTok float64
-	last            int64 // time of the last refill
-	lastDecrease    int64 // time of the last decrease, to decrease once per round trip
+	last            int64   // time of the last refill
+	lastDecrease    int64   // time of the last decrease, to decrease once per round trip
+	ceiling         float64 // factor at which the service last throttled
 }
 
 func newLimiter(rateLimitPercent int, adaptive bool, now int64) limiter {
@@ -50,6 +54,7 @@ func newLimiter(rateLimitPercent int, adaptive bool, now int64) limiter {
 	}
 	l.recTok, l.byteTok = l.recRate, l.byteRate
 	l.lastDecrease = -decreaseSpacing
+	l.ceiling = 1
 	return l
 }
 
@@ -61,7 +66,9 @@ func (l *limiter) advance(now int64) {
 	}
 	l.last = now
 	if l.adaptive && l.factor < 1 {
-		l.factor = math.Min(1, l.factor+rateIncreasePerSecond*dt)
+		since := float64(now-l.lastDecrease) / 1e9
+		step := rateIncreasePerSecond * math.Min(1, l.ceiling*math.Exp2(since))
+		l.factor = math.Min(1, l.factor+step*dt)
 	}
 	r, b := l.recRate*l.factor, l.byteRate*l.factor
 	l.recTok = math.Min(r, l.recTok+r*dt)
@@ -99,6 +106,7 @@ func (l *limiter) throttled(now, sentAt int64) bool {
 		return false
 	}
 	l.advance(now)
+	l.ceiling = l.factor
 	l.factor = math.Max(rateFloor, l.factor*rateDecrease)
 	l.lastDecrease = now
 	// Drop the saved-up burst: it is what the service just refused.
