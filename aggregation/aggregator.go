@@ -3,6 +3,7 @@ package aggregation
 import (
 	"crypto/md5"
 	"fmt"
+	"hash/maphash"
 	"unsafe"
 )
 
@@ -41,9 +42,15 @@ type Aggregator struct {
 	shiftBuf []byte
 	lastSize int // size of the previous aggregate, to size the next buffer
 
-	pkIndex  map[string]uint32 // partition key -> table index
+	// The partition key table's index is a small open-addressing hash table rather than a
+	// map: a caller that already hashed the key (a producer routes by its MD5) saves hashing
+	// it again, and a probe touches one 8-byte slot instead of a map group. A slot holds the
+	// upper half of the key's hash and its table index plus one; 0 is empty.
+	pkSlots  []uint64
+	pkKeys   []string          // table index -> key
+	pkHashes []uint64          // table index -> the key's hash, for growing pkSlots
 	ehkIndex map[string]uint32 // explicit hash key -> position, excluding the placeholder
-	lastPK   string            // most recent partition key, checked before the map
+	lastPK   string            // most recent partition key, checked before the index
 	lastPKAt uint32
 	nPK      int
 	nEHK     int // explicit hash keys in the table, excluding the placeholder
@@ -117,16 +124,16 @@ type plan struct {
 // explicit hash key; with the placeholder it reports an empty key instead.
 // Aggregates that do not mix stay byte-identical to the KPL's.
 
-func (a *Aggregator) plan(p *plan, pk, ehk string, dataLen int, tags []Tag) {
+func (a *Aggregator) plan(p *plan, pk string, pkHash uint64, ehk string, dataLen int, tags []Tag) {
 	*p = plan{}
 	grow := 0
 
 	// Producers often pass the same string for the same key; comparing
 	// pointers first keeps a miss from paying for a byte compare that the
-	// map lookup repeats anyway.
+	// index repeats anyway.
 	if a.n > 0 && len(pk) == len(a.lastPK) && unsafe.StringData(pk) == unsafe.StringData(a.lastPK) {
 		p.pkAt = a.lastPKAt
-	} else if at, ok := a.pkIndex[pk]; ok {
+	} else if at, ok := a.findPK(pk, pkHash); ok {
 		p.pkAt = at
 	} else {
 		p.pkAt, p.pkNew = uint32(a.nPK), true
@@ -178,14 +185,14 @@ func tagLen(t *Tag) int {
 // It accounts for keys already in the tables.
 func (a *Aggregator) SizeWith(pk, ehk string, dataLen int) int {
 	var p plan
-	a.plan(&p, pk, ehk, dataLen, nil)
+	a.plan(&p, pk, KeyHash(pk), ehk, dataLen, nil)
 	return p.size
 }
 
 // SizeWithRecord is SizeWith for a record that may carry tags.
 func (a *Aggregator) SizeWithRecord(r *UserRecord) int {
 	var p plan
-	a.plan(&p, r.PartitionKey, r.ExplicitHashKey, len(r.Data), r.Tags)
+	a.plan(&p, r.PartitionKey, KeyHash(r.PartitionKey), r.ExplicitHashKey, len(r.Data), r.Tags)
 	return p.size
 }
 
@@ -193,7 +200,7 @@ func (a *Aggregator) SizeWithRecord(r *UserRecord) int {
 // aggregate within MaxSize and the Kinesis record limit.
 func (a *Aggregator) Fits(pk, ehk string, dataLen int) bool {
 	var p plan
-	a.plan(&p, pk, ehk, dataLen, nil)
+	a.plan(&p, pk, KeyHash(pk), ehk, dataLen, nil)
 	return a.fits(p.size, pk)
 }
 
@@ -212,14 +219,31 @@ func (a *Aggregator) fits(size int, pk string) bool {
 // its aggregated form would exceed the Kinesis limit it is accepted only with
 // UnwrapSingle set.
 func (a *Aggregator) Add(r UserRecord) error {
-	if a.addKnownKey(&r) {
+	return a.AddHashed(r, KeyHash(r.PartitionKey))
+}
+
+// KeyHash is a hash of a partition key for AddHashed: any 64 well-mixed bits
+// that depend on the key alone do, and this is a fast one.
+func KeyHash(partitionKey string) uint64 {
+	return maphash.String(keyHashSeed, partitionKey)
+}
+
+var keyHashSeed = maphash.MakeSeed()
+
+// AddHashed is Add for a caller that already holds a hash of r's partition
+// key: pkHash must be a well-mixed 64-bit hash of the key alone (KeyHash, or
+// bits of its MD5, HashKey.Lo of PartitionKeyHash), the same for the same key
+// as long as the aggregate is open. A hash that breaks this rule costs only
+// size: the key would enter the table twice, which the format allows.
+func (a *Aggregator) AddHashed(r UserRecord, pkHash uint64) error {
+	if a.addKnownKey(&r, pkHash) {
 		return nil
 	}
 	if err := ValidateRecordSize(r.PartitionKey, len(r.Data)); err != nil {
 		return err
 	}
 	var p plan
-	a.plan(&p, r.PartitionKey, r.ExplicitHashKey, len(r.Data), r.Tags)
+	a.plan(&p, r.PartitionKey, pkHash, r.ExplicitHashKey, len(r.Data), r.Tags)
 	// Keys already in a table were validated when they entered it.
 	if p.pkNew {
 		if err := ValidatePartitionKey(r.PartitionKey); err != nil {
@@ -240,7 +264,7 @@ func (a *Aggregator) Add(r UserRecord) error {
 				Actual: fmt.Sprintf("%d bytes", p.size+len(r.PartitionKey))}
 		}
 	}
-	a.add(&r, &p)
+	a.add(&r, &p, pkHash)
 	return nil
 }
 
@@ -248,7 +272,7 @@ func (a *Aggregator) Add(r UserRecord) error {
 // partition key already in the table, no explicit hash key in the aggregate,
 // no tags, and room to spare. It skips the planning that the general path
 // needs for new keys, explicit hash keys and re-indexing.
-func (a *Aggregator) addKnownKey(r *UserRecord) bool {
+func (a *Aggregator) addKnownKey(r *UserRecord, pkHash uint64) bool {
 	if a.n == 0 || a.nEHK != 0 || r.ExplicitHashKey != "" || len(r.Tags) != 0 {
 		return false
 	}
@@ -258,7 +282,7 @@ func (a *Aggregator) addKnownKey(r *UserRecord) bool {
 		at = a.lastPKAt
 	} else {
 		var ok bool
-		if at, ok = a.pkIndex[pk]; !ok {
+		if at, ok = a.findPK(pk, pkHash); !ok {
 			return false
 		}
 	}
@@ -284,7 +308,7 @@ func (a *Aggregator) addKnownKey(r *UserRecord) bool {
 }
 
 // add encodes a record according to its plan; no validation or size check.
-func (a *Aggregator) add(r *UserRecord, p *plan) {
+func (a *Aggregator) add(r *UserRecord, p *plan, pkHash uint64) {
 	if a.buf == nil {
 		a.startBuffer(nil)
 	}
@@ -292,11 +316,7 @@ func (a *Aggregator) add(r *UserRecord, p *plan) {
 		a.shiftEHKIndexes()
 	}
 	if p.pkNew {
-		if a.pkIndex == nil {
-			a.pkIndex = make(map[string]uint32)
-		}
-		a.pkIndex[r.PartitionKey] = p.pkAt
-		a.nPK++
+		a.insertPK(r.PartitionKey, pkHash)
 		a.pkTable = appendBytesField(a.pkTable, tagPartitionKeyTable, r.PartitionKey)
 	}
 	a.lastPK, a.lastPKAt = r.PartitionKey, p.pkAt
@@ -351,6 +371,60 @@ func (a *Aggregator) add(r *UserRecord, p *plan) {
 		a.firstPK, a.firstEHK = r.PartitionKey, r.ExplicitHashKey
 	}
 	a.n++
+}
+
+// findPK returns the table index of partition key pk, whose hash is h.
+func (a *Aggregator) findPK(pk string, h uint64) (uint32, bool) {
+	if a.nPK == 0 {
+		return 0, false
+	}
+	mask := uint64(len(a.pkSlots) - 1)
+	tag := h >> 32
+	for i := h & mask; ; i = (i + 1) & mask {
+		s := a.pkSlots[i]
+		if s == 0 {
+			return 0, false
+		}
+		if s>>32 == tag {
+			at := uint32(s) - 1
+			if a.pkKeys[at] == pk {
+				return at, true
+			}
+		}
+	}
+}
+
+// minPKSlots is the index's smallest size; it doubles whenever it would be more than
+// half full, so probes stay short.
+const minPKSlots = 64
+
+// insertPK gives pk, whose hash is h, the next table index.
+func (a *Aggregator) insertPK(pk string, h uint64) {
+	if 2*(a.nPK+1) > len(a.pkSlots) {
+		a.growPKSlots()
+	}
+	a.pkKeys = append(a.pkKeys, pk)
+	a.pkHashes = append(a.pkHashes, h)
+	a.nPK++
+	a.placePK(h, uint32(a.nPK))
+}
+
+// placePK puts a key's slot, holding its table index plus one, into the index.
+func (a *Aggregator) placePK(h uint64, atPlusOne uint32) {
+	mask := uint64(len(a.pkSlots) - 1)
+	i := h & mask
+	for a.pkSlots[i] != 0 {
+		i = (i + 1) & mask
+	}
+	a.pkSlots[i] = h>>32<<32 | uint64(atPlusOne)
+}
+
+func (a *Aggregator) growPKSlots() {
+	n := max(2*len(a.pkSlots), minPKSlots)
+	a.pkSlots = make([]uint64, n)
+	for i, h := range a.pkHashes {
+		a.placePK(h, uint32(i+1))
+	}
 }
 
 func appendBytesField(b []byte, tag byte, s string) []byte {
@@ -502,7 +576,16 @@ func (a *Aggregator) Reset() {
 		a.buf = a.buf[:a.gap]
 	}
 	if a.nPK > 0 {
-		clear(a.pkIndex)
+		if len(a.pkSlots) > 8*max(a.nPK, minPKSlots) {
+			// Sized by a far larger aggregate; clearing it for every small one would cost
+			// more than growing it again.
+			a.pkSlots, a.pkHashes = nil, nil
+		} else {
+			clear(a.pkSlots)
+			a.pkHashes = a.pkHashes[:0]
+		}
+		clear(a.pkKeys) // let the keys go
+		a.pkKeys = a.pkKeys[:0]
 	}
 	if a.nEHK > 0 {
 		clear(a.ehkIndex)

@@ -3,6 +3,7 @@ package aggregation
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -92,8 +93,9 @@ func TestSizeWithExact(t *testing.T) {
 				}
 			} else {
 				var p plan
-				agg.plan(&p, r.PartitionKey, r.ExplicitHashKey, len(r.Data), r.Tags)
-				agg.add(&r, &p)
+				h := KeyHash(r.PartitionKey)
+				agg.plan(&p, r.PartitionKey, h, r.ExplicitHashKey, len(r.Data), r.Tags)
+				agg.add(&r, &p, h)
 			}
 			if got := agg.Size(); got != want {
 				t.Fatalf("record %d (%s): Size %d after add, SizeWith predicted %d", i, describe(r), got, want)
@@ -457,5 +459,76 @@ func TestReset(t *testing.T) {
 	pks, ehks := tables(t, rec.Data)
 	if len(pks) != 1 || pks[0] != "b" || len(ehks) != 0 {
 		t.Fatalf("tables after Reset: %q %q", pks, ehks)
+	}
+}
+
+// addHashedAll aggregates recs with AddHashed, taking each record's hash from hash, and
+// checks that the aggregate decodes to recs.
+func addHashedAll(t *testing.T, agg *Aggregator, recs []UserRecord, hash func(i int, pk string) uint64) KinesisRecord {
+	t.Helper()
+	for i, r := range recs {
+		if err := agg.AddHashed(r, hash(i, r.PartitionKey)); err != nil {
+			t.Fatalf("AddHashed record %d: %v", i, err)
+		}
+	}
+	rec, ok := agg.Flush()
+	if !ok {
+		t.Fatal("Flush returned nothing")
+	}
+	got, err := Deaggregate(nil, rec.Data, rec.PartitionKey, rec.ExplicitHashKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameRecords(t, got, expectAggregated(recs))
+	return rec
+}
+
+func manyKeys(n, repeat int) []UserRecord {
+	var recs []UserRecord
+	for r := range repeat {
+		for i := range n {
+			recs = append(recs, UserRecord{PartitionKey: fmt.Sprintf("key-%d", i), Data: []byte{byte(i), byte(r)}})
+		}
+	}
+	return recs
+}
+
+// The key index tells keys apart by comparing them, not by their hashes: keys that share
+// a hash still get a table entry each, and each record the right one.
+func TestAddHashedCollidingHashes(t *testing.T) {
+	recs := manyKeys(300, 3)
+	var agg Aggregator
+	rec := addHashedAll(t, &agg, recs, func(int, string) uint64 { return 42 })
+	if pks, _ := tables(t, rec.Data); len(pks) != 300 {
+		t.Fatalf("partition key table has %d entries, want 300", len(pks))
+	}
+}
+
+// A hash that is not a function of the key costs table entries, never records.
+func TestAddHashedInconsistentHash(t *testing.T) {
+	recs := manyKeys(50, 4)
+	var agg Aggregator
+	rec := addHashedAll(t, &agg, recs, func(i int, _ string) uint64 { return uint64(i) * 0x9e3779b97f4a7c15 })
+	if pks, _ := tables(t, rec.Data); len(pks) < 50 || len(pks) > len(recs) {
+		t.Fatalf("partition key table has %d entries", len(pks))
+	}
+}
+
+// The index grows past its first size, shrinks again after a far larger aggregate, and
+// answers correctly through both; Add and AddHashed with the producer's MD5 bits build
+// the same bytes.
+func TestAddHashedGrowAndShrink(t *testing.T) {
+	md5Lo := func(_ int, pk string) uint64 { return PartitionKeyHash(pk).Lo }
+	hashed, plain := NewAggregator(MaxRecordSize), NewAggregator(MaxRecordSize)
+	for _, n := range []int{5000, 3, 40, 5000, 1} {
+		recs := manyKeys(n, 2)
+		got := addHashedAll(t, hashed, recs, md5Lo)
+		want := aggregateAll(t, plain, recs)
+		if !bytes.Equal(got.Data, want.Data) {
+			t.Fatalf("%d keys: AddHashed and Add built different aggregates", n)
+		}
+		if pks, _ := tables(t, got.Data); len(pks) != n {
+			t.Fatalf("%d keys: partition key table has %d entries", n, len(pks))
+		}
 	}
 }

@@ -66,8 +66,9 @@ func checkDeaggregate(t *testing.T, data []byte) {
 			t.Fatalf("record %d: %s", i, describe(*r))
 		}
 		var p plan
-		agg.plan(&p, r.PartitionKey, r.ExplicitHashKey, len(r.Data), r.Tags)
-		agg.add(r, &p)
+		h := KeyHash(r.PartitionKey)
+		agg.plan(&p, r.PartitionKey, h, r.ExplicitHashKey, len(r.Data), r.Tags)
+		agg.add(r, &p, h)
 		if agg.Size() != p.size {
 			t.Fatalf("record %d: size %d, planned %d", i, agg.Size(), p.size)
 		}

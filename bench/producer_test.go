@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -107,6 +108,12 @@ func loopbackClient(b *testing.B, cbor bool) *kinesis.Client {
 	})
 }
 
+func sysTime() (time.Duration, int64, int64) {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Stime.Nano()), ru.Minflt, ru.Nvcsw+ru.Nivcsw
+}
+
 func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
@@ -153,7 +160,10 @@ var sizes = []struct {
 }{{"100B", 100}, {"1KiB", 1024}}
 
 // BenchmarkPutLoopback compares, per user record and in the same run:
-//   - shardline: the producer with its defaults (aggregation on), over HTTP to kinesis-stub;
+//   - shardline: the producer with its defaults (aggregation on), over HTTP to kinesis-stub,
+//     once warm: a long-running producer sends from buffers it has already touched;
+//   - shardline-cold: the same from a new producer, whose first requests fault in its
+//     buffers (on a virtual machine a page fault costs microseconds);
 //   - shardline-cbor: the same with the SDK's RPC v2 CBOR protocol, which sends raw bytes
 //     instead of base64;
 //   - sdk-loop: a plain aws-sdk-go-v2 PutRecords loop, 500-record batches from 8 goroutines;
@@ -166,8 +176,9 @@ func BenchmarkPutLoopback(b *testing.B) {
 		for i := range data {
 			data[i] = byte('a' + i%26)
 		}
-		b.Run(sz.name+"/shardline", func(b *testing.B) { benchProducer(b, loopbackClient(b, false), ks, data) })
-		b.Run(sz.name+"/shardline-cbor", func(b *testing.B) { benchProducer(b, loopbackClient(b, true), ks, data) })
+		b.Run(sz.name+"/shardline", func(b *testing.B) { benchProducer(b, loopbackClient(b, false), ks, data, warmRecords) })
+		b.Run(sz.name+"/shardline-cold", func(b *testing.B) { benchProducer(b, loopbackClient(b, false), ks, data, 0) })
+		b.Run(sz.name+"/shardline-cbor", func(b *testing.B) { benchProducer(b, loopbackClient(b, true), ks, data, warmRecords) })
 		b.Run(sz.name+"/sdk-loop", func(b *testing.B) { benchSDKLoop(b, loopbackClient(b, false), ks, data) })
 		b.Run(sz.name+"/floor", func(b *testing.B) { benchFloor(b, ks, data) })
 	}
@@ -184,19 +195,42 @@ func BenchmarkRateLimitedLoopback(b *testing.B) {
 	for i := range data {
 		data[i] = byte('a' + i%26)
 	}
-	benchProducerConfig(b, loopbackClient(b, false), keys(), data, producer.Config{StreamName: "bench"})
+	benchProducerConfig(b, loopbackClient(b, false), keys(), data, producer.Config{StreamName: "bench"}, 0)
 }
 
-func benchProducer(b *testing.B, kc *kinesis.Client, ks []string, data []byte) {
+// warmRecords are put before the timed records of a warm run: enough for every buffer the
+// steady state uses (request bodies, aggregates, record lists) to have been filled once.
+const warmRecords = 200_000
+
+func benchProducer(b *testing.B, kc *kinesis.Client, ks []string, data []byte, warm int) {
 	// The stub's four shards would cap the producer at the real per-shard limits (1 MiB/s
 	// each); the benchmark measures the client's cost, so the local rate limit is lifted.
-	benchProducerConfig(b, kc, ks, data, producer.Config{StreamName: "bench", RateLimit: 1_000_000})
+	benchProducerConfig(b, kc, ks, data, producer.Config{StreamName: "bench", RateLimit: 1_000_000}, warm)
 }
 
-func benchProducerConfig(b *testing.B, kc *kinesis.Client, ks []string, data []byte, cfg producer.Config) {
+func benchProducerConfig(b *testing.B, kc *kinesis.Client, ks []string, data []byte, cfg producer.Config, warm int) {
 	p, err := producer.New(kc, cfg)
 	if err != nil {
 		b.Fatal(err)
+	}
+	var failed atomic.Int64
+	done := func(_ *producer.Record, res producer.Result) {
+		if res.Err != nil {
+			failed.Add(1)
+		}
+	}
+	ctx := context.Background()
+	if warm > 0 {
+		warmRecs := make([]producer.Record, warm)
+		for i := range warmRecs {
+			warmRecs[i] = producer.Record{PartitionKey: ks[i%len(ks)], Data: data}
+			if err := p.PutAsync(ctx, &warmRecs[i], done); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := p.Flush(ctx); err != nil {
+			b.Fatal(err)
+		}
 	}
 	// Records are owned by the producer until their callback, so each put gets its own;
 	// they are built before the timer starts.
@@ -207,16 +241,22 @@ func benchProducerConfig(b *testing.B, kc *kinesis.Client, ks []string, data []b
 	// Collect now the garbage of building them, and of the runs before, or the collector
 	// would mark (and charge to the client) while the timed loop runs.
 	runtime.GC()
-	var failed atomic.Int64
-	done := func(_ *producer.Record, res producer.Result) {
-		if res.Err != nil {
-			failed.Add(1)
-		}
-	}
-	ctx := context.Background()
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	b.ResetTimer()
+	stopProfile := profileTimedLoop(b)
+	s0, f0, c0 := sysTime()
+	var gc0 runtime.MemStats
+	runtime.ReadMemStats(&gc0)
+	defer func() {
+		s1, f1, c1 := sysTime()
+		var gc1 runtime.MemStats
+		runtime.ReadMemStats(&gc1)
+		b.ReportMetric(float64((s1-s0).Nanoseconds())/float64(b.N), "sys-ns/rec")
+		b.ReportMetric(float64(f1-f0), "minflt")
+		b.ReportMetric(float64(c1-c0), "ctxsw")
+		b.ReportMetric(float64(gc1.NumGC-gc0.NumGC), "gcs")
+	}()
 	m0 := mallocs()
 	cpu0 := cpuTime()
 	for i := range recs {
@@ -229,6 +269,7 @@ func benchProducerConfig(b *testing.B, kc *kinesis.Client, ks []string, data []b
 	}
 	cpu := cpuTime() - cpu0
 	allocs := mallocs() - m0
+	stopProfile()
 	b.StopTimer()
 	if err := p.Close(ctx); err != nil {
 		b.Fatal(err)
@@ -239,6 +280,27 @@ func benchProducerConfig(b *testing.B, kc *kinesis.Client, ks []string, data []b
 	report(b, b.N, cpu, allocs)
 }
 
+// profileTimedLoop writes a CPU profile of the timed loop alone to the file named by
+// BENCH_LOOP_CPUPROFILE, if set: -cpuprofile would also hold building the records and
+// starting the producer, which the per-record numbers leave out.
+func profileTimedLoop(b *testing.B) (stop func()) {
+	path := os.Getenv("BENCH_LOOP_CPUPROFILE")
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}
+}
+
 func benchSDKLoop(b *testing.B, kc *kinesis.Client, ks []string, data []byte) {
 	const workers, batch = 8, 500
 	entries := make([]types.PutRecordsRequestEntry, batch*workers)
@@ -247,6 +309,23 @@ func benchSDKLoop(b *testing.B, kc *kinesis.Client, ks []string, data []byte) {
 	}
 	var next atomic.Int64
 	var failed atomic.Int64
+	// Warm up as the producer does: each worker's first calls open its connection and grow
+	// the SDK's buffers.
+	var warm sync.WaitGroup
+	for w := range workers {
+		warm.Add(1)
+		go func() {
+			defer warm.Done()
+			for range warmRecords / (batch * workers) {
+				_, err := kc.PutRecords(context.Background(), &kinesis.PutRecordsInput{StreamName: aws.String("bench"), Records: entries[w*batch : (w+1)*batch]})
+				if err != nil {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	warm.Wait()
+	runtime.GC()
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	b.ResetTimer()

@@ -216,14 +216,20 @@ func (p *Producer) addLocked(sh *shard, u *pending) (sealed, extra *kRecord, dea
 		deadline = u.arrival + linger
 	}
 	ur := aggregation.UserRecord{PartitionKey: rec.PartitionKey, ExplicitHashKey: rec.ExplicitHashKey, Data: rec.Data}
-	err := kr.agg.Add(ur)
+	// Without an explicit hash key, u.hash is the MD5 of the partition key: the aggregator
+	// may index its key table by it instead of hashing the key again.
+	keyHash := u.hash.Lo
+	if rec.ExplicitHashKey != "" {
+		keyHash = aggregation.KeyHash(rec.PartitionKey)
+	}
+	err := kr.agg.AddHashed(ur, keyHash)
 	if errors.Is(err, aggregation.ErrFull) {
 		sealed = kr
 		p.enqueue(sh, kr)
 		p.stamp(u)
 		kr = p.openAggregate(sh)
 		deadline = u.arrival + linger
-		err = kr.agg.Add(ur)
+		err = kr.agg.AddHashed(ur, keyHash)
 	}
 	if err != nil {
 		// Admission validated the record, so the aggregator has no reason to refuse it;

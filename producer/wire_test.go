@@ -184,6 +184,24 @@ func TestFastBodyEveryCharacter(t *testing.T) {
 	checkSameBody(t, &kinesis.PutRecordsInput{StreamName: aws.String("s"), Records: recs}, w)
 }
 
+// TestFastBodyEveryLength base64-encodes data of every length up to a few vector widths,
+// at every offset in the body, since the vectorized encoder takes different paths by
+// length and leaves the tail to scalar code.
+func TestFastBodyEveryLength(t *testing.T) {
+	w := &putRecordsBody{}
+	data := binaryData()
+	var recs []types.PutRecordsRequestEntry
+	for n := range 200 {
+		recs = append(recs, types.PutRecordsRequestEntry{PartitionKey: aws.String(strings.Repeat("k", 1+n%7)), Data: data[n : n+n]})
+	}
+	checkSameBody(t, &kinesis.PutRecordsInput{StreamName: aws.String("s"), Records: recs}, w)
+	big := make([]byte, 1<<20+5)
+	for i := range big {
+		big[i] = byte(i * 131)
+	}
+	checkSameBody(t, &kinesis.PutRecordsInput{StreamName: aws.String("s"), Records: []types.PutRecordsRequestEntry{{PartitionKey: aws.String("k"), Data: big}}}, w)
+}
+
 func FuzzFastBody(f *testing.F) {
 	for _, k := range trickyKeys {
 		f.Add(k, []byte(k), "")
