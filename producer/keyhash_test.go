@@ -60,3 +60,30 @@ func TestKeyHashCacheConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestKeyHashCacheSharedTag looks up keys that share a set and a tag, so that the tag
+// points a look-up at the other key's entry: the entry's check, not the tag, decides.
+func TestKeyHashCacheSharedTag(t *testing.T) {
+	c := &keyHashCache{seed: maphash.MakeSeed()}
+	byTag := map[uint64]string{}
+	var a, b string
+	for i := 0; a == ""; i++ {
+		k := "tag-" + strconv.Itoa(i)
+		h := maphash.String(c.seed, k)
+		if h&(keyHashSets-1) != 0 {
+			continue
+		}
+		tag := max(h>>56, 1)
+		if other, ok := byTag[tag]; ok {
+			a, b = other, k
+		}
+		byTag[tag] = k
+	}
+	for round := range 4 {
+		for _, k := range []string{a, b, b, a} {
+			if got, want := c.hash(k), aggregation.PartitionKeyHash(k); got != want {
+				t.Fatalf("round %d: key %q: hash %v, want %v", round, k, got, want)
+			}
+		}
+	}
+}
