@@ -14,14 +14,17 @@ TESTFLAGS ?= -race -count=1 -timeout 25m
 .PHONY: test unit check-tools deps emulators-start emulators-stop vet bench fuzz
 
 ## test: install dependencies, start the emulators, vet (the bench module too, so it keeps
-## compiling), run all tests, stop the emulators.
+## compiling), run all tests, stop the emulators. The allocation tests (named ...Allocations)
+## run a second time without the race detector, which makes sync.Pool drop items and so
+## allocate where a normal build does not.
 test: check-tools deps
 	@set -e; trap '$(EMULATORS) stop' EXIT; \
 	$(EMULATORS) start; \
 	. "$$SHARDLINE_EMULATOR_DIR/env"; \
 	$(GO) vet ./...; \
 	(cd bench && $(GO) vet ./...); \
-	$(GO) test $(TESTFLAGS) $(PKGS)
+	$(GO) test $(TESTFLAGS) $(PKGS); \
+	$(GO) test -count=1 -run 'Allocations$$' $(PKGS)
 
 ## demo: the README's first command. Starts a separate set of emulators (its own state
 ## directory, so the emulators a developer's tests use keep running), then runs
