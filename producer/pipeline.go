@@ -22,7 +22,7 @@ type pending struct {
 }
 
 // kRecord is one Kinesis record: an aggregate, or a single user record, with the user
-// records it carries. kRecords and their buffers are pooled, so a steady stream of puts
+// records it carries. kRecords and their buffers are reused (freeList), so a steady stream of puts
 // allocates nothing per record.
 type kRecord struct {
 	sh    *shard
@@ -133,20 +133,20 @@ func (d *deque) takeAll() []*kRecord {
 }
 
 func (p *Producer) getKR(sh *shard) *kRecord {
-	kr := p.kinesisPool.Get().(*kRecord)
+	kr := p.freeKRecords.get()
 	kr.sh = sh
 	return kr
 }
 
-// putKR returns a finished kRecord to the pool, keeping its buffers.
+// putKR returns a finished kRecord to the free list, keeping its buffers.
 func (p *Producer) putKR(kr *kRecord) {
 	if kr.agg != nil {
 		kr.agg.Reset()
-		p.aggPool.Put(kr.agg)
+		p.freeAggregators.put(kr.agg)
 	}
 	clear(kr.users)
 	*kr = kRecord{users: kr.users[:0], buf: kr.buf[:0], cbuf: kr.cbuf[:0]}
-	p.kinesisPool.Put(kr)
+	p.freeKRecords.put(kr)
 }
 
 // route puts an accepted record into the aggregate (or queue) of the shard its hash key
@@ -290,7 +290,7 @@ func (p *Producer) alone(sh *shard, u *pending) (sealed, extra *kRecord, deadlin
 
 func (p *Producer) openAggregate(sh *shard) *kRecord {
 	kr := p.getKR(sh)
-	kr.agg = p.aggPool.Get().(*aggregation.Aggregator)
+	kr.agg = p.freeAggregators.get()
 	if cap(kr.users) < sh.lastUsers {
 		// Sized like the shard's last aggregate: growing it record by record would copy
 		// the records' state about twice over.
@@ -350,7 +350,7 @@ func (p *Producer) finishSeal(kr *kRecord) {
 		out, _ := kr.agg.FlushInto(kr.buf)
 		kr.buf = out.Data
 		kr.data, kr.pk, kr.ehk, kr.aggregated = out.Data, out.PartitionKey, out.ExplicitHashKey, out.Aggregated
-		p.aggPool.Put(kr.agg)
+		p.freeAggregators.put(kr.agg)
 		kr.agg = nil
 	}
 	var failErr error

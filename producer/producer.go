@@ -69,9 +69,9 @@ type Producer struct {
 	parked     []parkedResult
 	routeErr   atomic.Pointer[error] // last ListShards failure, the cause of unroutable expiries
 
-	bodies      bodyBufs
-	kinesisPool sync.Pool
-	aggPool     sync.Pool
+	bodies          bodyBufs
+	freeKRecords    freeList[kRecord]
+	freeAggregators freeList[aggregation.Aggregator]
 
 	m     *streamMetrics
 	stats counters
@@ -116,8 +116,8 @@ func New(client Client, cfg Config) (*Producer, error) {
 	p.table.Store(&table{})
 	p.nextWake.Store(math.MaxInt64)
 	p.readyWake = math.MaxInt64
-	p.kinesisPool.New = func() any { return new(kRecord) }
-	p.aggPool.New = func() any {
+	p.freeKRecords.make = func() *kRecord { return new(kRecord) }
+	p.freeAggregators.make = func() *aggregation.Aggregator {
 		return &aggregation.Aggregator{MaxSize: cfg.AggregationMaxSize, UnwrapSingle: true}
 	}
 
