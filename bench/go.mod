@@ -16,6 +16,7 @@ require (
 	github.com/aws/aws-sdk-go-v2/credentials v1.20.15
 	github.com/aws/aws-sdk-go-v2/service/kinesis v1.56.11
 	github.com/aws/smithy-go v1.28.8
+	github.com/segmentio/asm v1.2.1
 	github.com/shardline/shardline v0.0.0-00010101000000-000000000000
 )
 
@@ -27,6 +28,5 @@ require (
 	github.com/cenkalti/backoff/v4 v4.3.0 // indirect
 	github.com/fsnotify/fsnotify v1.10.1 // indirect
 	github.com/klauspost/compress v1.20.3 // indirect
-	github.com/segmentio/asm v1.2.1 // indirect
 	golang.org/x/sys v0.48.0 // indirect
 )
