@@ -22,8 +22,8 @@ type pending struct {
 }
 
 // kRecord is one Kinesis record: an aggregate, or a single user record, with the user
-// records it carries. kRecords and their buffers are reused (freeList), so a steady stream of puts
-// allocates nothing per record.
+// records it carries. kRecords and their buffers are reused (see freeList), so a steady
+// stream of puts allocates nothing per record.
 type kRecord struct {
 	sh    *shard
 	agg   *aggregation.Aggregator // set while the aggregate is open or awaiting encoding
