@@ -80,22 +80,33 @@ func publisherGoroutines() int {
 }
 
 // checkNoLeak fails the test if goroutines started by the package are still running a few
-// seconds after the test's cleanups ran.
+// seconds after the test's cleanups ran. It first gives those of earlier tests the same few
+// seconds to end: a publisher's goroutine may still be returning when its Close has.
 func checkNoLeak(t *testing.T) {
 	t.Helper()
-	if n := publisherGoroutines(); n != 0 {
-		t.Fatalf("%d publisher goroutines running before the test", n)
+	if n := waitPublisherGoroutines(); n != 0 {
+		t.Fatalf("%d publisher goroutines still running before the test:\n%s", n, allStacks())
 	}
 	t.Cleanup(func() {
-		deadline := time.Now().Add(5 * time.Second)
-		for publisherGoroutines() > 0 && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
-		}
-		if n := publisherGoroutines(); n != 0 {
-			buf := make([]byte, 1<<20)
-			t.Errorf("%d publisher goroutines still running after Close:\n%s", n, buf[:runtime.Stack(buf, true)])
+		if n := waitPublisherGoroutines(); n != 0 {
+			t.Errorf("%d publisher goroutines still running after Close:\n%s", n, allStacks())
 		}
 	})
+}
+
+// waitPublisherGoroutines waits up to 5 s for the package's goroutines to end and returns
+// how many are left.
+func waitPublisherGoroutines() int {
+	deadline := time.Now().Add(5 * time.Second)
+	for publisherGoroutines() > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return publisherGoroutines()
+}
+
+func allStacks() []byte {
+	buf := make([]byte, 1<<20)
+	return buf[:runtime.Stack(buf, true)]
 }
 
 func quietConfig(cfg PublisherConfig) PublisherConfig {
@@ -506,6 +517,7 @@ func TestPublishesEveryInterval(t *testing.T) {
 }
 
 func TestUnstartedPublisherUploadsInline(t *testing.T) {
+	checkNoLeak(t)
 	fake := &fakeCloudWatch{}
 	reg := NewRegistry()
 	reg.Counter(LinesRead, UnitCount, LevelSummary).Add(1)
