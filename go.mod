@@ -15,6 +15,7 @@ require (
 	github.com/klauspost/compress v1.20.3
 	github.com/segmentio/asm v1.2.1
 	github.com/spf13/cobra v1.10.2
+	golang.org/x/sys v0.13.0
 	golang.org/x/term v0.13.0
 )
 
@@ -33,5 +34,4 @@ require (
 	github.com/aws/aws-sdk-go-v2/service/sts v1.51.8 // indirect
 	github.com/inconshreveable/mousetrap v1.1.0 // indirect
 	github.com/spf13/pflag v1.0.9 // indirect
-	golang.org/x/sys v0.13.0 // indirect
 )
