@@ -501,6 +501,21 @@ func (a *Aggregator) Flush() (KinesisRecord, bool) {
 // The caller must not touch spare afterwards. When the aggregate is empty
 // nothing happens and spare stays with the caller.
 func (a *Aggregator) FlushInto(spare []byte) (KinesisRecord, bool) {
+	rec, ok := a.flush(spare, true)
+	return rec, ok
+}
+
+// FlushWithoutChecksum is FlushInto that leaves an aggregate's MD5 checksum
+// unwritten: the last ChecksumSize bytes of its Data are zero until a
+// Checksummer fills them in, and it must not be sent before. MD5 is most of
+// what encoding an aggregate costs, and a Checksummer computes the checksums
+// of many aggregates at once for a fraction of computing them one by one.
+// A record whose Aggregated is false is complete as it is.
+func (a *Aggregator) FlushWithoutChecksum(spare []byte) (KinesisRecord, bool) {
+	return a.flush(spare, false)
+}
+
+func (a *Aggregator) flush(spare []byte, checksum bool) (KinesisRecord, bool) {
 	if a.n == 0 {
 		return KinesisRecord{}, false
 	}
@@ -519,7 +534,10 @@ func (a *Aggregator) FlushInto(spare []byte) (KinesisRecord, bool) {
 		i := start + copy(b[start:], Magic)
 		i += copy(b[i:], a.pkTable)
 		copy(b[i:], a.ehkTable)
-		sum := md5.Sum(b[start+len(Magic):])
+		var sum [ChecksumSize]byte
+		if checksum {
+			sum = md5.Sum(b[start+len(Magic):])
+		}
 		rec.Data = append(b, sum[:]...)[start:]
 	}
 	a.buf = nil

@@ -35,7 +35,10 @@
 // and the partition key and explicit hash key of its first user record, which
 // send it to that record's shard. Callers group records by shard (see
 // ShardMap) before aggregating, as the KPL does. An aggregate of one record
-// can be emitted as the plain record (UnwrapSingle), as the KPL does.
+// can be emitted as the plain record (UnwrapSingle), as the KPL does. The
+// checksum is most of what encoding costs, so a caller with many aggregates
+// to send can flush them with FlushWithoutChecksum and have a Checksummer
+// compute their checksums together, several times faster.
 //
 // Deaggregate turns the data of one Kinesis record back into user records,
 // appending to a caller's slice so that the slice is reused. Data that lacks
