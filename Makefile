@@ -16,7 +16,8 @@ TESTFLAGS ?= -race -count=1 -timeout 25m
 ## test: install dependencies, start the emulators, vet (the bench module too, so it keeps
 ## compiling), run all tests, stop the emulators. The allocation tests (named ...Allocations)
 ## run a second time without the race detector, which makes sync.Pool drop items and so
-## allocate where a normal build does not.
+## allocate where a normal build does not. The checksum code runs a third time built with
+## the purego tag, so that the path for CPUs without AVX-512 is tested on machines with it.
 test: check-tools deps
 	@set -e; trap '$(EMULATORS) stop' EXIT; \
 	$(EMULATORS) start; \
@@ -24,7 +25,8 @@ test: check-tools deps
 	$(GO) vet ./...; \
 	(cd bench && $(GO) vet ./...); \
 	$(GO) test $(TESTFLAGS) $(PKGS); \
-	$(GO) test -count=1 -run 'Allocations$$' $(PKGS)
+	$(GO) test -count=1 -run 'Allocations$$' $(PKGS); \
+	$(GO) test -count=1 -tags purego ./internal/md5lanes ./aggregation
 
 ## demo: the README's first command. Starts a separate set of emulators (its own state
 ## directory, so the emulators a developer's tests use keep running), then runs

@@ -25,6 +25,8 @@ type batch struct {
 	sentAt  int64
 
 	wire putRecordsBody           // builds in's body, into a buffer lent for the call
+	sums aggregation.Checksummer  // checksums the request's new aggregates
+	aggs [][]byte                 // the aggregates it is given
 	opts []func(*kinesis.Options) // the per-call options, wire's included
 }
 
@@ -374,6 +376,7 @@ func (p *Producer) sendLoop() {
 }
 
 func (p *Producer) send(b *batch) {
+	b.checksum()
 	b.entries = b.entries[:0]
 	for _, kr := range b.krs {
 		e := types.PutRecordsRequestEntry{Data: kr.data, PartitionKey: &kr.pk}
@@ -398,6 +401,22 @@ func (p *Producer) send(b *batch) {
 	p.m.kinesisPerRequest.Observe(float64(len(b.krs)))
 	p.m.userPerRequest.Observe(float64(b.users))
 	p.handle(b, out, err)
+}
+
+// checksum writes the checksums of the batch's aggregates that have none yet, all in one
+// go. A retried aggregate has kept its checksum from its first send.
+func (b *batch) checksum() {
+	b.aggs = b.aggs[:0]
+	for _, kr := range b.krs {
+		if kr.unsummed {
+			b.aggs = append(b.aggs, kr.data)
+			kr.unsummed = false
+		}
+	}
+	if len(b.aggs) > 0 {
+		b.sums.Fill(b.aggs)
+		clear(b.aggs)
+	}
 }
 
 // handle settles a finished request: successes get their results, retryable failures go

@@ -33,7 +33,9 @@
 //	  - Batching: sealed Kinesis records wait in their shard's queue until a PutRecords
 //	    request can be filled (500 entries or 5 MiB) or the oldest has waited Linger; then
 //	    every sendable shard contributes to the request. At most MaxConcurrentRequests
-//	    requests are in flight.
+//	    requests are in flight. The sender writes the MD5 checksums of all the request's
+//	    new aggregates together, sixteen side by side on CPUs with AVX-512, seven to eight
+//	    times faster than one by one (aggregation.Checksummer).
 //	  - Sending: a shard contributes only when it has no request in flight, is not backing
 //	    off, and its rate limiter allows it (RateLimit percent of 1,000 records/s and
 //	    1 MiB/s, adapted to throttling, see below). One request in flight per shard keeps a

@@ -39,6 +39,9 @@ type kRecord struct {
 	deadline   int64               // when Linger runs out for its oldest record
 	expires    int64               // when RecordTTL runs out for its oldest record
 	aggregated bool
+	// unsummed marks an aggregate whose MD5 checksum is still to be written: the sender
+	// checksums all of a request's aggregates at once, just before it sends them.
+	unsummed bool
 
 	// Guarded by Producer.mu.
 	encoded  bool  // data is final and size known
@@ -343,11 +346,19 @@ func (p *Producer) enqueueEncoded(sh *shard, kr *kRecord) {
 	}
 }
 
-// finishSeal encodes a sealed kRecord outside any lock (the MD5 of an aggregate and
-// compression are the expensive steps of the pipeline) and marks it sendable.
+// finishSeal encodes a sealed kRecord outside any lock (compression is the expensive step
+// of the pipeline) and marks it sendable. An aggregate's checksum waits for the sender,
+// which computes those of a whole request together, unless the aggregate is compressed
+// here first.
 func (p *Producer) finishSeal(kr *kRecord) {
 	if kr.agg != nil {
-		out, _ := kr.agg.FlushInto(kr.buf)
+		var out aggregation.KinesisRecord
+		if p.cfg.Compression == compression.None {
+			out, _ = kr.agg.FlushWithoutChecksum(kr.buf)
+			kr.unsummed = out.Aggregated
+		} else {
+			out, _ = kr.agg.FlushInto(kr.buf)
+		}
 		kr.buf = out.Data
 		kr.data, kr.pk, kr.ehk, kr.aggregated = out.Data, out.PartitionKey, out.ExplicitHashKey, out.Aggregated
 		p.freeAggregators.put(kr.agg)
