@@ -496,8 +496,9 @@ func (a *Aggregator) Flush() (KinesisRecord, bool) {
 }
 
 // FlushInto is Flush that also gives the Aggregator spare, a buffer the
-// caller no longer needs, to encode the next aggregate in. Passing the Data
-// of a record whose put has completed makes the steady state allocation-free.
+// caller no longer needs, to encode the next aggregate in. Passing the
+// Buffer of a record whose put has completed makes the steady state
+// allocation-free.
 // The caller must not touch spare afterwards. When the aggregate is empty
 // nothing happens and spare stays with the caller.
 func (a *Aggregator) FlushInto(spare []byte) (KinesisRecord, bool) {
@@ -522,7 +523,7 @@ func (a *Aggregator) flush(spare []byte, checksum bool) (KinesisRecord, bool) {
 	rec := KinesisRecord{PartitionKey: a.firstPK, ExplicitHashKey: a.firstEHK, Records: a.n}
 	a.lastSize = a.Size()
 	if data, ok := a.singleData(); ok && a.UnwrapSingle {
-		rec.Data = data
+		rec.Data, rec.buffer = data, a.buf[:0]
 	} else {
 		rec.Aggregated = true
 		head := len(Magic) + len(a.pkTable) + len(a.ehkTable)
@@ -538,7 +539,8 @@ func (a *Aggregator) flush(spare []byte, checksum bool) (KinesisRecord, bool) {
 		if checksum {
 			sum = md5.Sum(b[start+len(Magic):])
 		}
-		rec.Data = append(b, sum[:]...)[start:]
+		b = append(b, sum[:]...)
+		rec.Data, rec.buffer = b[start:], b[:0]
 	}
 	a.buf = nil
 	a.Reset()

@@ -415,13 +415,61 @@ func TestSteadyStateAllocations(t *testing.T) {
 			next = (next + 1) % len(recs)
 		}
 		rec, _ := agg.FlushInto(spare)
-		spare = rec.Data
+		spare = rec.Buffer()
 	}
 	for range 5 {
 		cycle()
 	}
 	if allocs := testing.AllocsPerRun(100, cycle); allocs != 0 {
 		t.Fatalf("%.2f allocations per aggregate", allocs)
+	}
+}
+
+// TestBufferKeepsItsCapacity recycles buffers through aggregates whose key
+// tables differ in size from one to the next, so that Data starts at a
+// different offset of the buffer each time. Handed back whole by Buffer, the
+// buffers never shrink, and so never have to grow or be replaced.
+func TestBufferKeepsItsCapacity(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 22))
+	data := make([]byte, 100)
+	keys := make([][]string, 41) // keys[n]: distinct keys of n characters
+	for n := 4; n < len(keys); n++ {
+		for i := range 1000 {
+			keys[n] = append(keys[n], fmt.Sprintf("%0*d", n, i))
+		}
+	}
+	var agg Aggregator
+	var spare []byte
+	cycle := func(keyLen int) {
+		for i := 0; ; i++ {
+			pk := keys[keyLen][i]
+			if err := agg.Add(UserRecord{PartitionKey: pk, Data: data}); err == ErrFull {
+				break
+			} else if err != nil {
+				t.Fatal(err)
+			}
+		}
+		rec, _ := agg.FlushInto(spare)
+		spare = rec.Buffer()
+		if len(spare) != 0 || cap(spare) < len(rec.Data) {
+			t.Fatalf("Buffer has length %d and capacity %d for %d bytes of Data", len(spare), cap(spare), len(rec.Data))
+		}
+	}
+	// Once with every key length, so that the key index and the gap before
+	// the records have grown to their largest.
+	for n := 4; n < len(keys); n++ {
+		cycle(n)
+		cycle(n)
+	}
+	// Counted over all 300 aggregates at once: AllocsPerRun rounds down, and
+	// per aggregate would hide a buffer replaced every few aggregates.
+	n := testing.AllocsPerRun(1, func() {
+		for range 300 {
+			cycle(4 + rng.IntN(len(keys)-4))
+		}
+	})
+	if n != 0 {
+		t.Fatalf("%v allocations in 300 aggregates", n)
 	}
 }
 

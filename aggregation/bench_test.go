@@ -114,7 +114,7 @@ func BenchmarkEncode(b *testing.B) {
 					next = (next + 1) % len(recs)
 				}
 				rec, _ := agg.FlushInto(buf)
-				buf = rec.Data
+				buf = rec.Buffer()
 				records += rec.Records
 			}
 			b.StopTimer()

@@ -57,6 +57,17 @@ type KinesisRecord struct {
 
 	// Aggregated is false when Data is the plain payload of one user record.
 	Aggregated bool
+
+	buffer []byte // what Data was encoded into; see Buffer
+}
+
+// Buffer returns the buffer the Aggregator encoded Data into, emptied, at its
+// full capacity. Data is a window into it that may start past its beginning,
+// so once the record has been put, Buffer rather than Data is the spare to
+// give back to FlushInto: a buffer that comes back whole never has to grow.
+// It is nil for a record that no Aggregator made.
+func (r KinesisRecord) Buffer() []byte {
+	return r.buffer
 }
 
 // Size is what Kinesis counts against MaxRecordSize for this record: data

@@ -359,7 +359,7 @@ func (p *Producer) finishSeal(kr *kRecord) {
 		} else {
 			out, _ = kr.agg.FlushInto(kr.buf)
 		}
-		kr.buf = out.Data
+		kr.buf = out.Buffer()
 		kr.data, kr.pk, kr.ehk, kr.aggregated = out.Data, out.PartitionKey, out.ExplicitHashKey, out.Aggregated
 		p.freeAggregators.put(kr.agg)
 		kr.agg = nil
