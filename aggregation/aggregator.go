@@ -502,8 +502,7 @@ func (a *Aggregator) Flush() (KinesisRecord, bool) {
 // The caller must not touch spare afterwards. When the aggregate is empty
 // nothing happens and spare stays with the caller.
 func (a *Aggregator) FlushInto(spare []byte) (KinesisRecord, bool) {
-	rec, ok := a.flush(spare, true)
-	return rec, ok
+	return a.flush(spare, true)
 }
 
 // FlushWithoutChecksum is FlushInto that leaves an aggregate's MD5 checksum

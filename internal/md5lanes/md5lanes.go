@@ -101,6 +101,7 @@ func (h *Hasher) Sum(sums [][Size]byte, msgs [][]byte) {
 			}
 		}
 	}
+	clear(h.ptrs[:]) // keep no caller's message alive
 }
 
 // start puts message i in lane l, from MD5's initial state.

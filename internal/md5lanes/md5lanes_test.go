@@ -95,7 +95,3 @@ func TestSumPanicsOnShortSums(t *testing.T) {
 	var h Hasher
 	h.Sum(make([][Size]byte, 1), make([][]byte, 2))
 }
-
-func TestLanesInUse(t *testing.T) {
-	t.Logf("vector lanes in use: %v", haveLanes)
-}
