@@ -269,6 +269,47 @@ func (s DistributionSnapshot) clamp(v float64) float64 {
 	return min(max(v, s.Min), s.Max)
 }
 
+// Bucket is one non-empty bucket of a distribution's histogram: Count observations v with
+// Lower <= v < Upper. Each power of two is split into 32 buckets of equal width, so the
+// bounds are exact binary fractions (1, 1.03125, 1.0625, ... 2, 2.0625, ...). The bucket for
+// values below 2^-20, zero and negative values included, has Lower -Inf; the top bucket,
+// from 2^43 × 63/32 up, has Upper +Inf.
+type Bucket struct {
+	Lower float64 // smallest value the bucket holds
+	Upper float64 // the bucket holds values below Upper
+	Count int64   // observations in the bucket, at least 1
+}
+
+// Buckets returns the non-empty buckets in ascending order, for exporters that carry the
+// histogram itself (Prometheus and OpenTelemetry histograms) rather than statistics derived
+// from it. Their counts add up to Count. An empty snapshot has none.
+func (s DistributionSnapshot) Buckets() []Bucket {
+	if len(s.buckets) == 0 {
+		return nil
+	}
+	out := make([]Bucket, len(s.buckets))
+	for k, b := range s.buckets {
+		out[k] = Bucket{Lower: bucketLower(b.idx), Upper: bucketLower(b.idx + 1), Count: b.n}
+		if b.idx == zeroBucket {
+			out[k].Lower = math.Inf(-1)
+		}
+	}
+	return out
+}
+
+// bucketLower returns the smallest value of bucket i; for the index past the top bucket,
+// +Inf.
+func bucketLower(i int32) float64 {
+	switch {
+	case i == zeroBucket:
+		return 0
+	case i >= numOctaves*subBuckets:
+		return math.Inf(1)
+	}
+	e := int(i>>subBits) + minExp
+	return math.Ldexp(1+float64(i&(subBuckets-1))/subBuckets, e)
+}
+
 // Merge returns the distribution of both snapshots' observations together, as if one
 // Distribution had observed them all. Merging is exact: quantiles of the result keep the
 // histogram's error bound.

@@ -170,7 +170,7 @@ func (r *Registry) list() []*series {
 
 // Snapshot reads every series. Values are cumulative since the series was created; the
 // publisher and the log sink derive per-interval values from successive readings. A gauge
-// that was never set is reported with value 0.
+// that was never set is reported with value 0 and GaugeSet false.
 func (r *Registry) Snapshot() Snapshot {
 	list := r.list()
 	snap := Snapshot{Series: make([]SeriesSnapshot, 0, len(list))}
@@ -186,7 +186,7 @@ func (r *Registry) Snapshot() Snapshot {
 		case KindCounter:
 			ss.Counter = s.counter.Load()
 		case KindGauge:
-			ss.Gauge = s.gauge.Load()
+			ss.Gauge, ss.GaugeSet = s.gauge.loadSet()
 		case KindDistribution:
 			ss.Distribution = s.dist.Snapshot()
 		}
@@ -309,6 +309,7 @@ type SeriesSnapshot struct {
 
 	Counter      int64                // KindCounter: total since creation
 	Gauge        float64              // KindGauge: current value, 0 if never set
+	GaugeSet     bool                 // KindGauge: the gauge was set or added to; publishers skip it until then
 	Distribution DistributionSnapshot // KindDistribution: everything observed since creation
 }
 
