@@ -14,8 +14,8 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	shardlineprom "github.com/shardline/shardline/exporters/prometheus"
 	"github.com/shardline/shardline/exporters/internal/roletest"
+	shardlineprom "github.com/shardline/shardline/exporters/prometheus"
 	"github.com/shardline/shardline/metrics"
 )
 
