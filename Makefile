@@ -24,6 +24,8 @@ test: check-tools deps
 	. "$$SHARDLINE_EMULATOR_DIR/env"; \
 	$(GO) vet ./...; \
 	(cd bench && $(GO) vet ./...); \
+	(cd exporters/prometheus && $(GO) vet ./... && $(GO) test $(TESTFLAGS) ./...); \
+	(cd exporters/otel && $(GO) vet ./... && $(GO) test $(TESTFLAGS) ./...); \
 	$(GO) test $(TESTFLAGS) $(PKGS); \
 	$(GO) test -count=1 -run 'Allocations$$' $(PKGS); \
 	$(GO) test -count=1 -tags purego ./internal/md5lanes ./aggregation
@@ -61,6 +63,8 @@ deps:
 	$(EMULATORS) install
 	$(GO) mod download
 	cd bench && $(GO) mod download
+	cd exporters/prometheus && $(GO) mod download
+	cd exporters/otel && $(GO) mod download
 
 emulators-start:
 	$(EMULATORS) start
