@@ -96,11 +96,11 @@ func NewProducer(reg *metrics.Registry, opts Options) (*Producer, error) {
 // Produce reads the registry into one ScopeMetrics. A gauge that was never set is left out,
 // as CloudWatch publishing leaves it out.
 func (p *Producer) Produce(context.Context) ([]metricdata.ScopeMetrics, error) {
-	snap := p.reg.Snapshot()
-	now := time.Now()
 	if p.level == metrics.LevelNone {
 		return nil, nil
 	}
+	snap := p.reg.Snapshot()
+	now := time.Now()
 
 	// One Metrics per name and kind, in the snapshot's order; histogram series of one metric
 	// share bucket bounds.
@@ -133,11 +133,12 @@ func (p *Producer) Produce(context.Context) ([]metricdata.ScopeMetrics, error) {
 		f.bounds = slices.Compact(f.bounds)
 	}
 
+	keys := map[string]attribute.Key{} // dimension name -> attribute key, for this call
 	p.mu.Lock()
 	seen := make(map[string]bool, len(series))
 	for _, s := range series {
 		f := index[s.Kind.String()+"\x00"+s.Name]
-		attrs := attributes(s.Dimensions)
+		attrs := attributes(s.Dimensions, keys)
 		div := scaleOf(s.Unit).divisor
 		key := seriesKey(s)
 		seen[key] = true
@@ -194,10 +195,17 @@ func seriesKey(s metrics.SeriesSnapshot) string {
 	return b.String()
 }
 
-func attributes(dims []metrics.Dimension) attribute.Set {
+// attributes converts dimensions, memoising their keys in keys: a registry has many series
+// and few dimension names.
+func attributes(dims []metrics.Dimension, keys map[string]attribute.Key) attribute.Set {
 	kvs := make([]attribute.KeyValue, len(dims))
 	for i, d := range dims {
-		kvs[i] = attribute.String(AttributeKey(d.Name), d.Value)
+		k, ok := keys[d.Name]
+		if !ok {
+			k = attribute.Key(AttributeKey(d.Name))
+			keys[d.Name] = k
+		}
+		kvs[i] = k.String(d.Value)
 	}
 	return attribute.NewSet(kvs...)
 }

@@ -80,10 +80,10 @@ func (c *Collector) Describe(chan<- *prometheus.Desc) {}
 // CloudWatch publishing leaves it out), and a histogram for a distribution. Times are
 // converted to seconds, and dimensions become labels (see MetricName and LabelName).
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
-	snap := c.reg.Snapshot()
 	if c.level == metrics.LevelNone {
 		return
 	}
+	snap := c.reg.Snapshot()
 	// A histogram family's series are exported with the same bucket bounds, the union of
 	// the bounds any of them needs, so that sum by (le) over shards or streams adds
 	// cumulative counts at matching bounds.
@@ -98,6 +98,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		slices.Sort(b)
 		bounds[name] = slices.Compact(b)
 	}
+	label := map[string]string{} // dimension name -> label name, for this scrape
 	for _, s := range snap.Series {
 		if s.Level > c.level || s.Kind == metrics.KindGauge && !s.GaugeSet {
 			continue
@@ -106,7 +107,12 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		labels := make([]string, len(s.Dimensions))
 		values := make([]string, len(s.Dimensions))
 		for i, d := range s.Dimensions {
-			labels[i], values[i] = LabelName(d.Name), d.Value
+			l, ok := label[d.Name]
+			if !ok {
+				l = LabelName(d.Name)
+				label[d.Name] = l
+			}
+			labels[i], values[i] = l, d.Value
 		}
 		desc := prometheus.NewDesc(name, help(s.Name, s.Unit), labels, nil)
 		div := scaleOf(s.Unit).divisor
