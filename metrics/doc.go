@@ -19,7 +19,9 @@
 // (counter totals, gauge values, and DistributionSnapshots with Count, Sum, Min, Max, Mean
 // and Quantile), which the roles return from Stats(). Readers that report per interval, the
 // CloudWatchPublisher and the LogSink, each keep their previous reading and report the
-// difference, so they never disturb the registry or each other.
+// difference, so they never disturb the registry or each other. Exporters that carry the
+// histogram itself read it with DistributionSnapshot.Buckets: the Prometheus collector and
+// the OpenTelemetry bridge, modules of their own under exporters/.
 //
 // # What an interval publishes
 //
