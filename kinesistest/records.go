@@ -98,6 +98,9 @@ func checkEntry(e *putEntry, field string) (hashKey, *apiError) {
 	if e.Data == nil {
 		return hashKey{}, errorf(CodeValidation, "1 validation error detected: Value null at '%sdata' failed to satisfy constraint: Member must not be null", field)
 	}
+	if len(e.Data) > MaxRecordSizeCeilingKiB*1024 {
+		return hashKey{}, errorf(CodeValidation, "1 validation error detected: Value at '%sdata' failed to satisfy constraint: Member must have length less than or equal to %d", field, MaxRecordSizeCeilingKiB*1024)
+	}
 	if e.PartitionKey == nil {
 		return hashKey{}, errorf(CodeValidation, "1 validation error detected: Value null at '%spartitionKey' failed to satisfy constraint: Member must not be null", field)
 	}
@@ -115,10 +118,14 @@ func checkEntry(e *putEntry, field string) (hashKey, *apiError) {
 	return partitionHash(*e.PartitionKey), nil
 }
 
+// checkRecordSize applies the stream's maximum record size, which counts the data and the
+// partition key. A record within the API model's bound but over the stream's setting is an
+// InvalidArgumentException, refusing the whole request.
+// https://docs.aws.amazon.com/streams/latest/dev/large-records.html
 func (s *Server) checkRecordSize(st *stream, e *putEntry, field string) *apiError {
 	max := int(st.maxRecordKiB) * 1024
 	if n := len(e.Data) + len(*e.PartitionKey); n > max {
-		return errorf(CodeValidation, "1 validation error detected: Value at '%sdata' failed to satisfy constraint: the record (data plus partition key) is %d bytes; stream %s takes records of at most %d bytes", field, n, st.name, max)
+		return invalidArg("%sdata: the record (data plus partition key) is %d bytes; stream %s takes records of at most %d bytes", field, n, st.name, max)
 	}
 	return nil
 }
