@@ -4,7 +4,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"strconv"
-	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -46,17 +45,9 @@ func parseSeq(s string) (streamID uint64, shardNum int, idx uint64, ok bool) {
 	return id, int(num), ix, true
 }
 
-var outPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
-
-func getOut() []byte { return (*outPool.Get().(*[]byte))[:0] }
-
-// releaseOut returns an answer buffer after it was written. Very large buffers are left to
-// the collector so that one big read does not keep memory alive.
-func releaseOut(b []byte) {
-	if cap(b) <= 4<<20 {
-		outPool.Put(&b)
-	}
-}
+// getOut returns a buffer for an answer. Each answer gets its own; the collector reclaims
+// it once written.
+func getOut() []byte { return make([]byte, 0, 4<<10) }
 
 // appendJSONString appends s as a JSON string.
 func appendJSONString(b []byte, s string) []byte {
