@@ -94,6 +94,15 @@ func (tg *target) stream(t *testing.T, shards int32) string {
 	return name
 }
 
+func (tg *target) arn(t *testing.T, name string) *string {
+	t.Helper()
+	out, err := tg.client.DescribeStreamSummary(ctxT(t), &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(name)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out.StreamDescriptionSummary.StreamARN
+}
+
 func (tg *target) waitActive(t *testing.T, name string) {
 	t.Helper()
 	if err := testenv.WaitStreamActive(ctxT(t), tg.client, name); err != nil {
@@ -582,6 +591,64 @@ var conformanceCases = []conformanceCase{
 		}
 		if len(out.Shards) != 2 || aws.ToString(out.Shards[0].ShardId) == "shardId-000000000000" {
 			t.Fatalf("shards %v, want only the two children", out.Shards)
+		}
+	}},
+	// https://docs.aws.amazon.com/kinesis/latest/APIReference/API_UpdateStreamMode.html
+	{name: "UpdateStreamModeSwitchesCapacityMode", mock: true, run: func(t *testing.T, tg *target) {
+		name := tg.stream(t, 2)
+		arn := tg.arn(t, name)
+		if _, err := tg.client.UpdateStreamMode(ctxT(t), &kinesis.UpdateStreamModeInput{StreamARN: arn, StreamModeDetails: &types.StreamModeDetails{StreamMode: types.StreamModeOnDemand}}); err != nil {
+			t.Fatal(err)
+		}
+		tg.waitActive(t, name)
+		out, err := tg.client.DescribeStreamSummary(ctxT(t), &kinesis.DescribeStreamSummaryInput{StreamARN: arn})
+		if err != nil || out.StreamDescriptionSummary.StreamModeDetails.StreamMode != types.StreamModeOnDemand {
+			t.Fatalf("after UpdateStreamMode: %v, %+v; want ON_DEMAND", err, out)
+		}
+	}},
+	// A stream may switch capacity mode twice per rolling 24 hours.
+	// https://docs.aws.amazon.com/streams/latest/dev/how-do-i-size-a-stream.html
+	{name: "UpdateStreamModeTwicePerDay", run: func(t *testing.T, tg *target) {
+		name := tg.stream(t, 1)
+		arn := tg.arn(t, name)
+		var err error
+		for i, m := range []types.StreamMode{types.StreamModeOnDemand, types.StreamModeProvisioned, types.StreamModeOnDemand} {
+			_, err = tg.client.UpdateStreamMode(ctxT(t), &kinesis.UpdateStreamModeInput{StreamARN: arn, StreamModeDetails: &types.StreamModeDetails{StreamMode: m}})
+			if i < 2 && err != nil {
+				t.Fatalf("switch %d: %v", i+1, err)
+			}
+			tg.clock.Advance(time.Minute)
+		}
+		wantCode(t, err, CodeLimitExceeded)
+	}},
+	// https://docs.aws.amazon.com/kinesis/latest/APIReference/API_StartStreamEncryption.html
+	{name: "StreamEncryptionStartsAndStops", mock: true, run: func(t *testing.T, tg *target) {
+		name := tg.stream(t, 1)
+		enc := func() types.EncryptionType {
+			out, err := tg.client.DescribeStreamSummary(ctxT(t), &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(name)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return out.StreamDescriptionSummary.EncryptionType
+		}
+		key := aws.String("alias/aws/kinesis")
+		if _, err := tg.client.StartStreamEncryption(ctxT(t), &kinesis.StartStreamEncryptionInput{StreamName: aws.String(name), EncryptionType: types.EncryptionTypeKms, KeyId: key}); err != nil {
+			t.Fatal(err)
+		}
+		tg.waitActive(t, name)
+		if e := enc(); e != types.EncryptionTypeKms {
+			t.Fatalf("EncryptionType %s after StartStreamEncryption, want KMS", e)
+		}
+		put, err := tg.client.PutRecord(ctxT(t), &kinesis.PutRecordInput{StreamName: aws.String(name), PartitionKey: aws.String("k"), Data: []byte("x")})
+		if err != nil || put.EncryptionType != types.EncryptionTypeKms {
+			t.Fatalf("PutRecord on an encrypted stream: %v, %+v", err, put)
+		}
+		if _, err := tg.client.StopStreamEncryption(ctxT(t), &kinesis.StopStreamEncryptionInput{StreamName: aws.String(name), EncryptionType: types.EncryptionTypeKms, KeyId: key}); err != nil {
+			t.Fatal(err)
+		}
+		tg.waitActive(t, name)
+		if e := enc(); e != types.EncryptionTypeNone {
+			t.Fatalf("EncryptionType %s after StopStreamEncryption, want NONE", e)
 		}
 	}},
 	// https://docs.aws.amazon.com/kinesis/latest/APIReference/API_AddTagsToStream.html

@@ -174,7 +174,9 @@ func (s *Server) putRecord(body []byte, now time.Time) (any, *apiError) {
 	b = append(b, sh.id...)
 	b = append(b, `","SequenceNumber":"`...)
 	b = appendSeq(b, st.id, sh.num, idx)
-	b = append(b, `","EncryptionType":"NONE"}`...)
+	b = append(b, `","EncryptionType":"`...)
+	b = append(b, st.encryptionType()...)
+	b = append(b, `"}`...)
 	return b, nil
 }
 
@@ -256,7 +258,9 @@ func (s *Server) putRecordsWith(body []byte, now time.Time, fault *FaultRule) (a
 		b = append(b, sh.id...)
 		b = append(b, `"}`...)
 	}
-	b = append(b, `],"EncryptionType":"NONE"}`...)
+	b = append(b, `],"EncryptionType":"`...)
+	b = append(b, st.encryptionType()...)
+	b = append(b, `"}`...)
 	// The count is written into the room left for it; JSON allows the spaces.
 	cnt := strconv.AppendInt(nil, int64(failed), 10)
 	copy(b[countAt:], cnt)

@@ -36,6 +36,8 @@ type Durations struct {
 	SplitShard       time.Duration
 	MergeShards      time.Duration
 	UpdateShardCount time.Duration
+	UpdateStreamMode time.Duration
+	StreamEncryption time.Duration
 }
 
 // Options configure a Server. The zero value is a server with the service's documented
@@ -175,6 +177,9 @@ var handlers = map[string]handler{
 	"PutRecords":                    (*Server).putRecords,
 	"GetShardIterator":              (*Server).getShardIterator,
 	"GetRecords":                    (*Server).getRecords,
+	"UpdateStreamMode":              (*Server).updateStreamMode,
+	"StartStreamEncryption":         func(s *Server, b []byte, now time.Time) (any, *apiError) { return s.changeEncryption(b, now, true) },
+	"StopStreamEncryption":          func(s *Server, b []byte, now time.Time) (any, *apiError) { return s.changeEncryption(b, now, false) },
 	"IncreaseStreamRetentionPeriod": func(s *Server, b []byte, now time.Time) (any, *apiError) { return s.changeRetention(b, now, true) },
 	"DecreaseStreamRetentionPeriod": func(s *Server, b []byte, now time.Time) (any, *apiError) { return s.changeRetention(b, now, false) },
 }

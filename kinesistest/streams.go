@@ -95,6 +95,8 @@ type stream struct {
 	nextShardNum   int
 	tags           map[string]string
 	scaleTimes     []time.Time
+	modeTimes      []time.Time
+	keyID          string       // the KMS key when server-side encryption is on
 	listShards     *tokenBucket // ListShards is limited per stream
 	listShardsMu   sync.Mutex
 }
@@ -107,6 +109,13 @@ func (st *stream) statusAt(now time.Time) string {
 		return statusActive
 	}
 	return st.status
+}
+
+func (st *stream) encryptionType() string {
+	if st.keyID != "" {
+		return "KMS"
+	}
+	return "NONE"
 }
 
 func (st *stream) retention() time.Duration {
@@ -476,12 +485,13 @@ func (s *Server) describeStream(body []byte, now time.Time) (any, *apiError) {
 		StreamCreationTimestamp epochSeconds
 		EnhancedMonitoring      []metricsOut
 		EncryptionType          string
+		KeyId                   string `json:",omitempty"`
 	}
 	return struct{ StreamDescription desc }{desc{
 		StreamName: st.name, StreamARN: st.arn, StreamStatus: st.statusAt(now),
 		StreamModeDetails: modeOut{st.mode}, Shards: shards, HasMoreShards: more,
 		RetentionPeriodHours: st.retentionHours, StreamCreationTimestamp: epochSeconds(st.created),
-		EnhancedMonitoring: []metricsOut{{ShardLevelMetrics: []string{}}}, EncryptionType: "NONE",
+		EnhancedMonitoring: []metricsOut{{ShardLevelMetrics: []string{}}}, EncryptionType: st.encryptionType(), KeyId: st.keyID,
 	}}, nil
 }
 
@@ -505,6 +515,7 @@ func (s *Server) describeStreamSummary(body []byte, now time.Time) (any, *apiErr
 		StreamCreationTimestamp epochSeconds
 		EnhancedMonitoring      []metricsOut
 		EncryptionType          string
+		KeyId                   string `json:",omitempty"`
 		OpenShardCount          int
 		ConsumerCount           int
 		MaxRecordSizeInKiB      int32
@@ -513,7 +524,7 @@ func (s *Server) describeStreamSummary(body []byte, now time.Time) (any, *apiErr
 		StreamName: st.name, StreamARN: st.arn, StreamStatus: st.statusAt(now),
 		StreamModeDetails: modeOut{st.mode}, RetentionPeriodHours: st.retentionHours,
 		StreamCreationTimestamp: epochSeconds(st.created),
-		EnhancedMonitoring:      []metricsOut{{ShardLevelMetrics: []string{}}}, EncryptionType: "NONE",
+		EnhancedMonitoring:      []metricsOut{{ShardLevelMetrics: []string{}}}, EncryptionType: st.encryptionType(), KeyId: st.keyID,
 		OpenShardCount: len(st.open), MaxRecordSizeInKiB: st.maxRecordKiB,
 	}}, nil
 }
@@ -1126,4 +1137,94 @@ func (s *Server) listTags(body []byte, now time.Time) (any, *apiError) {
 		Tags        []tag
 		HasMoreTags bool
 	}{tags, more}, nil
+}
+
+type updateStreamModeInput struct {
+	StreamARN         *string
+	StreamModeDetails *struct{ StreamMode string }
+}
+
+// updateStreamMode switches between provisioned and on-demand capacity. The shards stay as
+// they are; the stream is UPDATING meanwhile, and a stream may switch twice per rolling 24
+// hours. https://docs.aws.amazon.com/kinesis/latest/APIReference/API_UpdateStreamMode.html
+// https://docs.aws.amazon.com/streams/latest/dev/how-do-i-size-a-stream.html
+func (s *Server) updateStreamMode(body []byte, now time.Time) (any, *apiError) {
+	var in updateStreamModeInput
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	if in.StreamARN == nil {
+		return nil, errorf(CodeValidation, "StreamARN is required")
+	}
+	if in.StreamModeDetails == nil || (in.StreamModeDetails.StreamMode != modeProvisioned && in.StreamModeDetails.StreamMode != modeOnDemand) {
+		return nil, errorf(CodeValidation, "StreamModeDetails.StreamMode must be PROVISIONED or ON_DEMAND")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, aerr := s.lookup(streamRef{StreamARN: in.StreamARN}, now)
+	if aerr != nil {
+		return nil, aerr
+	}
+	if aerr := s.checkUpdatable(st, now); aerr != nil {
+		return nil, aerr
+	}
+	if st.mode == in.StreamModeDetails.StreamMode {
+		return nil, errorf(CodeResourceInUse, "Stream %s under account %s is already in %s mode", st.name, s.account, st.mode)
+	}
+	day := now.Add(-24 * time.Hour)
+	recent := st.modeTimes[:0]
+	for _, t := range st.modeTimes {
+		if t.After(day) {
+			recent = append(recent, t)
+		}
+	}
+	st.modeTimes = recent
+	if len(recent) >= 2 {
+		return nil, errorf(CodeLimitExceeded, "Stream %s has switched capacity mode twice in the last 24 hours", st.name)
+	}
+	st.modeTimes = append(st.modeTimes, now)
+	st.mode = in.StreamModeDetails.StreamMode
+	s.beginUpdate(st, s.durations.UpdateStreamMode, now)
+	return struct{}{}, nil
+}
+
+type encryptionInput struct {
+	streamRef
+	EncryptionType *string
+	KeyId          *string
+}
+
+// changeEncryption starts or stops server-side encryption. Records stored from then on,
+// and the stream's descriptions, carry the new EncryptionType; the stream is UPDATING
+// meanwhile. https://docs.aws.amazon.com/kinesis/latest/APIReference/API_StartStreamEncryption.html
+func (s *Server) changeEncryption(body []byte, now time.Time, start bool) (any, *apiError) {
+	var in encryptionInput
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	if in.EncryptionType == nil || *in.EncryptionType != "KMS" {
+		return nil, errorf(CodeValidation, "EncryptionType must be KMS")
+	}
+	if in.KeyId == nil || *in.KeyId == "" {
+		return nil, errorf(CodeValidation, "KeyId is required")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, aerr := s.lookup(in.streamRef, now)
+	if aerr != nil {
+		return nil, aerr
+	}
+	if aerr := s.checkUpdatable(st, now); aerr != nil {
+		return nil, aerr
+	}
+	if start {
+		st.keyID = *in.KeyId
+	} else {
+		if st.keyID == "" {
+			return nil, invalidArg("Stream %s under account %s is not encrypted", st.name, s.account)
+		}
+		st.keyID = ""
+	}
+	s.beginUpdate(st, s.durations.StreamEncryption, now)
+	return struct{}{}, nil
 }
