@@ -1099,7 +1099,13 @@ var conformanceCases = []conformanceCase{
 		wantCode(t, err, CodeLimitExceeded)
 	}},
 	{name: "UnsignedRequestIsRefused", run: func(t *testing.T, tg *target) {
-		for _, auth := range []string{"", "Bearer x", "AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/kinesis/aws4_request, SignedHeaders=host, Signature=nothex"} {
+		for _, c := range []struct{ auth, code string }{
+			{"", CodeMissingAuthenticationToken},
+			{"Bearer x", CodeIncompleteSignature},
+			{"AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/kinesis/aws4_request, SignedHeaders=host, Signature=nothex", CodeIncompleteSignature},
+			{"AWS4-HMAC-SHA256 Credential=AKID/20260101/eu-west-1/kinesis/aws4_request, SignedHeaders=host, Signature=" + strings.Repeat("ab", 32), CodeIncompleteSignature},
+		} {
+			auth := c.auth
 			req, _ := http.NewRequest(http.MethodPost, tg.srv.URL, strings.NewReader(`{}`))
 			req.Header.Set("X-Amz-Target", "Kinesis_20131202.ListStreams")
 			req.Header.Set("Content-Type", "application/x-amz-json-1.1")
@@ -1114,9 +1120,23 @@ var conformanceCases = []conformanceCase{
 			var body bytes.Buffer
 			_, _ = body.ReadFrom(resp.Body)
 			resp.Body.Close()
-			if resp.StatusCode < 400 || !strings.Contains(body.String(), `"__type"`) {
-				t.Fatalf("Authorization %q: status %d body %s", auth, resp.StatusCode, body.String())
+			if resp.StatusCode < 400 || !strings.Contains(body.String(), `"__type":"`+c.code+`"`) {
+				t.Fatalf("Authorization %q: status %d body %s, want %s", auth, resp.StatusCode, body.String(), c.code)
 			}
+		}
+		// A well-formed header passes.
+		req, _ := http.NewRequest(http.MethodPost, tg.srv.URL, strings.NewReader(`{}`))
+		req.Header.Set("X-Amz-Target", "Kinesis_20131202.ListStreams")
+		req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+		req.Header.Set("X-Amz-Date", "20260101T000000Z")
+		req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/kinesis/aws4_request, SignedHeaders=host;x-amz-date, Signature="+strings.Repeat("ab", 32))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("well-formed SigV4 header: status %d", resp.StatusCode)
 		}
 	}},
 	{name: "HTTP2WithoutTLS", run: func(t *testing.T, tg *target) {

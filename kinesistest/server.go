@@ -208,13 +208,14 @@ func (s *Server) checkAuth(r *http.Request) *apiError {
 }
 
 // maxBodyBytes bounds what the server reads of one request: base64 makes data 4/3 larger,
-// and the largest requests are PutRecords and a PutRecord of a maximum-size record.
+// and the largest requests are PutRecords and a PutRecord of a maximum-size record. The
+// bound is loose so that a request just over a limit meets the limit's own error.
 func (s *Server) maxBodyBytes() int64 {
 	n := max(int64(s.limits.MaxPutRecordsBytes), int64(s.limits.MaxRecordSizeCeilingKiB)*1024)
 	if n > math.MaxInt64/4 {
 		return math.MaxInt64
 	}
-	return n*4/3 + 1<<20
+	return 2*n + 1<<20
 }
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
