@@ -572,13 +572,21 @@ var conformanceCases = []conformanceCase{
 		if len(recs) != 1 || string(recs[0].Data) != "new" {
 			t.Fatalf("after 24h read %d records, want only the newer one", len(recs))
 		}
-		// An increase does not bring back what the old period already dropped.
+	}},
+	// An increase does not bring back records the old period already dropped.
+	// https://docs.aws.amazon.com/kinesis/latest/APIReference/API_IncreaseStreamRetentionPeriod.html
+	{name: "RetentionIncreaseDoesNotRestoreExpiredRecords", run: func(t *testing.T, tg *target) {
+		name := tg.stream(t, 1)
+		tg.put(t, name, entry("a", "old"))
+		tg.clock.Advance(23 * time.Hour)
+		tg.put(t, name, entry("a", "new"))
+		tg.clock.Advance(time.Hour + time.Second)
 		if _, err := tg.client.IncreaseStreamRetentionPeriod(ctxT(t), &kinesis.IncreaseStreamRetentionPeriodInput{StreamName: aws.String(name), RetentionPeriodHours: aws.Int32(100)}); err != nil {
 			t.Fatal(err)
 		}
-		recs, _ = readAll(t, tg, tg.iterator(t, name, aws.ToString(sh.ShardId), types.ShardIteratorTypeTrimHorizon, ""))
-		if len(recs) != 1 {
-			t.Fatalf("after the increase read %d records, want 1", len(recs))
+		recs, _ := readAll(t, tg, tg.iterator(t, name, "shardId-000000000000", types.ShardIteratorTypeTrimHorizon, ""))
+		if len(recs) != 1 || string(recs[0].Data) != "new" {
+			t.Fatalf("after the increase read %d records, want only the newer one", len(recs))
 		}
 	}},
 	{name: "ClosedShardDisappearsAfterRetention", run: func(t *testing.T, tg *target) {
@@ -699,8 +707,8 @@ var conformanceCases = []conformanceCase{
 	}},
 	{name: "PutRecordsOverRequestSizeIsRefusedWhole", opts: Options{Limits: Limits{Unthrottled: true}}, run: func(t *testing.T, tg *target) {
 		name := tg.stream(t, 4)
-		// Eleven records of 1 MiB minus their key: 11 MiB, over the 10 MiB request limit.
-		big := entries(11, 1<<20-2)
+		// Eleven records of 1 MiB less their key: 11 MiB, over the 10 MiB request limit.
+		big := entries(11, 1<<20-3)
 		_, err := tg.client.PutRecords(ctxT(t), &kinesis.PutRecordsInput{StreamName: aws.String(name), Records: big})
 		wantCode(t, err, CodeInvalidArgument)
 		if out := tg.put(t, name, big[:10]...); aws.ToInt32(out.FailedRecordCount) != 0 {
