@@ -102,42 +102,62 @@ func (s *Server) getShardIterator(body []byte, now time.Time) (any, *apiError) {
 	if sh == nil || !st.visible(sh, now) {
 		return nil, errorf(CodeResourceNotFound, "Shard %s in stream %s under account %s does not exist", *in.ShardId, st.name, s.account)
 	}
-	var seqIdx uint64
-	if in.StartingSequenceNumber != nil && (typ == "AT_SEQUENCE_NUMBER" || typ == "AFTER_SEQUENCE_NUMBER") {
-		id, num, idx, ok := parseSeq(*in.StartingSequenceNumber)
-		if !ok || id != st.id || num != sh.num {
-			return nil, invalidArg("Invalid StartingSequenceNumber %s for shard %s in stream %s under account %s", *in.StartingSequenceNumber, sh.id, st.name, s.account)
-		}
-		seqIdx = idx
-	}
-	sh.mu.Lock()
 	// GetShardIterator is limited per open shard; the service answers an excess with
 	// ProvisionedThroughputExceededException.
 	// https://docs.aws.amazon.com/kinesis/latest/APIReference/API_GetShardIterator.html
-	if !sh.iterCalls.take(1, now) {
-		sh.mu.Unlock()
+	sh.mu.Lock()
+	ok := sh.iterCalls.take(1, now)
+	sh.mu.Unlock()
+	if !ok {
 		return nil, errorf(CodeProvisionedThroughputExceeded, "Rate exceeded for GetShardIterator on shard %s in stream %s under account %s.", sh.id, st.name, s.account)
 	}
-	sh.trim(now.Add(-st.retention()).UnixNano())
-	var pos uint64
-	switch typ {
-	case "TRIM_HORIZON":
-		pos = sh.base
-	case "LATEST":
-		pos = sh.next()
-	case "AT_SEQUENCE_NUMBER":
-		pos = seqIdx
-	case "AFTER_SEQUENCE_NUMBER":
-		pos = seqIdx + 1
-	case "AT_TIMESTAMP":
-		t := fromEpochSeconds(*in.Timestamp).UnixNano()
-		i := sort.Search(len(sh.recs), func(i int) bool { return sh.recs[i].arrival >= t })
-		pos = sh.base + uint64(i)
+	pos, aerr := s.startPosition(st, sh, typ, in.StartingSequenceNumber, in.Timestamp, now)
+	if aerr != nil {
+		return nil, aerr
 	}
-	sh.mu.Unlock()
 	b := getOut()
 	b = append(b, `{"ShardIterator":"`...)
 	b = s.appendIterator(b, iterator{stream: st.name, streamID: st.id, shard: sh.num, pos: pos, issued: now.UnixNano()})
 	b = append(b, `"}`...)
 	return b, nil
+}
+
+// startPosition is the index a reader starting at typ begins with. GetShardIterator and
+// SubscribeToShard share it. Callers hold the server's lock.
+func (s *Server) startPosition(st *stream, sh *shard, typ string, seq *string, ts *float64, now time.Time) (uint64, *apiError) {
+	var seqIdx uint64
+	switch typ {
+	case "AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER":
+		if seq == nil {
+			return 0, invalidArg("StartingSequenceNumber is required for type %s", typ)
+		}
+		id, num, idx, ok := parseSeq(*seq)
+		if !ok || id != st.id || num != sh.num {
+			return 0, invalidArg("Invalid StartingSequenceNumber %s for shard %s in stream %s under account %s", *seq, sh.id, st.name, s.account)
+		}
+		seqIdx = idx
+	case "AT_TIMESTAMP":
+		if ts == nil {
+			return 0, invalidArg("Timestamp is required for type AT_TIMESTAMP")
+		}
+	case "TRIM_HORIZON", "LATEST":
+	default:
+		return 0, errorf(CodeValidation, "1 validation error detected: Value '%s' at 'type' failed to satisfy constraint: Member must satisfy enum value set: [AFTER_SEQUENCE_NUMBER, AT_SEQUENCE_NUMBER, AT_TIMESTAMP, TRIM_HORIZON, LATEST]", typ)
+	}
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	sh.trim(now.Add(-st.retention()).UnixNano())
+	switch typ {
+	case "TRIM_HORIZON":
+		return sh.base, nil
+	case "LATEST":
+		return sh.next(), nil
+	case "AT_SEQUENCE_NUMBER":
+		return seqIdx, nil
+	case "AFTER_SEQUENCE_NUMBER":
+		return seqIdx + 1, nil
+	}
+	t := fromEpochSeconds(*ts).UnixNano()
+	i := sort.Search(len(sh.recs), func(i int) bool { return sh.recs[i].arrival >= t })
+	return sh.base + uint64(i), nil
 }

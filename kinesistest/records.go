@@ -352,7 +352,28 @@ func (s *Server) getRecords(body []byte, now time.Time) (any, *apiError) {
 
 	startIdx := pos - uint64(len(batch))
 	b := getOut()
-	b = append(b, `{"Records":[`...)
+	b = append(b, `{"Records":`...)
+	b = appendRecords(b, st, sh, startIdx, batch)
+	b = append(b, `,"MillisBehindLatest":`...)
+	b = strconv.AppendInt(b, behind, 10)
+	if ended {
+		// At a closed shard's end the service gives no next iterator and names the
+		// children. https://docs.aws.amazon.com/kinesis/latest/APIReference/API_GetRecords.html
+		cj, _ := json.Marshal(childShards(st, sh))
+		b = append(b, `,"ChildShards":`...)
+		b = append(b, cj...)
+	} else {
+		b = append(b, `,"NextShardIterator":"`...)
+		b = s.appendIterator(b, iterator{stream: st.name, streamID: st.id, shard: sh.num, pos: pos, issued: now.UnixNano()})
+		b = append(b, '"')
+	}
+	b = append(b, '}')
+	return b, nil
+}
+
+// appendRecords appends records as a JSON array; the first has index startIdx in sh.
+func appendRecords(b []byte, st *stream, sh *shard, startIdx uint64, batch []record) []byte {
+	b = append(b, '[')
 	for i := range batch {
 		r := &batch[i]
 		if i > 0 {
@@ -368,29 +389,20 @@ func (s *Server) getRecords(body []byte, now time.Time) (any, *apiError) {
 		b = appendJSONString(b, r.key)
 		b = append(b, '}')
 	}
-	b = append(b, `],"MillisBehindLatest":`...)
-	b = strconv.AppendInt(b, behind, 10)
-	if ended {
-		// At a closed shard's end the service gives no next iterator and names the
-		// children. https://docs.aws.amazon.com/kinesis/latest/APIReference/API_GetRecords.html
-		var children []childShardOut
-		for _, c := range st.shards {
-			if c.parent == sh.id || c.adjacent == sh.id {
-				parents := []string{c.parent}
-				if c.adjacent != "" {
-					parents = append(parents, c.adjacent)
-				}
-				children = append(children, childShardOut{c.id, parents, hashKeyRangeOut{c.start.String(), c.end.String()}})
+	return append(b, ']')
+}
+
+// childShards lists the shards sh was split or merged into. Callers hold the server's lock.
+func childShards(st *stream, sh *shard) []childShardOut {
+	children := []childShardOut{}
+	for _, c := range st.shards {
+		if c.parent == sh.id || c.adjacent == sh.id {
+			parents := []string{c.parent}
+			if c.adjacent != "" {
+				parents = append(parents, c.adjacent)
 			}
+			children = append(children, childShardOut{c.id, parents, hashKeyRangeOut{c.start.String(), c.end.String()}})
 		}
-		cj, _ := json.Marshal(children)
-		b = append(b, `,"ChildShards":`...)
-		b = append(b, cj...)
-	} else {
-		b = append(b, `,"NextShardIterator":"`...)
-		b = s.appendIterator(b, iterator{stream: st.name, streamID: st.id, shard: sh.num, pos: pos, issued: now.UnixNano()})
-		b = append(b, '"')
 	}
-	b = append(b, '}')
-	return b, nil
+	return children
 }

@@ -38,6 +38,10 @@ type Durations struct {
 	UpdateShardCount time.Duration
 	UpdateStreamMode time.Duration
 	StreamEncryption time.Duration
+	// RegisterStreamConsumer and DeregisterStreamConsumer keep a consumer CREATING or
+	// DELETING.
+	RegisterStreamConsumer   time.Duration
+	DeregisterStreamConsumer time.Duration
 }
 
 // Options configure a Server. The zero value is a server with the service's documented
@@ -63,6 +67,9 @@ type Options struct {
 	Seed uint64
 	// Logger receives one debug line per refused call. Default: discard.
 	Logger *slog.Logger
+	// FanOutPollInterval is how often (in real time) a SubscribeToShard session looks for
+	// new records and reads the clock. Default 20ms.
+	FanOutPollInterval time.Duration
 }
 
 // Server is a Kinesis Data Streams endpoint on the loopback interface, serving AWS JSON 1.1
@@ -90,6 +97,12 @@ type Server struct {
 	rateMu sync.Mutex
 	rates  map[string]*tokenBucket
 
+	subsMu     sync.Mutex
+	subs       map[subKey]*subscription
+	done       chan struct{} // closed by Close; ends fan-out sessions
+	closeOnce  sync.Once
+	fanOutPoll time.Duration
+
 	// busy sums the time handlers spend serving calls, so a benchmark can tell the
 	// server's share of the process's CPU from the client's.
 	busy atomic.Int64
@@ -103,6 +116,13 @@ func NewServer(opts Options) *Server {
 		clock: opts.Clock, log: opts.Logger,
 		streams: map[string]*stream{},
 		rates:   map[string]*tokenBucket{},
+		subs:    map[subKey]*subscription{},
+		done:    make(chan struct{}),
+
+		fanOutPoll: opts.FanOutPollInterval,
+	}
+	if s.fanOutPoll <= 0 {
+		s.fanOutPoll = 20 * time.Millisecond
 	}
 	if s.region == "" {
 		s.region = "us-east-1"
@@ -134,9 +154,10 @@ func NewServer(opts Options) *Server {
 	return s
 }
 
-// Close shuts the server down, closing idle connections of clients made by Client. It
-// blocks until outstanding calls finish.
+// Close shuts the server down: it ends fan-out sessions, waits for outstanding calls to
+// finish and closes the idle connections of clients made by Client.
 func (s *Server) Close() {
+	s.closeOnce.Do(func() { close(s.done) })
 	s.hs.Close()
 	s.transport.CloseIdleConnections()
 }
@@ -178,6 +199,11 @@ var handlers = map[string]handler{
 	"GetShardIterator":              (*Server).getShardIterator,
 	"GetRecords":                    (*Server).getRecords,
 	"UpdateStreamMode":              (*Server).updateStreamMode,
+	"RegisterStreamConsumer":        (*Server).registerStreamConsumer,
+	"DescribeStreamConsumer":        (*Server).describeStreamConsumer,
+	"DeregisterStreamConsumer":      (*Server).deregisterStreamConsumer,
+	"ListStreamConsumers":           (*Server).listStreamConsumers,
+	"SubscribeToShard":              nil, // streams its answer; see serveHTTP
 	"StartStreamEncryption":         func(s *Server, b []byte, now time.Time) (any, *apiError) { return s.changeEncryption(b, now, true) },
 	"StopStreamEncryption":          func(s *Server, b []byte, now time.Time) (any, *apiError) { return s.changeEncryption(b, now, false) },
 	"IncreaseStreamRetentionPeriod": func(s *Server, b []byte, now time.Time) (any, *apiError) { return s.changeRetention(b, now, true) },
@@ -277,6 +303,12 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	now := s.clock.Now()
 	if aerr := s.checkRate(op, now); aerr != nil {
 		s.fail(w, op, aerr)
+		return
+	}
+	if op == "SubscribeToShard" {
+		if aerr := s.subscribeToShard(w, r, buf.Bytes(), now); aerr != nil {
+			s.fail(w, op, aerr)
+		}
 		return
 	}
 	var out any

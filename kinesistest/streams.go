@@ -96,6 +96,7 @@ type stream struct {
 	tags           map[string]string
 	scaleTimes     []time.Time
 	modeTimes      []time.Time
+	consumers      map[string]*consumer
 	keyID          string       // the KMS key when server-side encryption is on
 	listShards     *tokenBucket // ListShards is limited per stream
 	listShardsMu   sync.Mutex
@@ -109,6 +110,16 @@ func (st *stream) statusAt(now time.Time) string {
 		return statusActive
 	}
 	return st.status
+}
+
+func (st *stream) liveConsumers(now time.Time) int {
+	n := 0
+	for _, c := range st.consumers {
+		if c.statusAt(now) != "" {
+			n++
+		}
+	}
+	return n
 }
 
 func (st *stream) encryptionType() string {
@@ -182,6 +193,10 @@ func (s *Server) addShard(st *stream, start, end hashKey, parent, adjacent strin
 		id: shardID(st.nextShardNum), num: st.nextShardNum,
 		parent: parent, adjacent: adjacent,
 		start: start, end: end, created: now,
+		// Index 0 is the shard's StartingSequenceNumber, before every record, so that
+		// AFTER_SEQUENCE_NUMBER of it (or of a fan-out continuation that saw nothing yet)
+		// starts at the first record.
+		base: 1,
 	}
 	st.nextShardNum++
 	if !s.limits.Unthrottled {
@@ -343,7 +358,7 @@ func (s *Server) createStream(body []byte, now time.Time) (any, *apiError) {
 		created: now, mode: mode,
 		status: statusCreating, readyAt: now.Add(s.durations.CreateStream),
 		retentionHours: DefaultRetentionHours, maxRecordKiB: maxKiB,
-		tags: map[string]string{},
+		tags: map[string]string{}, consumers: map[string]*consumer{},
 	}
 	for k, v := range in.Tags {
 		st.tags[k] = v
@@ -525,7 +540,7 @@ func (s *Server) describeStreamSummary(body []byte, now time.Time) (any, *apiErr
 		StreamModeDetails: modeOut{st.mode}, RetentionPeriodHours: st.retentionHours,
 		StreamCreationTimestamp: epochSeconds(st.created),
 		EnhancedMonitoring:      []metricsOut{{ShardLevelMetrics: []string{}}}, EncryptionType: st.encryptionType(), KeyId: st.keyID,
-		OpenShardCount: len(st.open), MaxRecordSizeInKiB: st.maxRecordKiB,
+		OpenShardCount: len(st.open), MaxRecordSizeInKiB: st.maxRecordKiB, ConsumerCount: st.liveConsumers(now),
 	}}, nil
 }
 
