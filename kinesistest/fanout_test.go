@@ -3,6 +3,7 @@ package kinesistest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -257,7 +258,12 @@ var fanOutCases = []conformanceCase{
 	}},
 	{name: "SubscribeToShardLimitsEachConsumerShardToTwoMiBPerSecond", opts: Options{Limits: Limits{ShardWriteBytesPerSecond: 8 << 20}}, run: func(t *testing.T, tg *target) {
 		name := tg.stream(t, 1)
-		tg.put(t, name, entries(16, 256<<10-4)...) // 4 MiB
+		// Sixteen records of exactly 256 KiB with their keys: 4 MiB.
+		recs := make([]types.PutRecordsRequestEntry, 16)
+		for i := range recs {
+			recs[i] = types.PutRecordsRequestEntry{PartitionKey: aws.String(fmt.Sprintf("k%02d", i)), Data: make([]byte, 256<<10-3)}
+		}
+		tg.put(t, name, recs...)
 		arn := tg.registerConsumer(t, name, "c")
 		s, err := tg.subscribe(t, arn, "shardId-000000000000", types.StartingPosition{Type: types.ShardIteratorTypeTrimHorizon})
 		if err != nil {
@@ -268,7 +274,11 @@ var fanOutCases = []conformanceCase{
 			t.Fatalf("first event carried %d records of 256 KiB, want 8 (2 MiB)", len(first))
 		}
 		// Nothing more until the clock has moved a second.
-		time.Sleep(100 * time.Millisecond)
+		select {
+		case ev := <-s.stream.Events():
+			t.Fatalf("event %T before the consumer-shard's 2 MiB/s allowed one", ev)
+		case <-time.After(200 * time.Millisecond):
+		}
 		tg.clock.Advance(1100 * time.Millisecond)
 		rest, _ := s.until(t, 8)
 		if len(rest) != 8 {
