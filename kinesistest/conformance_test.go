@@ -13,8 +13,10 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/schemas"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/transport/http/protocol/rpcv2"
 
 	"github.com/shardline/shardline/internal/testenv"
 )
@@ -31,6 +33,8 @@ type target struct {
 	// srv and clock are set for kinesistest only; cases that need them are not marked mock.
 	srv   *Server
 	clock *ManualClock
+	// opts are the client options the suite runs with, for clients a case makes itself.
+	opts []func(*kinesis.Options)
 }
 
 type conformanceCase struct {
@@ -43,7 +47,14 @@ type conformanceCase struct {
 
 var epoch = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
-func TestConformance(t *testing.T) {
+func TestConformance(t *testing.T) { runConformance(t) }
+
+// TestConformanceCBOR runs the suite with the SDK speaking Smithy RPC v2 CBOR.
+func TestConformanceCBOR(t *testing.T) {
+	runConformance(t, func(o *kinesis.Options) { o.Protocol = rpcv2.NewCBOR(schemas.Kinesis_20131202) })
+}
+
+func runConformance(t *testing.T, clientOpts ...func(*kinesis.Options)) {
 	for _, c := range conformanceCases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
@@ -54,7 +65,7 @@ func TestConformance(t *testing.T) {
 			}
 			srv := NewServer(opts)
 			t.Cleanup(srv.Close)
-			c.run(t, &target{client: srv.Client(), srv: srv, clock: clock})
+			c.run(t, &target{client: srv.Client(clientOpts...), srv: srv, clock: clock, opts: clientOpts})
 		})
 	}
 }
@@ -1151,7 +1162,7 @@ var conformanceCases = []conformanceCase{
 		var protocols http.Protocols
 		protocols.SetUnencryptedHTTP2(true)
 		rec := &protoRecorder{rt: &http.Transport{Protocols: &protocols}}
-		client := tg.srv.Client(func(o *kinesis.Options) { o.HTTPClient = &http.Client{Transport: rec} })
+		client := tg.srv.Client(append(tg.opts, func(o *kinesis.Options) { o.HTTPClient = &http.Client{Transport: rec} })...)
 		if _, err := client.ListStreams(ctxT(t), &kinesis.ListStreamsInput{}); err != nil {
 			t.Fatal(err)
 		}

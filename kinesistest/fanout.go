@@ -276,7 +276,7 @@ type subscribeInput struct {
 // shard's end is reached (a last event with ChildShards and no continuation), a later
 // subscription takes over, the client goes away or the server closes.
 // https://docs.aws.amazon.com/kinesis/latest/APIReference/API_SubscribeToShard.html
-func (s *Server) subscribeToShard(w http.ResponseWriter, r *http.Request, body []byte, now time.Time) *apiError {
+func (s *Server) subscribeToShard(w http.ResponseWriter, r *http.Request, body []byte, now time.Time, cb bool) *apiError {
 	var in subscribeInput
 	if err := decode(body, &in); err != nil {
 		return err
@@ -331,6 +331,9 @@ func (s *Server) subscribeToShard(w http.ResponseWriter, r *http.Request, body [
 		s.subsMu.Unlock()
 	}()
 
+	if cb {
+		w.Header().Set("Smithy-Protocol", "rpc-v2-cbor")
+	}
 	w.Header().Set("Content-Type", "application/vnd.amazon.eventstream")
 	w.Header().Set("X-Amzn-Requestid", requestID())
 	w.WriteHeader(http.StatusOK)
@@ -345,12 +348,24 @@ func (s *Server) subscribeToShard(w http.ResponseWriter, r *http.Request, body [
 		}
 		return true
 	}
+	// Event payloads are in the request's protocol: JSON, or CBOR for RPC v2 CBOR.
+	contentType := "application/json"
+	if cb {
+		contentType = "application/cbor"
+	}
+	encodePayload := func(p []byte) []byte {
+		if cb {
+			c, _ := jsonToCBOR(p)
+			return c
+		}
+		return p
+	}
 	event := func(typ string, payload []byte) eventstream.Message {
 		var m eventstream.Message
 		m.Headers.Set(eventstream.MessageTypeHeader, eventstream.StringValue(eventstream.EventMessageType))
 		m.Headers.Set(eventstream.EventTypeHeader, eventstream.StringValue(typ))
-		m.Headers.Set(eventstream.ContentTypeHeader, eventstream.StringValue("application/json"))
-		m.Payload = payload
+		m.Headers.Set(eventstream.ContentTypeHeader, eventstream.StringValue(contentType))
+		m.Payload = encodePayload(payload)
 		return m
 	}
 	if !send(event("initial-response", []byte("{}"))) {
@@ -386,8 +401,9 @@ func (s *Server) subscribeToShard(w http.ResponseWriter, r *http.Request, body [
 			var m eventstream.Message
 			m.Headers.Set(eventstream.MessageTypeHeader, eventstream.StringValue(eventstream.ExceptionMessageType))
 			m.Headers.Set(eventstream.ExceptionTypeHeader, eventstream.StringValue(CodeResourceInUse))
-			m.Headers.Set(eventstream.ContentTypeHeader, eventstream.StringValue("application/json"))
-			m.Payload, _ = json.Marshal(map[string]string{"message": "Another subscription took over consumer " + c.arn + " on shard " + sh.id})
+			m.Headers.Set(eventstream.ContentTypeHeader, eventstream.StringValue(contentType))
+			msg, _ := json.Marshal(map[string]string{"message": "Another subscription took over consumer " + c.arn + " on shard " + sh.id})
+			m.Payload = encodePayload(msg)
 			send(m)
 			return nil
 		case <-r.Context().Done():

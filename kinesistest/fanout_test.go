@@ -53,7 +53,7 @@ func (tg *target) subscribe(t *testing.T, consumerARN, shardID string, pos types
 	// two concurrent SubscribeToShard calls on one client race on its buffers.
 	client := tg.client
 	if tg.srv != nil {
-		client = tg.srv.Client()
+		client = tg.srv.Client(tg.opts...)
 	}
 	out, err := client.SubscribeToShard(ctx, &kinesis.SubscribeToShardInput{ConsumerARN: aws.String(consumerARN), ShardId: aws.String(shardID), StartingPosition: &pos})
 	if err != nil {

@@ -248,20 +248,24 @@ var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	op := ""
-	if t := r.Header.Get("X-Amz-Target"); strings.HasPrefix(t, targetPrefix) {
+	cb := isCBOR(r)
+	if cb {
+		op, _ = strings.CutPrefix(r.URL.Path, cborPathPrefix)
+	} else if t := r.Header.Get("X-Amz-Target"); strings.HasPrefix(t, targetPrefix) {
 		op = t[len(targetPrefix):]
 	}
 	if aerr := s.checkAuth(r); aerr != nil {
-		s.fail(w, op, aerr)
+		s.fail(w, op, cb, aerr)
 		return
 	}
 	h, ok := handlers[op]
 	if r.Method != http.MethodPost || !ok {
-		s.fail(w, op, errorf(CodeUnknownOperation, "operation %q (X-Amz-Target %q) is not served", op, r.Header.Get("X-Amz-Target")))
+		s.fail(w, op, cb, errorf(CodeUnknownOperation, "operation %q (X-Amz-Target %q) is not served", op, r.Header.Get("X-Amz-Target")))
 		return
 	}
-	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/x-amz-json-1.1") && !strings.HasPrefix(ct, "application/x-amz-json-1.0") {
-		s.fail(w, op, errorf(CodeSerialization, "Content-Type %q is not served; use application/x-amz-json-1.1", ct))
+	if ct := r.Header.Get("Content-Type"); cb && ct != "" && ct != "application/cbor" ||
+		!cb && !strings.HasPrefix(ct, "application/x-amz-json-1.1") && !strings.HasPrefix(ct, "application/x-amz-json-1.0") {
+		s.fail(w, op, cb, errorf(CodeSerialization, "Content-Type %q is not served; use application/x-amz-json-1.1", ct))
 		return
 	}
 	buf := bufPool.Get().(*bytes.Buffer)
@@ -269,12 +273,22 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	defer bufPool.Put(buf)
 	limit := s.maxBodyBytes()
 	if _, err := buf.ReadFrom(io.LimitReader(r.Body, limit+1)); err != nil {
-		s.fail(w, op, errorf(CodeSerialization, "reading the request body: %v", err))
+		s.fail(w, op, cb, errorf(CodeSerialization, "reading the request body: %v", err))
 		return
 	}
 	if int64(buf.Len()) > limit {
-		s.fail(w, op, invalidArg("request body is larger than %d bytes", limit))
+		s.fail(w, op, cb, invalidArg("request body is larger than %d bytes", limit))
 		return
+	}
+
+	reqBody := buf.Bytes()
+	if cb {
+		j, err := cborToJSON(reqBody)
+		if err != nil {
+			s.fail(w, op, cb, errorf(CodeSerialization, "decoding the CBOR body: %v", err))
+			return
+		}
+		reqBody = j
 	}
 
 	fault := s.faults.pick(op)
@@ -294,7 +308,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			if msg == "" {
 				msg = "injected fault"
 			}
-			s.fail(w, op, &apiError{code: fault.Error, message: msg})
+			s.fail(w, op, cb, &apiError{code: fault.Error, message: msg})
 			return
 		}
 	}
@@ -302,24 +316,24 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() { s.busy.Add(int64(time.Since(start))) }()
 	now := s.clock.Now()
 	if aerr := s.checkRate(op, now); aerr != nil {
-		s.fail(w, op, aerr)
+		s.fail(w, op, cb, aerr)
 		return
 	}
 	if op == "SubscribeToShard" {
-		if aerr := s.subscribeToShard(w, r, buf.Bytes(), now); aerr != nil {
-			s.fail(w, op, aerr)
+		if aerr := s.subscribeToShard(w, r, reqBody, now, cb); aerr != nil {
+			s.fail(w, op, cb, aerr)
 		}
 		return
 	}
 	var out any
 	var aerr *apiError
 	if op == "PutRecords" && fault != nil && fault.ThrottleEntries > 0 {
-		out, aerr = s.putRecordsWith(buf.Bytes(), now, fault)
+		out, aerr = s.putRecordsWith(reqBody, now, fault)
 	} else {
-		out, aerr = h(s, buf.Bytes(), now)
+		out, aerr = h(s, reqBody, now)
 	}
 	if aerr != nil {
-		s.fail(w, op, aerr)
+		s.fail(w, op, cb, aerr)
 		return
 	}
 	var body []byte
@@ -329,12 +343,22 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		b, err := json.Marshal(v)
 		if err != nil {
-			s.fail(w, op, errorf(CodeInternalFailure, "encoding the answer: %v", err))
+			s.fail(w, op, cb, errorf(CodeInternalFailure, "encoding the answer: %v", err))
 			return
 		}
 		body = b
 	}
-	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	ct := "application/x-amz-json-1.1"
+	if cb {
+		c, err := jsonToCBOR(body)
+		if err != nil {
+			s.fail(w, op, cb, errorf(CodeInternalFailure, "encoding the CBOR answer: %v", err))
+			return
+		}
+		body, ct = c, "application/cbor"
+		w.Header().Set("Smithy-Protocol", "rpc-v2-cbor")
+	}
+	w.Header().Set("Content-Type", ct)
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.Header().Set("X-Amzn-Requestid", requestID())
 	w.WriteHeader(http.StatusOK)
@@ -358,13 +382,19 @@ func requestID() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-func (s *Server) fail(w http.ResponseWriter, op string, e *apiError) {
+func (s *Server) fail(w http.ResponseWriter, op string, cb bool, e *apiError) {
 	s.log.Debug("kinesistest: refused", "operation", op, "code", e.code, "message", e.message)
 	body, _ := json.Marshal(struct {
 		Type    string `json:"__type"`
 		Message string `json:"message"`
 	}{e.code, e.message})
-	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	if cb {
+		body, _ = jsonToCBOR(body)
+		w.Header().Set("Smithy-Protocol", "rpc-v2-cbor")
+		w.Header().Set("Content-Type", "application/cbor")
+	} else {
+		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	}
 	w.Header().Set("X-Amzn-Requestid", requestID())
 	w.WriteHeader(e.status())
 	_, _ = w.Write(body)
