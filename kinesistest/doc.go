@@ -55,9 +55,12 @@
 // # Protocol
 //
 // The server speaks AWS JSON 1.1 (X-Amz-Target Kinesis_20131202.<Operation>, the
-// aws-sdk-go-v2 Kinesis client's default) over HTTP/1.1 and unencrypted HTTP/2. Errors
-// are {"__type": code, "message": text} with status 400, or 500 for InternalFailure and
-// 503 for ServiceUnavailable, which the SDK maps to its typed errors. Sequence numbers are
+// aws-sdk-go-v2 Kinesis client's default) and Smithy RPC v2 CBOR (the client's
+// Options.Protocol set to rpcv2.NewCBOR), over HTTP/1.1 and unencrypted HTTP/2. CBOR
+// requests are translated to JSON for the same handlers and their answers back, which costs
+// time but keeps one implementation. Errors are {"__type": code, "message": text} in the
+// request's protocol, with status 400, or 500 for InternalFailure and 503 for
+// ServiceUnavailable, which the SDK maps to its typed errors. Sequence numbers are
 // 56-digit decimals that grow within a shard; compare them as integers. Stream ARNs are
 // accepted wherever the API takes one.
 //
@@ -67,8 +70,8 @@
 // AddTagsToStream, RemoveTagsFromStream, ListTagsForStream, PutRecord, PutRecords,
 // GetShardIterator, GetRecords, and for enhanced fan-out RegisterStreamConsumer,
 // DescribeStreamConsumer, ListStreamConsumers, DeregisterStreamConsumer and
-// SubscribeToShard. Not yet served: the Smithy RPC v2 CBOR protocol, on-demand automatic
-// scaling, resource policies and the newer queue and channel operations.
+// SubscribeToShard. Not yet served: on-demand automatic scaling, resource policies, the
+// newer queue and channel operations, and signature verification.
 //
 // # Enhanced fan-out
 //
@@ -87,8 +90,10 @@
 //
 // # Where kinesis-mock differs from the service
 //
-// The conformance suite (conformance_test.go) runs every case here, and the cases kinesis-mock
-// passes against it too (TestConformanceKinesisMock, with the endpoint from internal/testenv).
+// The conformance suite (conformance_test.go, fanout_test.go) runs every case against
+// kinesistest over JSON (TestConformance) and CBOR (TestConformanceCBOR), and the cases
+// marked for it against kinesis-mock too (TestConformanceKinesisMock, with the endpoint
+// from internal/testenv).
 // The cases kinesis-mock 0.6.2 fails, and other differences known from using it:
 //
 //	Behaviour                                   Kinesis and kinesistest                  kinesis-mock 0.6.2
