@@ -286,3 +286,32 @@ var fanOutCases = []conformanceCase{
 		}
 	}},
 }
+
+// Close ends open fan-out sessions instead of waiting out their five minutes.
+func TestCloseEndsSubscriptions(t *testing.T) {
+	srv := NewServer(Options{})
+	tg := &target{client: srv.Client(), srv: srv}
+	name := tg.stream(t, 1)
+	arn := tg.registerConsumer(t, name, "c")
+	s, err := tg.subscribe(t, arn, "shardId-000000000000", types.StartingPosition{Type: types.ShardIteratorTypeLatest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan struct{})
+	go func() { srv.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close blocked on an open subscription")
+	}
+	for {
+		select {
+		case _, ok := <-s.stream.Events():
+			if !ok {
+				return
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("the session's event stream did not end after Close")
+		}
+	}
+}
