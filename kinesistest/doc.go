@@ -78,13 +78,13 @@
 // SubscribeToShard answers with an event stream (over HTTP/1.1 or HTTP/2): the
 // initial-response event, then SubscribeToShardEvent events with the records, the
 // continuation sequence number and MillisBehindLatest, at most 2 MiB/s per consumer and
-// shard. A session ends after five minutes on the server's clock, or at a closed shard's
+// shard. A subscription ends after five minutes on the server's clock, or at a closed shard's
 // end with an event that names the child shards and has no continuation. A second
 // subscription of the same consumer and shard within five seconds is refused with
-// ResourceInUseException; a later one takes over and the earlier session ends with that
-// exception. An idle session sends an empty event once a second of the server's clock.
+// ResourceInUseException; a later one takes over and the earlier subscription ends with that
+// exception. An idle subscription sends an empty event once a second of the server's clock.
 // aws-sdk-go-v2's Kinesis client (v1.57.0) shares one event-stream decoder among the
-// sessions of a client, so concurrent sessions on one client race: give each its own.
+// subscriptions of a client, so concurrent subscriptions on one client race: give each its own.
 // UpdateShardCount gives each new shard as parents the old shards holding its two ends,
 // which matches the service's lineage for scaling by factors of two but simplifies others.
 //

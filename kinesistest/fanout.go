@@ -49,7 +49,7 @@ func (c *consumer) statusAt(now time.Time) string {
 	return c.status
 }
 
-// subscription is one open SubscribeToShard session.
+// subscription is one open SubscribeToShard subscription.
 type subscription struct {
 	started  time.Time
 	takeover chan struct{} // closed when a later subscription replaces this one
@@ -272,7 +272,7 @@ type subscribeInput struct {
 
 // subscribeToShard answers with an event stream: an initial-response event, then
 // SubscribeToShardEvent events carrying records, the continuation sequence number and
-// MillisBehindLatest, until the session's five minutes (on the server's clock) are up, the
+// MillisBehindLatest, until the subscription's five minutes (on the server's clock) are up, the
 // shard's end is reached (a last event with ChildShards and no continuation), a later
 // subscription takes over, the client goes away or the server closes.
 // https://docs.aws.amazon.com/kinesis/latest/APIReference/API_SubscribeToShard.html

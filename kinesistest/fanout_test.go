@@ -40,15 +40,15 @@ func (tg *target) registerConsumer(t *testing.T, streamName, name string) string
 	return ""
 }
 
-type session struct {
+type subStream struct {
 	stream *kinesis.SubscribeToShardEventStream
 }
 
-func (tg *target) subscribe(t *testing.T, consumerARN, shardID string, pos types.StartingPosition) (*session, error) {
+func (tg *target) subscribe(t *testing.T, consumerARN, shardID string, pos types.StartingPosition) (*subStream, error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	// Each session gets its own client: aws-sdk-go-v2's Kinesis client (v1.57.0 with
+	// Each subscription gets its own client: aws-sdk-go-v2's Kinesis client (v1.57.0 with
 	// smithy-go v1.28.9) shares one event-stream codec among all streams of a client, and
 	// two concurrent SubscribeToShard calls on one client race on its buffers.
 	client := tg.client
@@ -59,13 +59,13 @@ func (tg *target) subscribe(t *testing.T, consumerARN, shardID string, pos types
 	if err != nil {
 		return nil, err
 	}
-	s := &session{stream: out.GetStream()}
+	s := &subStream{stream: out.GetStream()}
 	t.Cleanup(func() { s.stream.Close() })
 	return s, nil
 }
 
 // next returns the next event, or nil when the stream ended (err says why, nil when cleanly).
-func (s *session) next(t *testing.T) (*types.SubscribeToShardEvent, error) {
+func (s *subStream) next(t *testing.T) (*types.SubscribeToShardEvent, error) {
 	t.Helper()
 	select {
 	case ev, ok := <-s.stream.Events():
@@ -84,7 +84,7 @@ func (s *session) next(t *testing.T) (*types.SubscribeToShardEvent, error) {
 }
 
 // until reads events until one carries records or the stream ends.
-func (s *session) until(t *testing.T, want int) (recs []types.Record, last *types.SubscribeToShardEvent) {
+func (s *subStream) until(t *testing.T, want int) (recs []types.Record, last *types.SubscribeToShardEvent) {
 	t.Helper()
 	for len(recs) < want {
 		ev, err := s.next(t)
@@ -149,7 +149,7 @@ var fanOutCases = []conformanceCase{
 		if aws.ToString(last.ContinuationSequenceNumber) != aws.ToString(recs[1].SequenceNumber) || aws.ToInt64(last.MillisBehindLatest) != 0 || len(last.ChildShards) != 0 {
 			t.Fatalf("event: continuation %s (last record %s), behind %d, children %v", aws.ToString(last.ContinuationSequenceNumber), aws.ToString(recs[1].SequenceNumber), aws.ToInt64(last.MillisBehindLatest), last.ChildShards)
 		}
-		// Records written later arrive on the open session.
+		// Records written later arrive on the open subscription.
 		tg.put(t, name, entry("k", "r2"))
 		more, _ := s.until(t, 1)
 		if string(more[0].Data) != "r2" {
@@ -163,8 +163,8 @@ var fanOutCases = []conformanceCase{
 		if err != nil {
 			t.Fatal(err)
 		}
-		// Before any record, the continuation starts a new session at the first record.
-		tg.clock.Advance(time.Second) // the session sends an event each second on its clock
+		// Before any record, the continuation starts a new subscription at the first record.
+		tg.clock.Advance(time.Second) // the subscription sends an event each second on its clock
 		ev, err := s.next(t)
 		if ev == nil {
 			t.Fatal(err)
@@ -181,7 +181,7 @@ var fanOutCases = []conformanceCase{
 			t.Fatalf("resumed at %q, want the first record", recs[0].Data)
 		}
 	}},
-	{name: "SubscribeToShardSecondSessionWithinFiveSecondsIsResourceInUse", run: func(t *testing.T, tg *target) {
+	{name: "SubscribeToShardSecondSubscriptionWithinFiveSecondsIsResourceInUse", run: func(t *testing.T, tg *target) {
 		name := tg.stream(t, 1)
 		arn := tg.registerConsumer(t, name, "c")
 		first, err := tg.subscribe(t, arn, "shardId-000000000000", types.StartingPosition{Type: types.ShardIteratorTypeLatest})
@@ -190,7 +190,7 @@ var fanOutCases = []conformanceCase{
 		}
 		_, err = tg.subscribe(t, arn, "shardId-000000000000", types.StartingPosition{Type: types.ShardIteratorTypeLatest})
 		wantCode(t, err, CodeResourceInUse)
-		// Five seconds on, a new subscription takes over and the first session fails.
+		// Five seconds on, a new subscription takes over and the first subscription fails.
 		tg.clock.Advance(subscriptionTakeover)
 		if _, err := tg.subscribe(t, arn, "shardId-000000000000", types.StartingPosition{Type: types.ShardIteratorTypeLatest}); err != nil {
 			t.Fatalf("subscription after five seconds: %v", err)
@@ -200,7 +200,7 @@ var fanOutCases = []conformanceCase{
 			if ev == nil {
 				var inUse *types.ResourceInUseException
 				if !errors.As(err, &inUse) {
-					t.Fatalf("the replaced session ended with %v, want ResourceInUseException", err)
+					t.Fatalf("the replaced subscription ended with %v, want ResourceInUseException", err)
 				}
 				return
 			}
@@ -215,14 +215,14 @@ var fanOutCases = []conformanceCase{
 		}
 		tg.clock.Advance(subscriptionLifetime - time.Second)
 		if ev, err := s.next(t); ev == nil {
-			t.Fatalf("session ended before five minutes: %v", err)
+			t.Fatalf("subscription ended before five minutes: %v", err)
 		}
 		tg.clock.Advance(time.Second)
 		for {
 			ev, err := s.next(t)
 			if ev == nil {
 				if err != nil {
-					t.Fatalf("session ended with %v, want a clean end", err)
+					t.Fatalf("subscription ended with %v, want a clean end", err)
 				}
 				return
 			}
@@ -287,7 +287,7 @@ var fanOutCases = []conformanceCase{
 	}},
 }
 
-// Close ends open fan-out sessions instead of waiting out their five minutes.
+// Close ends open fan-out subscriptions instead of waiting out their five minutes.
 func TestCloseEndsSubscriptions(t *testing.T) {
 	srv := NewServer(Options{})
 	tg := &target{client: srv.Client(), srv: srv}
@@ -311,7 +311,7 @@ func TestCloseEndsSubscriptions(t *testing.T) {
 				return
 			}
 		case <-time.After(5 * time.Second):
-			t.Fatal("the session's event stream did not end after Close")
+			t.Fatal("the subscription's event stream did not end after Close")
 		}
 	}
 }

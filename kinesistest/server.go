@@ -67,7 +67,7 @@ type Options struct {
 	Seed uint64
 	// Logger receives one debug line per refused call. Default: discard.
 	Logger *slog.Logger
-	// FanOutPollInterval is how often (in real time) a SubscribeToShard session looks for
+	// FanOutPollInterval is how often (in real time) a SubscribeToShard subscription looks for
 	// new records and reads the clock. Default 20ms.
 	FanOutPollInterval time.Duration
 }
@@ -99,7 +99,7 @@ type Server struct {
 
 	subsMu     sync.Mutex
 	subs       map[subKey]*subscription
-	done       chan struct{} // closed by Close; ends fan-out sessions
+	done       chan struct{} // closed by Close; ends fan-out subscriptions
 	closeOnce  sync.Once
 	fanOutPoll time.Duration
 
@@ -154,7 +154,7 @@ func NewServer(opts Options) *Server {
 	return s
 }
 
-// Close shuts the server down: it ends fan-out sessions, waits for outstanding calls to
+// Close shuts the server down: it ends fan-out subscriptions, waits for outstanding calls to
 // finish and closes the idle connections of clients made by Client.
 func (s *Server) Close() {
 	s.closeOnce.Do(func() { close(s.done) })
