@@ -10,7 +10,9 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/schemas"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/aws/smithy-go/transport/http/protocol/rpcv2"
 )
 
 // cpuTime is the process's user plus system CPU time.
@@ -33,10 +35,10 @@ func reportRates(b *testing.B, srv *Server, records int, wall, cpu time.Duration
 	b.ReportMetric(0, "ns/op")
 }
 
-func benchServer(b *testing.B, shards int32) (*Server, *kinesis.Client, string) {
+func benchServer(b *testing.B, shards int32, opts ...func(*kinesis.Options)) (*Server, *kinesis.Client, string) {
 	srv := NewServer(Options{Limits: Limits{Unthrottled: true}})
 	b.Cleanup(srv.Close)
-	client := srv.Client()
+	client := srv.Client(opts...)
 	if _, err := client.CreateStream(context.Background(), &kinesis.CreateStreamInput{StreamName: aws.String("bench"), ShardCount: aws.Int32(shards)}); err != nil {
 		b.Fatal(err)
 	}
@@ -54,8 +56,15 @@ func batch(n int) []types.PutRecordsRequestEntry {
 
 // BenchmarkPutRecords sends PutRecords calls of 500 records of 100 bytes from the SDK
 // client over loopback, four calls in flight. Run it with -benchtime=20x or more.
-func BenchmarkPutRecords(b *testing.B) {
-	srv, client, name := benchServer(b, 8)
+func BenchmarkPutRecords(b *testing.B) { benchPutRecords(b) }
+
+// BenchmarkPutRecordsCBOR is BenchmarkPutRecords with the client speaking RPC v2 CBOR.
+func BenchmarkPutRecordsCBOR(b *testing.B) {
+	benchPutRecords(b, func(o *kinesis.Options) { o.Protocol = rpcv2.NewCBOR(schemas.Kinesis_20131202) })
+}
+
+func benchPutRecords(b *testing.B, opts ...func(*kinesis.Options)) {
+	srv, client, name := benchServer(b, 8, opts...)
 	recs := batch(500)
 	ctx := context.Background()
 	const inFlight = 4

@@ -17,7 +17,9 @@ type FaultRule struct {
 	Rate float64
 	// Times is how many calls the rule fires for before it stops; zero means no bound.
 	Times int
-	// Latency delays the call before it is served (or failed).
+	// Latency delays the call before it is served (or failed). A latency longer than the
+	// caller's deadline makes the call hang until the caller gives up; the server stops
+	// waiting when the connection goes away.
 	Latency time.Duration
 	// Error is the error code to answer with instead of serving the call, such as
 	// CodeInternalFailure (HTTP 500), CodeServiceUnavailable (503) or
