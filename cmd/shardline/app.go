@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/url"
 	"os"
-	"runtime/debug"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -17,6 +16,8 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
+
+	"github.com/shardline/shardline/internal/version"
 )
 
 // Exit codes, documented in the package comment.
@@ -112,7 +113,7 @@ that could not be written), 2 usage error (bad flag or argument), 130 interrupte
   shardline put orders --partition-key json:customer_id < orders.jsonl
   shardline cat orders --json --from 2025-01-02T15:04:05Z
   shardline --endpoint http://localhost:4567 --region us-east-1 stream list`,
-		Version:       version(),
+		Version:       version.Version(),
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		RunE:          groupRunE,
@@ -121,6 +122,8 @@ that could not be written), 2 usage error (bad flag or argument), 130 interrupte
 	pf.StringVar(&a.endpoint, "endpoint", "", "Kinesis endpoint URL, e.g. for a local emulator (default: the SDK's, honouring AWS_ENDPOINT_URL_KINESIS)")
 	pf.StringVar(&a.region, "region", "", "AWS region (default: AWS_REGION or the profile's region)")
 	pf.StringVar(&a.profile, "profile", "", "named profile from the shared AWS config and credentials files (default: AWS_PROFILE or default)")
+	// The same line as shardline-agent -version prints, so a bug report names the build exactly.
+	root.SetVersionTemplate(version.Line("shardline") + "\n")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
 	root.AddCommand(a.streamCommand(), a.putCommand(), a.catCommand())
 	return root
@@ -230,15 +233,6 @@ func isTerminal(w io.Writer) bool {
 		return false
 	}
 	return term.IsTerminal(int(f.Fd()))
-}
-
-// version reports the module version the binary was built from, "(devel)" for a build from a
-// working tree.
-func version() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "(devel)"
 }
 
 // plural formats n with its noun, adding an s when n is not 1.
