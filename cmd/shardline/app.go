@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/logging"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
@@ -58,13 +59,26 @@ type app struct {
 	// parsing of flags and arguments and is a usage error.
 	ran bool
 
+	// hard ends on a second interrupt; see runApp.
+	hard context.Context
+
+	// conn watches the client's requests for a run of failed connections.
+	conn *connWatch
+
 	client *kinesis.Client
 }
 
 // run executes the command line args and returns the process exit code. It is main without
 // the process: tests call it in-process with their own streams.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, terminal: isTerminal(stderr)}
+	return runApp(ctx, context.Background(), args, stdin, stdout, stderr)
+}
+
+// runApp is run with a second context, hard, that ends when the user insists on stopping (a
+// second interrupt): the grace period after the first, in which put still sends what it read,
+// then ends at once.
+func runApp(ctx, hard context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, terminal: isTerminal(stderr), hard: hard}
 	return a.execute(ctx, args)
 }
 
@@ -89,6 +103,10 @@ func (a *app) execute(ctx context.Context, args []string) int {
 	if ctx.Err() != nil {
 		// Whatever the command was doing when interrupted failed for that reason alone.
 		fmt.Fprintln(a.stderr, "shardline: interrupted")
+		var sc signalCause
+		if errors.As(context.Cause(ctx), &sc) {
+			return sc.exitCode()
+		}
 		return exitInterrupted
 	}
 	fmt.Fprintf(a.stderr, "shardline: %v\n", err)
@@ -108,11 +126,12 @@ AWS_PROFILE, AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL_KINESIS, ...), the shared confi
 credentials files, and instance or container roles. The global flags override them.
 
 Exit codes: 0 success, 1 failure (including a stream that does not exist and records
-that could not be written), 2 usage error (bad flag or argument), 130 interrupted.`,
+that could not be written), 2 usage error (bad flag or argument), 130 interrupted
+(SIGINT), 143 terminated (SIGTERM).`,
 		Example: `  shardline stream create orders --shards 4
   shardline put orders --partition-key json:customer_id < orders.jsonl
   shardline cat orders --json --from 2025-01-02T15:04:05Z
-  shardline --endpoint http://localhost:4567 --region us-east-1 stream list`,
+  shardline --endpoint http://localhost:4568 --region us-east-1 stream list   # kinesis-mock's plain HTTP port`,
 		Version:       version.Version(),
 		SilenceErrors: true,
 		SilenceUsage:  true,
@@ -167,7 +186,7 @@ func (a *app) kinesis(ctx context.Context) (*kinesis.Client, error) {
 	if a.endpoint != "" {
 		u, err := url.Parse(a.endpoint)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, usageErrorf("--endpoint %q: want an http or https URL such as http://localhost:4567", a.endpoint)
+			return nil, usageErrorf("--endpoint %q: want an http or https URL such as http://localhost:4568", a.endpoint)
 		}
 	}
 	var opts []func(*config.LoadOptions) error
@@ -177,6 +196,9 @@ func (a *app) kinesis(ctx context.Context) (*kinesis.Client, error) {
 	if a.profile != "" {
 		opts = append(opts, config.WithSharedConfigProfile(a.profile))
 	}
+	// The SDK logs its own warnings (an IMDSv1 fallback, an undrained response body) to stderr
+	// by default, in a format of its own; what matters to the user reaches them as errors.
+	opts = append(opts, config.WithLogger(logging.Nop{}), config.WithClientLogMode(0))
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		var missing config.SharedConfigProfileNotExistError
@@ -188,6 +210,11 @@ func (a *app) kinesis(ctx context.Context) (*kinesis.Client, error) {
 	if cfg.Region == "" {
 		return nil, usageErrorf("no AWS region: pass --region, set AWS_REGION, or set a region in the profile")
 	}
+	if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
+		return nil, credentialsError(err)
+	}
+	a.conn = &connWatch{next: cfg.HTTPClient}
+	cfg.HTTPClient = a.conn
 	a.client = kinesis.NewFromConfig(cfg, func(o *kinesis.Options) {
 		if a.endpoint != "" {
 			o.BaseEndpoint = aws.String(a.endpoint)
@@ -195,6 +222,33 @@ func (a *app) kinesis(ctx context.Context) (*kinesis.Client, error) {
 	})
 	return a.client, nil
 }
+
+// credentialsError explains a failure to find credentials as the AWS CLI does, with what to
+// do about it. The SDK's own error lists each provider of its chain it tried, ending with the
+// EC2 instance metadata service, which buries the point. When the chain reached that last
+// resort nothing supplied credentials; any other failure (an expired SSO session, a failing
+// credential_process) is reported as it is.
+func credentialsError(err error) error {
+	if errors.Is(err, context.Canceled) {
+		return err
+	}
+	var op *smithy.OperationError
+	if errors.As(err, &op) && op.ServiceID == "ec2imds" {
+		return &noCredentialsError{err}
+	}
+	return fmt.Errorf("loading AWS credentials: %w", err)
+}
+
+// noCredentialsError is a credential chain that found nothing.
+type noCredentialsError struct{ err error }
+
+func (e *noCredentialsError) Error() string {
+	return `unable to locate AWS credentials. Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, name a
+profile with --profile or AWS_PROFILE (run "aws configure" to create one, or "aws sso login"
+for an SSO profile), or run where an instance or container role is available`
+}
+
+func (e *noCredentialsError) Unwrap() error { return e.err }
 
 // apiError rewrites an error from a Kinesis call about stream into a short message: the SDK's
 // own text carries the operation, HTTP status and request ID, which bury the reason. A stream

@@ -46,5 +46,19 @@
 //	     write, unreadable input or unwritable output
 //	2    usage error: unknown command or flag, bad flag value, missing argument, no region,
 //	     unknown profile
-//	130  interrupted (SIGINT or SIGTERM) before the command finished
+//	130  interrupted by SIGINT (Ctrl-C) before the command finished
+//	143  terminated by SIGTERM before the command finished
+//
+// # Interrupts and failures
+//
+// A first interrupt stops reading: put sends what it has read for up to --close-timeout, and
+// a second interrupt abandons what is still unsent. Either way put ends with a summary that
+// counts every line read as sent, failed or abandoned. When ten requests in a row fail to
+// reach the endpoint (connection refused or reset, a name that does not resolve), put stops
+// reading, abandons what is unsent, and exits with status 1 naming the failure, instead of
+// retrying each record for its whole TTL.
+//
+// The SDK's own log lines are discarded; errors reach the user as messages of this command.
+// When no credentials are found anywhere the SDK looks, the message says how to provide them,
+// as the AWS CLI's does.
 package main
