@@ -13,8 +13,8 @@
 //	shardline put STREAM [FILE...] [--partition-key random|hash|fixed:KEY|json:FIELD]
 //	    [--aggregate] [--compression none|gzip|zstd|snappy] [--base64]
 //	    [--record-ttl D] [--close-timeout D]
-//	shardline cat STREAM [-f] [--from trim-horizon|latest|TIME|DURATION] [--key KEY]...
-//	    [--json] [--base64] [-n N] [--poll-interval D]
+//	shardline cat STREAM [-f] [--from trim-horizon|latest|TIME|DATE|EPOCH|DURATION] [--key KEY]...
+//	    [--json] [--base64] [--delimiter STRING] [-n N] [--poll-interval D]
 //
 // Every command takes the global flags --endpoint, --region and --profile, which override the
 // standard AWS configuration (environment variables such as AWS_REGION, AWS_PROFILE and
@@ -36,7 +36,9 @@
 // looking at a stream, not for running a consumer application. A shard's parents are read to their end
 // before the shard, so the records of one partition key come out in order across reshards.
 // Each record is decompressed (package compression) and then deaggregated (package
-// aggregation), and every user record is written on its own line.
+// aggregation), and every user record is written on its own line: a newline follows each
+// one that does not already end in one, or --delimiter, with escapes such as \0, after every
+// record.
 //
 // # Exit codes
 //
