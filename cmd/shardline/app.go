@@ -62,6 +62,10 @@ type app struct {
 	// hard ends on a second interrupt; see runApp.
 	hard context.Context
 
+	// resolvedRegion is the region the client was built for, from the flags or the AWS
+	// configuration.
+	resolvedRegion string
+
 	// conn watches the client's requests for a run of failed connections.
 	conn *connWatch
 
@@ -213,6 +217,7 @@ func (a *app) kinesis(ctx context.Context) (*kinesis.Client, error) {
 	if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
 		return nil, credentialsError(err)
 	}
+	a.resolvedRegion = cfg.Region
 	a.conn = &connWatch{next: cfg.HTTPClient}
 	cfg.HTTPClient = a.conn
 	a.client = kinesis.NewFromConfig(cfg, func(o *kinesis.Options) {
@@ -221,6 +226,18 @@ func (a *app) kinesis(ctx context.Context) (*kinesis.Client, error) {
 		}
 	})
 	return a.client, nil
+}
+
+// endpointNote names the endpoint in messages when it is not the region's own, since an empty
+// answer from an emulator means something else than one from AWS.
+func (a *app) endpointNote() string {
+	if a.client == nil {
+		return ""
+	}
+	if ep := aws.ToString(a.client.Options().BaseEndpoint); ep != "" {
+		return " at " + ep
+	}
+	return ""
 }
 
 // credentialsError explains a failure to find credentials as the AWS CLI does, with what to

@@ -3,13 +3,13 @@
 //
 // # Commands
 //
-//	shardline stream create STREAM [--shards N | --on-demand] [--wait] [--timeout D]
+//	shardline stream create STREAM [--shards N | --on-demand] [--wait] [--timeout D] [--json]
 //	shardline stream describe STREAM [--json]
 //	shardline stream list [--json] [--page-size N]
-//	shardline stream delete STREAM [--wait] [--timeout D] [--enforce-consumer-deletion]
-//	shardline stream split STREAM --shard SHARD [--at HASH_KEY] [--wait] [--timeout D]
-//	shardline stream merge STREAM --shard SHARD --adjacent SHARD [--wait] [--timeout D]
-//	shardline stream update-shard-count STREAM --shards N [--wait] [--timeout D]
+//	shardline stream delete STREAM [--wait] [--timeout D] [--json] [--enforce-consumer-deletion]
+//	shardline stream split STREAM --shard SHARD [--at HASH_KEY] [--wait] [--timeout D] [--json]
+//	shardline stream merge STREAM --shard SHARD --adjacent SHARD [--wait] [--timeout D] [--json]
+//	shardline stream update-shard-count STREAM --shards N [--wait] [--timeout D] [--json]
 //	shardline put STREAM [FILE...] [--partition-key random|hash|fixed:KEY|json:FIELD]
 //	    [--aggregate] [--compression none|gzip|zstd|snappy] [--base64]
 //	    [--record-ttl D] [--close-timeout D]
@@ -20,6 +20,10 @@
 // standard AWS configuration (environment variables such as AWS_REGION, AWS_PROFILE and
 // AWS_ENDPOINT_URL_KINESIS, the shared config and credentials files, instance roles), and
 // --help, which shows examples. Shards may be named by ID (shardId-000000000003) or number (3).
+//
+// With --json every command that changes a stream prints one JSON object: the operation, the
+// stream's status and, after a split or merge, the shards that replaced the old ones. stream
+// list says on stderr when there is no stream, leaving stdout empty.
 //
 // Commands that change a stream wait until it is ACTIVE again (delete only with --wait),
 // because the next command, or the next step of a script, fails on a stream that is still
