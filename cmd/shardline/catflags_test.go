@@ -46,7 +46,9 @@ func TestParseDelimiter(t *testing.T) {
 
 func TestParseFromTimes(t *testing.T) {
 	now := time.Date(2025, 1, 2, 15, 4, 5, 0, time.UTC)
-	at := func(y int, mo time.Month, d, h, mi, s, ns int) time.Time { return time.Date(y, mo, d, h, mi, s, ns, time.UTC) }
+	at := func(y int, mo time.Month, d, h, mi, s, ns int) time.Time {
+		return time.Date(y, mo, d, h, mi, s, ns, time.UTC)
+	}
 	for in, want := range map[string]time.Time{
 		"2025-01-02":                    at(2025, 1, 2, 0, 0, 0, 0),
 		"2025-01-02T10:00:00":           at(2025, 1, 2, 10, 0, 0, 0),
