@@ -149,6 +149,7 @@ that could not be written), 2 usage error (bad flag or argument), 130 interrupte
 	root.SetVersionTemplate(version.Line("shardline") + "\n")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
 	root.AddCommand(a.streamCommand(), a.putCommand(), a.catCommand())
+	a.addCompletions(root)
 	return root
 }
 

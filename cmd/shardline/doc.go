@@ -44,6 +44,9 @@
 // one that does not already end in one, or --delimiter, with escapes such as \0, after every
 // record.
 //
+// shardline completion bash|zsh|fish|powershell prints a completion script; completion asks
+// the endpoint for stream names and shard IDs, within five seconds.
+//
 // # Exit codes
 //
 //	0    success; also cat -f ended by an interrupt or by --max-records
