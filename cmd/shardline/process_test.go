@@ -60,6 +60,19 @@ func (p *proxy) count(action string) int {
 	return p.seen[action]
 }
 
+// actions returns the API actions called since the last call, in IAM's service:Action form,
+// and starts counting afresh.
+func (p *proxy) actions() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []string
+	for a := range p.seen {
+		out = append(out, "kinesis:"+a)
+	}
+	clear(p.seen)
+	return out
+}
+
 func (p *proxy) holdAction(action string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
