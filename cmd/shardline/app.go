@@ -286,6 +286,16 @@ func apiError(stream, doing string, err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("%s: %w", doing, err)
 	}
+	var ue *url.Error
+	if errors.As(err, &ue) && connectionFailure(err) {
+		// The SDK's text ("exceeded maximum number of attempts, 3, https response error
+		// StatusCode: 0, ... request send failed, Post ...") hides that nothing answered.
+		host := ue.URL
+		if u, perr := url.Parse(ue.URL); perr == nil && u.Host != "" {
+			host = u.Host
+		}
+		return &wrappedError{msg: fmt.Sprintf("%s: cannot reach the Kinesis endpoint %s: %s", doing, host, connectionLabel(err)), err: err}
+	}
 	var ae smithy.APIError
 	if errors.As(err, &ae) {
 		msg := ae.ErrorMessage()

@@ -19,6 +19,15 @@ import (
 // not a dead endpoint.
 const maxConnFailures = 10
 
+// wrappedError says msg and keeps err for errors.Is and errors.As.
+type wrappedError struct {
+	msg string
+	err error
+}
+
+func (e *wrappedError) Error() string { return e.msg }
+func (e *wrappedError) Unwrap() error { return e.err }
+
 // unreachableError is the error put returns when it gave up on the endpoint; it wraps the
 // last connection failure.
 type unreachableError struct {

@@ -297,3 +297,24 @@ func TestBinaryQuietSDKAndMissingCredentials(t *testing.T) {
 		t.Errorf("the SDK's own log reached stderr: %s", r)
 	}
 }
+
+// TestBinaryRefusedConnection checks that a call to an endpoint where nothing listens is
+// reported as a refused connection to that endpoint, not as the SDK's retry summary.
+func TestBinaryRefusedConnection(t *testing.T) {
+	awsEnv(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, args := range [][]string{{"stream", "list"}, {"put", "s"}, {"cat", "s"}} {
+		r := runBinary(ctx, t, binary(t), "a\n", append([]string{"--endpoint", "http://" + addr}, args...)...)
+		if r.code != exitFailure || !strings.HasSuffix(r.stderr, ": cannot reach the Kinesis endpoint "+addr+": connection refused\n") ||
+			strings.Contains(r.stderr, "StatusCode") {
+			t.Errorf("shardline %s: %s", strings.Join(args, " "), r)
+		}
+	}
+}
