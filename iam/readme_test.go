@@ -1,6 +1,6 @@
 // Package iam holds no code: policies.json is the one machine-readable statement of the IAM
 // permissions Shardline's roles and commands need. These tests keep README.md's copy of them
-// identical, and run the producer and the consumer against the emulators to check the
+// identical, and run the producer, the agent and the consumer against the emulators to check the
 // policies against the API actions they really call; cmd/shardline's
 // TestIAMPolicyOfEveryCommand does the same for every command of the command line.
 package iam
