@@ -2,6 +2,7 @@ package version
 
 import (
 	"context"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -35,6 +36,13 @@ func TestMakeBuildStampsEveryBinary(t *testing.T) {
 
 	bin := t.TempDir()
 	build := exec.CommandContext(ctx, "make", "-C", root, "--no-print-directory", "build", "BINDIR="+bin)
+	// Under make test, the outer make's variables (a VERSION=... given to it, say) would
+	// reach this one through MAKEFLAGS; the version must come from the Makefile's own default.
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); k != "MAKEFLAGS" && k != "MFLAGS" && k != "MAKELEVEL" && k != "VERSION" {
+			build.Env = append(build.Env, kv)
+		}
+	}
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("make build: %v\n%s", err, out)
 	}
