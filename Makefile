@@ -15,8 +15,9 @@ TESTFLAGS ?= -race -count=1 -timeout 25m
 
 # The one version every binary reports (shardline --version, shardline-agent -version,
 # shardline-demo -version): the nearest tag, commits since it and the commit, "-dirty" for a
-# modified tree. Override with make release VERSION=v1.2.3.
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+# modified tree. Override on the command line, make release VERSION=v1.2.3; a VERSION in the
+# environment (which CI systems often set for their own use) is not taken.
+VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 VERSION_LDFLAGS := -X github.com/shardline/shardline/internal/version.stamp=$(VERSION)
 # Where make build puts the binaries, and the ones make install installs.
 BINDIR ?= $(CURDIR)/bin
