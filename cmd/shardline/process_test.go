@@ -272,8 +272,9 @@ func TestBinaryUnreachableEndpoint(t *testing.T) {
 func TestBinaryQuietSDKAndMissingCredentials(t *testing.T) {
 	awsEnv(t)
 	imds := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// IMDS answers 404 to a token request where IMDSv2 is not offered; see the SDK's
-		// feature/ec2/imds token provider, which then falls back to IMDSv1.
+		// A metadata service without IMDSv2 tokens answers the token PUT with 403, 404 or
+		// 405; the SDK's feature/ec2/imds token provider (token_provider.go) then logs a
+		// warning and falls back to IMDSv1, whose credentials path answers 404 here: no role.
 		http.NotFound(w, r)
 	}))
 	defer imds.Close()
@@ -295,6 +296,12 @@ func TestBinaryQuietSDKAndMissingCredentials(t *testing.T) {
 	}
 	if strings.Contains(r.stderr, "SDK ") || strings.Contains(r.stderr, "IMDSv1") {
 		t.Errorf("the SDK's own log reached stderr: %s", r)
+	}
+	// With the metadata service turned off, as on most laptops, the hint is the same.
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	r = runBinary(ctx, t, binary(t), "", "--endpoint", "http://"+ln.Addr().String(), "stream", "list")
+	if r.code != exitFailure || !strings.HasPrefix(r.stderr, "shardline: unable to locate AWS credentials") {
+		t.Errorf("with AWS_EC2_METADATA_DISABLED=true: %s", r)
 	}
 }
 
