@@ -8,8 +8,9 @@
 #   install  npm ci of the pinned emulators, only when the lock file changed (start does it too)
 #
 # State lives in .emulators/ at the repository root (override with SHARDLINE_EMULATOR_DIR):
-# one PID file and one log per emulator, and `env`, a file of shell exports with the endpoints
-# that internal/testenv reads. Ports are chosen free at start unless SHARDLINE_KINESIS_PORT,
+# one PID file and one log per emulator, and `env`, a file of shell exports with the endpoints:
+# the SHARDLINE_*_ENDPOINT variables internal/testenv reads and the AWS_ENDPOINT_URL_* variables
+# the AWS SDKs and the AWS CLI read. Ports are chosen free at start unless SHARDLINE_KINESIS_PORT,
 # SHARDLINE_DYNAMODB_PORT or SHARDLINE_CLOUDWATCH_PORT name one, in which case a port in use is
 # an error that names it. Processes are stopped by the PID recorded at start, never by name.
 set -euo pipefail
@@ -177,10 +178,16 @@ start_all() {
   wait_ready dynamodb "$dport" "$(cat "$state/dynamodb.pid")"
   wait_ready cloudwatch "$cport" "$(cat "$state/cloudwatch.pid")"
 
+  # The SHARDLINE_* variables are what internal/testenv reads; the AWS_ENDPOINT_URL_* ones are
+  # the SDK's and the AWS CLI's own, so that after `. .emulators/env` the shardline command,
+  # the agent, the examples and `aws kinesis ...` reach the same emulators without flags.
   cat >"$state/env" <<ENV
 export SHARDLINE_KINESIS_ENDPOINT=http://127.0.0.1:$kport
 export SHARDLINE_DYNAMODB_ENDPOINT=http://127.0.0.1:$dport
 export SHARDLINE_CLOUDWATCH_ENDPOINT=http://127.0.0.1:$cport
+export AWS_ENDPOINT_URL_KINESIS=http://127.0.0.1:$kport
+export AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:$dport
+export AWS_ENDPOINT_URL_CLOUDWATCH=http://127.0.0.1:$cport
 ENV
   say "kinesis-mock on 127.0.0.1:$kport, dynalite on 127.0.0.1:$dport, moto on 127.0.0.1:$cport"
   say "endpoints written to $state/env"

@@ -19,6 +19,7 @@ import (
 	"github.com/aws/smithy-go/transport/http/protocol/awsquery"
 
 	"github.com/shardline/shardline/agent"
+	"github.com/shardline/shardline/internal/version"
 	"github.com/shardline/shardline/metrics"
 	"github.com/shardline/shardline/producer"
 )
@@ -90,7 +91,7 @@ func start(ctx context.Context, o options, log *slog.Logger) (*daemon, error) {
 	for name, pc := range d.sink.ProducerConfigs() {
 		streams = append(streams, fmt.Sprintf("%s (linger %v, batch %d records/%d bytes)", name, pc.Linger, pc.MaxBatchRecords, pc.MaxBatchBytes))
 	}
-	log.Info("starting", "version", versionString(), "config", o.configPath, "checkpointFile", cfg.CheckpointFile,
+	log.Info("starting", "version", version.Version(), "config", o.configPath, "checkpointFile", cfg.CheckpointFile,
 		"flows", len(cfg.Flows), "region", awsCfg.Region, "kinesisEndpoint", orDefault(kinesisEndpoint),
 		"metrics", cfg.CloudWatchEmitMetrics, "streams", joinNonEmpty(streams))
 	return d, nil

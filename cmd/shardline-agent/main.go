@@ -37,18 +37,13 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime"
-	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/shardline/shardline/agent"
+	"github.com/shardline/shardline/internal/version"
 )
-
-// version is set at build time with -ldflags "-X main.version=v1.2.3"; without it the module
-// version from the build information is reported.
-var version string
 
 // Exit codes, described in the package comment.
 const (
@@ -100,7 +95,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	if o.version {
-		fmt.Fprintln(stdout, "shardline-agent", versionString())
+		fmt.Fprintln(stdout, version.Line("shardline-agent"))
 		return exitOK
 	}
 	var level slog.Level
@@ -145,17 +140,6 @@ type configError struct{ err error }
 
 func (e *configError) Error() string { return e.err.Error() }
 func (e *configError) Unwrap() error { return e.err }
-
-func versionString() string {
-	v := version
-	if v == "" {
-		v = "devel"
-		if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-			v = bi.Main.Version
-		}
-	}
-	return fmt.Sprintf("%s (%s, %s/%s)", v, runtime.Version(), runtime.GOOS, runtime.GOARCH)
-}
 
 // loadConfig reads the configuration and applies the command line's overrides.
 func loadConfig(o options, log *slog.Logger) (*agent.Config, error) {

@@ -40,6 +40,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
 	"github.com/shardline/shardline/consumer"
+	"github.com/shardline/shardline/internal/version"
 )
 
 // options are the command line's settings. The defaults keep make demo well under two minutes
@@ -63,7 +64,12 @@ func main() {
 	flag.StringVar(&o.agentBin, "agent", "", "shardline-agent binary to run (default: build cmd/shardline-agent)")
 	flag.DurationVar(&o.stall, "stall-timeout", 20*time.Second, "after writing, give up (and report what was lost) when nothing new was processed for this long")
 	flag.BoolVar(&o.keep, "keep", false, "keep the working directory: the logs, agent.json and the agent's and workers' logs")
+	showVersion := flag.Bool("version", false, "print the version and exit")
 	flag.Parse()
+	if *showVersion {
+		fmt.Println(version.Line("shardline-demo"))
+		return
+	}
 	if o.stop != "kill" && o.stop != "graceful" {
 		fmt.Fprintln(os.Stderr, "shardline-demo: -stop must be kill or graceful")
 		os.Exit(2)

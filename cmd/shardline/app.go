@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/url"
 	"os"
-	"runtime/debug"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -15,8 +14,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/logging"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
+
+	"github.com/shardline/shardline/internal/version"
 )
 
 // Exit codes, documented in the package comment.
@@ -57,13 +59,30 @@ type app struct {
 	// parsing of flags and arguments and is a usage error.
 	ran bool
 
+	// hard ends on a second interrupt; see runApp.
+	hard context.Context
+
+	// resolvedRegion is the region the client was built for, from the flags or the AWS
+	// configuration.
+	resolvedRegion string
+
+	// conn watches the client's requests for a run of failed connections.
+	conn *connWatch
+
 	client *kinesis.Client
 }
 
 // run executes the command line args and returns the process exit code. It is main without
 // the process: tests call it in-process with their own streams.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, terminal: isTerminal(stderr)}
+	return runApp(ctx, context.Background(), args, stdin, stdout, stderr)
+}
+
+// runApp is run with a second context, hard, that ends when the user insists on stopping (a
+// second interrupt): the grace period after the first, in which put still sends what it read,
+// then ends at once.
+func runApp(ctx, hard context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, terminal: isTerminal(stderr), hard: hard}
 	return a.execute(ctx, args)
 }
 
@@ -88,6 +107,10 @@ func (a *app) execute(ctx context.Context, args []string) int {
 	if ctx.Err() != nil {
 		// Whatever the command was doing when interrupted failed for that reason alone.
 		fmt.Fprintln(a.stderr, "shardline: interrupted")
+		var sc signalCause
+		if errors.As(context.Cause(ctx), &sc) {
+			return sc.exitCode()
+		}
 		return exitInterrupted
 	}
 	fmt.Fprintf(a.stderr, "shardline: %v\n", err)
@@ -107,12 +130,13 @@ AWS_PROFILE, AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL_KINESIS, ...), the shared confi
 credentials files, and instance or container roles. The global flags override them.
 
 Exit codes: 0 success, 1 failure (including a stream that does not exist and records
-that could not be written), 2 usage error (bad flag or argument), 130 interrupted.`,
+that could not be written), 2 usage error (bad flag or argument), 130 interrupted
+(SIGINT), 143 terminated (SIGTERM).`,
 		Example: `  shardline stream create orders --shards 4
   shardline put orders --partition-key json:customer_id < orders.jsonl
   shardline cat orders --json --from 2025-01-02T15:04:05Z
-  shardline --endpoint http://localhost:4567 --region us-east-1 stream list`,
-		Version:       version(),
+  shardline --endpoint http://localhost:4568 --region us-east-1 stream list   # kinesis-mock's plain HTTP port`,
+		Version:       version.Version(),
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		RunE:          groupRunE,
@@ -121,8 +145,11 @@ that could not be written), 2 usage error (bad flag or argument), 130 interrupte
 	pf.StringVar(&a.endpoint, "endpoint", "", "Kinesis endpoint URL, e.g. for a local emulator (default: the SDK's, honouring AWS_ENDPOINT_URL_KINESIS)")
 	pf.StringVar(&a.region, "region", "", "AWS region (default: AWS_REGION or the profile's region)")
 	pf.StringVar(&a.profile, "profile", "", "named profile from the shared AWS config and credentials files (default: AWS_PROFILE or default)")
+	// The same line as shardline-agent -version prints, so a bug report names the build exactly.
+	root.SetVersionTemplate(version.Line("shardline") + "\n")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
 	root.AddCommand(a.streamCommand(), a.putCommand(), a.catCommand())
+	a.addCompletions(root)
 	return root
 }
 
@@ -164,7 +191,7 @@ func (a *app) kinesis(ctx context.Context) (*kinesis.Client, error) {
 	if a.endpoint != "" {
 		u, err := url.Parse(a.endpoint)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, usageErrorf("--endpoint %q: want an http or https URL such as http://localhost:4567", a.endpoint)
+			return nil, usageErrorf("--endpoint %q: want an http or https URL such as http://localhost:4568", a.endpoint)
 		}
 	}
 	var opts []func(*config.LoadOptions) error
@@ -174,6 +201,9 @@ func (a *app) kinesis(ctx context.Context) (*kinesis.Client, error) {
 	if a.profile != "" {
 		opts = append(opts, config.WithSharedConfigProfile(a.profile))
 	}
+	// The SDK logs its own warnings (an IMDSv1 fallback, an undrained response body) to stderr
+	// by default, in a format of its own; what matters to the user reaches them as errors.
+	opts = append(opts, config.WithLogger(logging.Nop{}), config.WithClientLogMode(0))
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		var missing config.SharedConfigProfileNotExistError
@@ -185,6 +215,12 @@ func (a *app) kinesis(ctx context.Context) (*kinesis.Client, error) {
 	if cfg.Region == "" {
 		return nil, usageErrorf("no AWS region: pass --region, set AWS_REGION, or set a region in the profile")
 	}
+	if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
+		return nil, credentialsError(err)
+	}
+	a.resolvedRegion = cfg.Region
+	a.conn = &connWatch{next: cfg.HTTPClient}
+	cfg.HTTPClient = a.conn
 	a.client = kinesis.NewFromConfig(cfg, func(o *kinesis.Options) {
 		if a.endpoint != "" {
 			o.BaseEndpoint = aws.String(a.endpoint)
@@ -192,6 +228,45 @@ func (a *app) kinesis(ctx context.Context) (*kinesis.Client, error) {
 	})
 	return a.client, nil
 }
+
+// endpointNote names the endpoint in messages when it is not the region's own, since an empty
+// answer from an emulator means something else than one from AWS.
+func (a *app) endpointNote() string {
+	if a.client == nil {
+		return ""
+	}
+	if ep := aws.ToString(a.client.Options().BaseEndpoint); ep != "" {
+		return " at " + ep
+	}
+	return ""
+}
+
+// credentialsError explains a failure to find credentials as the AWS CLI does, with what to
+// do about it. The SDK's own error lists each provider of its chain it tried, ending with the
+// EC2 instance metadata service, which buries the point. When the chain reached that last
+// resort nothing supplied credentials; any other failure (an expired SSO session, a failing
+// credential_process) is reported as it is.
+func credentialsError(err error) error {
+	if errors.Is(err, context.Canceled) {
+		return err
+	}
+	var op *smithy.OperationError
+	if errors.As(err, &op) && op.ServiceID == "ec2imds" {
+		return &noCredentialsError{err}
+	}
+	return fmt.Errorf("loading AWS credentials: %w", err)
+}
+
+// noCredentialsError is a credential chain that found nothing.
+type noCredentialsError struct{ err error }
+
+func (e *noCredentialsError) Error() string {
+	return `unable to locate AWS credentials. Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, name a
+profile with --profile or AWS_PROFILE (run "aws configure" to create one, or "aws sso login"
+for an SSO profile), or run where an instance or container role is available`
+}
+
+func (e *noCredentialsError) Unwrap() error { return e.err }
 
 // apiError rewrites an error from a Kinesis call about stream into a short message: the SDK's
 // own text carries the operation, HTTP status and request ID, which bury the reason. A stream
@@ -210,6 +285,16 @@ func apiError(stream, doing string, err error) error {
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("%s: %w", doing, err)
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) && connectionFailure(err) {
+		// The SDK's text ("exceeded maximum number of attempts, 3, https response error
+		// StatusCode: 0, ... request send failed, Post ...") hides that nothing answered.
+		host := ue.URL
+		if u, perr := url.Parse(ue.URL); perr == nil && u.Host != "" {
+			host = u.Host
+		}
+		return &wrappedError{msg: fmt.Sprintf("%s: cannot reach the Kinesis endpoint %s: %s", doing, host, connectionLabel(err)), err: err}
 	}
 	var ae smithy.APIError
 	if errors.As(err, &ae) {
@@ -230,15 +315,6 @@ func isTerminal(w io.Writer) bool {
 		return false
 	}
 	return term.IsTerminal(int(f.Fd()))
-}
-
-// version reports the module version the binary was built from, "(devel)" for a build from a
-// working tree.
-func version() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "(devel)"
 }
 
 // plural formats n with its noun, adding an s when n is not 1.

@@ -1,11 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"github.com/shardline/shardline/internal/testenv"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -49,6 +46,11 @@ func TestHelpEveryCommand(t *testing.T) {
 				t.Errorf("shardline %s lacks %q:\n%s", strings.Join(args, " "), want, r.stdout)
 			}
 		}
+	}
+	// kinesis-mock serves plain HTTP on 4568 and TLS on 4567 by default (its
+	// KINESIS_MOCK_PLAIN_PORT and KINESIS_MOCK_TLS_PORT): an http:// example must use 4568.
+	if r := cli(t, "", "", "--help"); !strings.Contains(r.stdout, "--endpoint http://localhost:4568 ") {
+		t.Errorf("the --endpoint example does not point at kinesis-mock's plain port:\n%s", r.stdout)
 	}
 	// A command that only groups others shows its help when run alone.
 	if r := cli(t, "", "", "stream"); r.code != 0 || !strings.Contains(r.stdout, "update-shard-count") {
@@ -160,35 +162,12 @@ func TestStandardAWSConfiguration(t *testing.T) {
 func TestBinary(t *testing.T) {
 	ep := awsEnv(t)
 	name := newStream(t, ep, 1)
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		// Under CI=true this fails: a missing toolchain must not pass as a skipped test.
-		testenv.Unavailable(t, "no go command to build with: %v", err)
-	}
-	bin := filepath.Join(t.TempDir(), "shardline")
+	bin := binary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	args := []string{"build", "-o", bin}
-	if raceEnabled {
-		args = append(args, "-race")
-	}
-	build := exec.CommandContext(ctx, goTool, append(args, ".")...)
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
 	runBin := func(stdin string, args ...string) result {
-		cmd := exec.CommandContext(ctx, bin, args...)
-		cmd.Stdin = strings.NewReader(stdin)
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		err := cmd.Run()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatalf("running %s: %v", bin, err)
-		}
-		return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
+		t.Helper()
+		return runBinary(ctx, t, bin, stdin, args...)
 	}
 
 	if r := runBin("", "--help"); r.code != 0 || !strings.Contains(r.stdout, "Exit codes:") {

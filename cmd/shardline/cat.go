@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -38,6 +39,7 @@ func (a *app) catCommand() *cobra.Command {
 		b64          bool
 		maxRecords   int64
 		pollInterval time.Duration
+		delimiter    string
 	)
 	cmd := &cobra.Command{
 		Use:   "cat STREAM",
@@ -52,11 +54,18 @@ polling for new records, and after a reshard goes on with the new shards, until
 interrupted (which ends it with status 0) or --max-records is reached.
 
 --from sets where reading starts: trim-horizon (the oldest record kept, the default),
-latest (only records written from now on, mostly useful with -f), an RFC 3339 time such
-as 2025-01-02T15:04:05Z, or a duration such as 15m for that long ago.
+latest (only records written from now on, mostly useful with -f), a time, or a duration
+such as 15m for that long ago. A time is RFC 3339 (2025-01-02T15:04:05Z), a date and time
+without a zone (2025-01-02T15:04:05 or "2025-01-02 15:04:05") or a plain date (2025-01-02,
+midnight), both taken as UTC, or Unix epoch seconds (1735830245, fractions allowed;
+13 digits or more are read as milliseconds, as kcat writes them).
 
-Lines are the record data as they are, so records that contain newlines or binary data
-are best read with --base64 (one base64 line per record) or --json. --json writes one
+Each record is followed by a newline, except a record that already ends in one (as the
+Kinesis Agent's and shardline-agent's records do), so lines are never doubled.
+--delimiter sets what follows every record instead, always and as given, with the
+escapes \n, \r, \t, \0 (a NUL byte, for xargs -0), \\ and \xHH; --delimiter '' writes
+records back to back. Records that contain newlines or binary data are best read with
+--base64 (one base64 line per record) or --json. --json writes one
 object per record with its stream, shard, sequence and subsequence numbers, partition key,
 approximate arrival time and data: a UTF-8 string when the data is valid UTF-8, else
 base64, as the "encoding" field says.
@@ -67,12 +76,22 @@ counted in a warning on stderr.`,
   shardline cat orders -f --from latest
   shardline cat orders --json --key customer-42 | jq .data
   shardline cat orders --from 2025-01-02T15:04:05Z --max-records 100
-  shardline cat orders --from 1h --base64 > orders.b64`,
+  shardline cat orders --from 1h --base64 > orders.b64
+  shardline cat orders --from 2025-01-02 --delimiter '\0' | xargs -0 -n1 echo`,
 		Args: exactArgs(1, "a stream name"),
 		RunE: a.runE(func(cmd *cobra.Command, args []string) error {
 			pos, err := parseFrom(from, time.Now())
 			if err != nil {
 				return err
+			}
+			delim, explicitDelim := []byte("\n"), cmd.Flags().Changed("delimiter")
+			if explicitDelim {
+				if asJSON {
+					return usageErrorf("--delimiter cannot be used with --json, which writes one JSON object per line")
+				}
+				if delim, err = parseDelimiter(delimiter); err != nil {
+					return usageErrorf("--delimiter %q: %v", delimiter, err)
+				}
 			}
 			if maxRecords < 0 {
 				return usageErrorf("--max-records must not be negative, got %d", maxRecords)
@@ -94,6 +113,8 @@ counted in a warning on stderr.`,
 				b64:          b64,
 				maxRecords:   maxRecords,
 				pollInterval: pollInterval,
+				delim:        delim,
+				alwaysDelim:  explicitDelim,
 				out:          bufio.NewWriterSize(a.stdout, 64<<10),
 			}
 			if len(keys) > 0 {
@@ -116,12 +137,13 @@ counted in a warning on stderr.`,
 	}
 	f := cmd.Flags()
 	f.BoolVarP(&follow, "follow", "f", false, "keep reading new records, following reshards, until interrupted")
-	f.StringVar(&from, "from", "trim-horizon", "where to start: trim-horizon, latest, an RFC 3339 time or a duration ago")
+	f.StringVar(&from, "from", "trim-horizon", "where to start: trim-horizon, latest, a time (RFC 3339, a UTC date, epoch seconds) or a duration ago")
 	f.StringArrayVar(&keys, "key", nil, "only records with this partition key (repeat for several)")
 	f.BoolVar(&asJSON, "json", false, "write one JSON object per record, with its metadata")
 	f.BoolVar(&b64, "base64", false, "write data base64-encoded (binary-safe; with --json, always base64)")
 	f.Int64VarP(&maxRecords, "max-records", "n", 0, "stop after writing this many records (0: no limit)")
 	f.DurationVar(&pollInterval, "poll-interval", time.Second, "with -f, how long a shard with no new records waits before asking again")
+	f.StringVarP(&delimiter, "delimiter", "D", `\n`, `written after every record, with escapes such as \n, \t, \0 and \xHH (default: a newline, unless the record ends in one)`)
 	return cmd
 }
 
@@ -141,10 +163,94 @@ func parseFrom(s string, now time.Time) (startPos, error) {
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 		return startPos{kind: types.ShardIteratorTypeAtTimestamp, at: t}, nil
 	}
+	// Without a zone a time is UTC, the zone Kinesis reports arrival times in, so the same
+	// command means the same on every machine.
+	for _, layout := range []string{"2006-01-02T15:04:05.999999999", "2006-01-02 15:04:05.999999999", "2006-01-02"} {
+		if t, err := time.ParseInLocation(layout, s, time.UTC); err == nil {
+			return startPos{kind: types.ShardIteratorTypeAtTimestamp, at: t}, nil
+		}
+	}
+	if t, ok := parseEpoch(s); ok {
+		return startPos{kind: types.ShardIteratorTypeAtTimestamp, at: t}, nil
+	}
 	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
 		return startPos{kind: types.ShardIteratorTypeAtTimestamp, at: now.Add(-d)}, nil
 	}
-	return startPos{}, usageErrorf("--from %q: want trim-horizon, latest, an RFC 3339 time such as 2025-01-02T15:04:05Z, or a duration such as 15m", s)
+	return startPos{}, usageErrorf("--from %q: want trim-horizon, latest, an RFC 3339 time such as 2025-01-02T15:04:05Z, a UTC date such as 2025-01-02, epoch seconds such as 1735830245, or a duration such as 15m", s)
+}
+
+// maxEpochDigits bounds the integer digits of an epoch time: 13 or more are milliseconds
+// (seconds would be past the year 5000), and more than 16 cannot be a time Kinesis keeps.
+const maxEpochDigits = 16
+
+// parseEpoch reads Unix epoch seconds, with an optional fraction, or milliseconds when the
+// integer part has 13 digits or more.
+func parseEpoch(s string) (time.Time, bool) {
+	whole, frac, hasFrac := strings.Cut(s, ".")
+	if whole == "" || len(whole) > maxEpochDigits || (hasFrac && (frac == "" || len(frac) > 9)) {
+		return time.Time{}, false
+	}
+	for _, part := range []string{whole, frac} {
+		for _, c := range part {
+			if c < '0' || c > '9' {
+				return time.Time{}, false
+			}
+		}
+	}
+	n, err := strconv.ParseInt(whole, 10, 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	var nanos int64
+	if hasFrac {
+		f, _ := strconv.ParseInt((frac + "000000000")[:9], 10, 64)
+		nanos = f
+	}
+	if len(whole) >= 13 {
+		return time.UnixMilli(n).Add(time.Duration(nanos / 1e3)).UTC(), true // the fraction is of a millisecond
+	}
+	return time.Unix(n, nanos).UTC(), true
+}
+
+// parseDelimiter undoes the escapes of --delimiter: \n, \r, \t, \0, \\ and \xHH.
+func parseDelimiter(s string) ([]byte, error) {
+	var out []byte
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c != '\\' {
+			out = append(out, c)
+			continue
+		}
+		if i+1 == len(s) {
+			return nil, errors.New(`ends in a lone \; write \\ for a backslash`)
+		}
+		i++
+		switch s[i] {
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		case '0':
+			out = append(out, 0)
+		case '\\':
+			out = append(out, '\\')
+		case 'x':
+			if i+2 >= len(s) {
+				return nil, errors.New(`\x needs two hex digits, as in \x1e`)
+			}
+			b, err := strconv.ParseUint(s[i+1:i+3], 16, 8)
+			if err != nil {
+				return nil, fmt.Errorf(`\x%s: want two hex digits, as in \x1e`, s[i+1:i+3])
+			}
+			out = append(out, byte(b))
+			i += 2
+		default:
+			return nil, fmt.Errorf(`unknown escape \%c; use \n, \r, \t, \0, \\ or \xHH`, s[i])
+		}
+	}
+	return out, nil
 }
 
 // catRun is one run of cat.
@@ -159,6 +265,10 @@ type catRun struct {
 	b64          bool
 	maxRecords   int64
 	pollInterval time.Duration
+	// delim follows every record; without alwaysDelim it is a newline, left out after a
+	// record that ends in one.
+	delim       []byte
+	alwaysDelim bool
 
 	// outMu serialises writing: each shard reader writes its batches whole.
 	outMu   sync.Mutex
@@ -476,15 +586,17 @@ func (c *catRun) format(shard string, records []types.Record, urs []aggregation.
 
 func (c *catRun) formatOne(shard string, r *types.Record, codec string, u *aggregation.UserRecord) []byte {
 	if !c.asJSON {
+		var line []byte
 		if c.b64 {
-			line := make([]byte, base64.StdEncoding.EncodedLen(len(u.Data))+1)
+			line = make([]byte, base64.StdEncoding.EncodedLen(len(u.Data)), base64.StdEncoding.EncodedLen(len(u.Data))+len(c.delim))
 			base64.StdEncoding.Encode(line, u.Data)
-			line[len(line)-1] = '\n'
-			return line
+		} else {
+			line = make([]byte, len(u.Data), len(u.Data)+len(c.delim))
+			copy(line, u.Data)
 		}
-		line := make([]byte, len(u.Data)+1)
-		copy(line, u.Data)
-		line[len(u.Data)] = '\n'
+		if c.alwaysDelim || !bytes.HasSuffix(line, []byte("\n")) {
+			line = append(line, c.delim...)
+		}
 		return line
 	}
 	rec := catRecord{

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -219,8 +220,11 @@ type putRun struct {
 	b64    bool
 	start  time.Time
 
+	// Every line read ends up counted in one of sent, failed and abandoned.
 	read      atomic.Int64 // lines read
-	failed    atomic.Int64 // lines that could not be written, for any reason
+	sent      atomic.Int64 // lines written to the stream
+	failed    atomic.Int64 // lines that could not be written: too large, rejected, expired
+	abandoned atomic.Int64 // lines read but not sent because put was told to stop
 	readBytes atomic.Int64
 
 	// prod and flow are set before the progress line starts and not changed after.
@@ -276,24 +280,63 @@ func (p *putRun) run(ctx context.Context, kc *kinesis.Client, files []string, cf
 		p.mu.Unlock()
 	}
 
-	readErr := p.readAll(ctx, prod, files)
-
-	// Close sends what was accepted. After an interrupt it still gets a while to do so, since
-	// the lines are read already; a second interrupt ends the process.
-	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.RecordTTL+5*time.Second)
-	if ctx.Err() != nil {
-		cancel()
-		closeCtx, cancel = context.WithTimeout(context.WithoutCancel(ctx), closeWithin)
-		p.mu.Lock()
-		p.printLocked(fmt.Sprintf("interrupted: sending the %s already read for at most %s; interrupt again to quit at once",
-			plural(prod.Stats().UserRecordsPending, "record"), closeWithin))
-		p.mu.Unlock()
+	// Reading stops on an interrupt, or when the endpoint is found unreachable: then nothing
+	// read can be sent, and what waits is abandoned at once.
+	readCtx, stopReading := context.WithCancelCause(ctx)
+	defer stopReading(nil)
+	unreachable := make(chan struct{})
+	var unreachableErr error
+	if a.conn != nil {
+		a.conn.watchDown(func(err error) {
+			unreachableErr = err
+			close(unreachable)
+			stopReading(err)
+		})
+		defer a.conn.watchDown(nil)
 	}
+
+	readErr := p.readAll(readCtx, prod, files)
+
+	// Close sends what was accepted, for up to the records' TTL. After an interrupt, before or
+	// during Close, it gets --close-timeout more, since the lines are read already; a second
+	// interrupt, or an unreachable endpoint, abandons what is left at once.
+	closeCtx, cancelClose := context.WithCancel(context.WithoutCancel(ctx))
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		limit := time.NewTimer(cfg.RecordTTL + 5*time.Second)
+		defer limit.Stop()
+		interrupted := ctx.Done()
+		var insisted <-chan struct{}
+		if a.hard != nil {
+			insisted = a.hard.Done()
+		}
+		for {
+			select {
+			case <-closeCtx.Done():
+				return
+			case <-interrupted:
+				interrupted = nil
+				limit.Reset(closeWithin)
+				p.mu.Lock()
+				p.printLocked(fmt.Sprintf("interrupted: sending the %s already read for at most %s; interrupt again to quit at once",
+					plural(prod.Stats().UserRecordsPending, "record"), closeWithin))
+				p.mu.Unlock()
+			case <-limit.C:
+				cancelClose()
+			case <-insisted:
+				cancelClose()
+			case <-unreachable:
+				cancelClose()
+			}
+		}
+	}()
 	p.mu.Lock()
 	p.closing = true
 	p.mu.Unlock()
 	closeErr := prod.Close(closeCtx)
-	cancel()
+	cancelClose()
+	<-watched
 
 	p.mu.Lock()
 	live := p.live
@@ -302,17 +345,23 @@ func (p *putRun) run(ctx context.Context, kc *kinesis.Client, files []string, cf
 	if live != nil {
 		live.Stop()
 	}
-	st := prod.Stats()
 	elapsed := time.Since(p.start)
-	read, failed := p.read.Load(), p.failed.Load()
+	read, sent, failed, abandoned := p.read.Load(), p.sent.Load(), p.failed.Load(), p.abandoned.Load()
 	rate := 0.0
 	if elapsed > 0 {
-		rate = float64(st.UserRecordsPut) / elapsed.Seconds()
+		rate = float64(sent) / elapsed.Seconds()
 	}
-	fmt.Fprintf(a.stderr, "put %s of %s (%s) to stream %s in %s (%s records/s): %s, %s failed\n",
-		groupDigits(st.UserRecordsPut), plural(read, "record"), formatBytes(st.UserRecordsDataPut), p.stream,
-		roundDuration(elapsed), groupDigits(int64(rate)), pluralForm(st.Retries, "retry", "retries"), groupDigits(failed))
+	// Every line read is in exactly one of sent, failed and abandoned, whichever way put ends.
+	fmt.Fprintf(a.stderr, "put %s of %s (%s) to stream %s in %s (%s records/s): %s, %s failed, %s abandoned\n",
+		groupDigits(sent), plural(read, "record"), formatBytes(prod.Stats().UserRecordsDataPut), p.stream,
+		roundDuration(elapsed), groupDigits(int64(rate)), pluralForm(prod.Stats().Retries, "retry", "retries"),
+		groupDigits(failed), groupDigits(abandoned))
 
+	select {
+	case <-unreachable:
+		return unreachableErr
+	default:
+	}
 	switch {
 	case readErr != nil && ctx.Err() == nil:
 		return readErr
@@ -331,7 +380,7 @@ func (p *putRun) readAll(ctx context.Context, prod *producer.Producer, files []s
 	for _, name := range files {
 		var r io.Reader
 		if name == "-" {
-			r = p.app.stdin
+			r = &stoppableReader{ctx: ctx, r: p.app.stdin}
 		} else {
 			f, err := os.Open(name)
 			if err != nil {
@@ -380,7 +429,7 @@ func (p *putRun) readLines(ctx context.Context, prod *producer.Producer, source 
 				groupDigits(int64(size)), groupDigits(aggregation.MaxRecordSize)))
 		} else if perr := p.put(ctx, prod, ref, line); perr != nil {
 			if ctx.Err() != nil {
-				p.read.Add(-1) // interrupted before it was accepted: not read as far as the summary goes
+				p.abandoned.Add(1) // read, but put was stopped before the producer took it
 				return ctx.Err()
 			}
 			p.fail(ref, perr)
@@ -473,7 +522,14 @@ func (p *putRun) put(ctx context.Context, prod *producer.Producer, ref *lineRef,
 func (p *putRun) done(rec *producer.Record, res producer.Result) {
 	ref := rec.Meta.(*lineRef)
 	p.flow.finished(ref.size)
-	if res.Err != nil {
+	switch {
+	case res.Err == nil:
+		p.sent.Add(1)
+	case errors.Is(res.Err, producer.ErrClosed):
+		// Close gave up on it: a second interrupt or an unreachable endpoint, both reported
+		// once for all such records.
+		p.abandoned.Add(1)
+	default:
 		p.fail(ref, res.Err)
 	}
 }
@@ -522,6 +578,10 @@ func cleanError(err error) string {
 	s := err.Error()
 	for _, prefix := range []string{"producer: ", "aggregation: "} {
 		s = strings.TrimPrefix(s, prefix)
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		// The producer's error class for every retryable network error; see connectionLabel.
+		s = strings.ReplaceAll(s, "ConnectionReset", "ConnectionRefused")
 	}
 	return s
 }
@@ -640,5 +700,47 @@ func (f *flow) refused(size int64) {
 	select {
 	case f.room <- struct{}{}:
 	default:
+	}
+}
+
+// stoppableReader reads r until ctx ends, even while a read is blocked: a terminal or a pipe
+// from a quiet source can leave stdin without input indefinitely, and an interrupt must still
+// stop put. A read blocked at that moment is left to finish on its own; its bytes are dropped,
+// since reading has stopped.
+type stoppableReader struct {
+	ctx     context.Context
+	r       io.Reader
+	results chan readResult
+	buf     []byte
+}
+
+type readResult struct {
+	n   int
+	err error
+}
+
+func (s *stoppableReader) Read(p []byte) (int, error) {
+	if err := s.ctx.Err(); err != nil {
+		return 0, err
+	}
+	if s.results == nil {
+		s.results = make(chan readResult, 1)
+	}
+	// The read fills a buffer of its own, so that one left running after ctx ends never
+	// writes into the caller's.
+	if cap(s.buf) < len(p) {
+		s.buf = make([]byte, len(p))
+	}
+	buf := s.buf[:len(p)]
+	go func() {
+		n, err := s.r.Read(buf)
+		s.results <- readResult{n, err}
+	}()
+	select {
+	case res := <-s.results:
+		return copy(p, buf[:res.n]), res.err
+	case <-s.ctx.Done():
+		s.buf = nil // still being written to
+		return 0, s.ctx.Err()
 	}
 }

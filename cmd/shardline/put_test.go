@@ -173,7 +173,7 @@ func TestPutFailures(t *testing.T) {
 	expect(t, r, 1,
 		"line 2 of stdin: line of 1,100,000 bytes is longer than a record can hold (1,048,576 bytes with its partition key)\n",
 		"line 4 of stdin: invalid Data: 1048603 bytes",
-		"put 3 of 5 records", "2 failed\n",
+		"put 3 of 5 records", "2 failed, 0 abandoned\n",
 		"shardline: 2 of 5 records failed\n")
 	if got := lines(mustRun(t, ep, "", "cat", name).stdout); !slices.Equal(got, []string{"ok-1", "ok-2", "ok-3"}) {
 		t.Errorf("cat after a partly failed put: %v", got)

@@ -46,14 +46,51 @@ until it is ACTIVE again (--wait=false returns at once), showing progress on std
 }
 
 // waitFlags are the flags of the commands that wait for a stream's status.
+// They also share --json, since they are the commands that change a stream.
 type waitFlags struct {
 	wait    bool
 	timeout time.Duration
+	asJSON  bool
 }
 
 func (w *waitFlags) register(cmd *cobra.Command, waitByDefault bool, what string) {
 	cmd.Flags().BoolVar(&w.wait, "wait", waitByDefault, "wait until "+what)
 	cmd.Flags().DurationVar(&w.timeout, "timeout", defaultWaitTimeout, "give up waiting after this long")
+	cmd.Flags().BoolVar(&w.asJSON, "json", false, "print the result as one JSON object instead of a sentence")
+}
+
+// changeOutput is the --json form of the commands that change a stream. Field names follow the
+// Kinesis API's, as those of stream describe --json do.
+type changeOutput struct {
+	// Operation is the API call made: CreateStream, DeleteStream, SplitShard, MergeShards or
+	// UpdateShardCount.
+	Operation  string `json:"Operation"`
+	StreamName string `json:"StreamName"`
+	// Waited tells whether the command waited for the change to finish.
+	Waited bool `json:"Waited"`
+	// StreamStatus is ACTIVE (DELETED for a delete) after the wait; without it, the status the
+	// change starts in: CREATING, UPDATING or DELETING.
+	StreamStatus       string `json:"StreamStatus"`
+	StreamMode         string `json:"StreamMode,omitempty"`
+	OpenShardCount     *int32 `json:"OpenShardCount,omitempty"`
+	PreviousShardCount *int32 `json:"PreviousShardCount,omitempty"`
+	// ParentShards are the shards split or merged; ChildShards the shards that replaced them,
+	// known after the wait.
+	ParentShards []string     `json:"ParentShards,omitempty"`
+	ChildShards  []shardEntry `json:"ChildShards,omitempty"`
+}
+
+// report prints the result of a change: out as JSON with --json, else the sentence text
+// writes.
+func (a *app) report(w waitFlags, out changeOutput, text func()) error {
+	if !w.asJSON {
+		text()
+		return nil
+	}
+	out.Waited = w.wait
+	enc := json.NewEncoder(a.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
 }
 
 func (w *waitFlags) validate() error {
@@ -106,17 +143,20 @@ until it is ACTIVE.`,
 				}
 				return apiError(name, "creating stream "+name, err)
 			}
+			out := changeOutput{Operation: "CreateStream", StreamName: name, StreamStatus: string(types.StreamStatusCreating),
+				StreamMode: string(in.StreamModeDetails.StreamMode)}
 			if !wf.wait {
-				fmt.Fprintf(a.stdout, "creating stream %s (%s)\n", name, mode)
-				return nil
+				return a.report(wf, out, func() { fmt.Fprintf(a.stdout, "creating stream %s (%s)\n", name, mode) })
 			}
 			summary, err := a.waitActive(cmd.Context(), kc, name, wf.timeout, createGrace)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(a.stdout, "created stream %s (%s, %s)\n", name, streamMode(summary),
-				plural(int64(aws.ToInt32(summary.OpenShardCount)), "open shard"))
-			return nil
+			out.StreamStatus, out.StreamMode, out.OpenShardCount = string(summary.StreamStatus), streamMode(summary), summary.OpenShardCount
+			return a.report(wf, out, func() {
+				fmt.Fprintf(a.stdout, "created stream %s (%s, %s)\n", name, streamMode(summary),
+					plural(int64(aws.ToInt32(summary.OpenShardCount)), "open shard"))
+			})
 		}),
 	}
 	cmd.Flags().Int32Var(&shards, "shards", 1, "number of shards of a provisioned stream")
@@ -306,6 +346,11 @@ func (a *app) streamListCommand() *cobra.Command {
 				}
 				return enc.Encode(entries)
 			}
+			if len(entries) == 0 {
+				// On stderr, so that stdout stays a list a script can read, empty here.
+				fmt.Fprintf(a.stderr, "no streams in region %s%s\n", a.resolvedRegion, a.endpointNote())
+				return nil
+			}
 			for _, e := range entries {
 				fmt.Fprintln(a.stdout, e.StreamName)
 			}
@@ -399,15 +444,15 @@ it is gone, for scripts that create a stream of the same name next.`,
 			if err != nil {
 				return apiError(name, "deleting stream "+name, err)
 			}
+			out := changeOutput{Operation: "DeleteStream", StreamName: name, StreamStatus: string(types.StreamStatusDeleting)}
 			if !wf.wait {
-				fmt.Fprintf(a.stdout, "deleting stream %s\n", name)
-				return nil
+				return a.report(wf, out, func() { fmt.Fprintf(a.stdout, "deleting stream %s\n", name) })
 			}
 			if err := a.waitDeleted(cmd.Context(), kc, name, wf.timeout); err != nil {
 				return err
 			}
-			fmt.Fprintf(a.stdout, "deleted stream %s\n", name)
-			return nil
+			out.StreamStatus = "DELETED"
+			return a.report(wf, out, func() { fmt.Fprintf(a.stdout, "deleted stream %s\n", name) })
 		}),
 	}
 	cmd.Flags().BoolVar(&force, "enforce-consumer-deletion", false, "delete the stream even if enhanced fan-out consumers are registered")
@@ -482,24 +527,32 @@ A shard may be named by its ID (shardId-000000000003) or its number (3).`,
 			if err != nil {
 				return apiError(name, "splitting shard "+id+" of stream "+name, err)
 			}
+			out := changeOutput{Operation: "SplitShard", StreamName: name, StreamStatus: string(types.StreamStatusUpdating), ParentShards: []string{id}}
 			if !wf.wait {
-				fmt.Fprintf(a.stdout, "splitting shard %s of stream %s at %s\n", id, name, atKey)
-				return nil
+				return a.report(wf, out, func() { fmt.Fprintf(a.stdout, "splitting shard %s of stream %s at %s\n", id, name, atKey) })
 			}
-			if _, err := a.waitActive(cmd.Context(), kc, name, wf.timeout, 0); err != nil {
+			summary, err := a.waitActive(cmd.Context(), kc, name, wf.timeout, 0)
+			if err != nil {
 				return err
 			}
 			after, err := listShards(cmd.Context(), kc, name)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(a.stdout, "split shard %s of stream %s at %s into:\n", id, name, atKey)
+			var children []types.Shard
 			for _, s := range after {
 				if aws.ToString(s.ParentShardId) == id && s.AdjacentParentShardId == nil {
-					fmt.Fprintf(a.stdout, "  %s %s\n", aws.ToString(s.ShardId), formatRange(s))
+					children = append(children, s)
+					out.ChildShards = append(out.ChildShards, newShardEntry(s))
 				}
 			}
-			return nil
+			out.StreamStatus, out.OpenShardCount = string(summary.StreamStatus), summary.OpenShardCount
+			return a.report(wf, out, func() {
+				fmt.Fprintf(a.stdout, "split shard %s of stream %s at %s into:\n", id, name, atKey)
+				for _, s := range children {
+					fmt.Fprintf(a.stdout, "  %s %s\n", aws.ToString(s.ShardId), formatRange(s))
+				}
+			})
 		}),
 	}
 	cmd.Flags().StringVar(&shardID, "shard", "", "the shard to split (ID or number)")
@@ -580,27 +633,30 @@ may be named by their IDs or numbers, in either order.`,
 			if err != nil {
 				return apiError(name, "merging shards "+id+" and "+adj+" of stream "+name, err)
 			}
+			out := changeOutput{Operation: "MergeShards", StreamName: name, StreamStatus: string(types.StreamStatusUpdating), ParentShards: []string{id, adj}}
 			if !wf.wait {
-				fmt.Fprintf(a.stdout, "merging shards %s and %s of stream %s\n", id, adj, name)
-				return nil
+				return a.report(wf, out, func() { fmt.Fprintf(a.stdout, "merging shards %s and %s of stream %s\n", id, adj, name) })
 			}
-			if _, err := a.waitActive(cmd.Context(), kc, name, wf.timeout, 0); err != nil {
+			summary, err := a.waitActive(cmd.Context(), kc, name, wf.timeout, 0)
+			if err != nil {
 				return err
 			}
 			after, err := listShards(cmd.Context(), kc, name)
 			if err != nil {
 				return err
 			}
+			out.StreamStatus, out.OpenShardCount = string(summary.StreamStatus), summary.OpenShardCount
 			for _, s := range after {
 				p, q := aws.ToString(s.ParentShardId), aws.ToString(s.AdjacentParentShardId)
 				if (p == id && q == adj) || (p == adj && q == id) {
-					fmt.Fprintf(a.stdout, "merged shards %s and %s of stream %s into %s %s\n",
-						id, adj, name, aws.ToString(s.ShardId), formatRange(s))
-					return nil
+					out.ChildShards = []shardEntry{newShardEntry(s)}
+					return a.report(wf, out, func() {
+						fmt.Fprintf(a.stdout, "merged shards %s and %s of stream %s into %s %s\n",
+							id, adj, name, aws.ToString(s.ShardId), formatRange(s))
+					})
 				}
 			}
-			fmt.Fprintf(a.stdout, "merged shards %s and %s of stream %s\n", id, adj, name)
-			return nil
+			return a.report(wf, out, func() { fmt.Fprintf(a.stdout, "merged shards %s and %s of stream %s\n", id, adj, name) })
 		}),
 	}
 	cmd.Flags().StringVar(&shardID, "shard", "", "one shard to merge (ID or number)")
@@ -661,17 +717,22 @@ doubling or halving the count in one step.`,
 			if err != nil {
 				return apiError(name, "updating the shard count of stream "+name, err)
 			}
+			out := changeOutput{Operation: "UpdateShardCount", StreamName: name, StreamStatus: string(types.StreamStatusUpdating),
+				OpenShardCount: aws.Int32(target), PreviousShardCount: aws.Int32(was)}
 			if !wf.wait {
-				fmt.Fprintf(a.stdout, "resharding stream %s from %d to %s\n", name, was, plural(int64(target), "shard"))
-				return nil
+				return a.report(wf, out, func() {
+					fmt.Fprintf(a.stdout, "resharding stream %s from %d to %s\n", name, was, plural(int64(target), "shard"))
+				})
 			}
 			summary, err := a.waitActive(cmd.Context(), kc, name, wf.timeout, 0)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(a.stdout, "stream %s now has %s (was %d)\n", name,
-				plural(int64(aws.ToInt32(summary.OpenShardCount)), "open shard"), was)
-			return nil
+			out.StreamStatus, out.OpenShardCount = string(summary.StreamStatus), summary.OpenShardCount
+			return a.report(wf, out, func() {
+				fmt.Fprintf(a.stdout, "stream %s now has %s (was %d)\n", name,
+					plural(int64(aws.ToInt32(summary.OpenShardCount)), "open shard"), was)
+			})
 		}),
 	}
 	cmd.Flags().Int32Var(&target, "shards", 0, "the number of open shards to reach")

@@ -26,7 +26,7 @@ func TestParseFrom(t *testing.T) {
 			t.Errorf("parseFrom(%q) = %+v, %v; want %+v", in, got, err, want)
 		}
 	}
-	for _, bad := range []string{"", "yesterday", "-5m", "2025-01-02"} {
+	for _, bad := range []string{"", "yesterday", "-5m", "2025-01-32"} {
 		if _, err := parseFrom(bad, now); err == nil {
 			t.Errorf("parseFrom(%q) succeeded", bad)
 		}
