@@ -467,6 +467,13 @@ func (fr *flowRunner) startOffset(st *fileState, f *os.File, fi os.FileInfo, fp 
 					break
 				}
 			}
+			for _, sw := range s.switches {
+				if !match && sw.fp.full() && bytes.Equal(sw.fp.b, fp.b) {
+					// Content truncated away whose records are still in flight: where the
+					// copy starts depends on what of them turns out delivered.
+					match, draining = true, true
+				}
+			}
 			if !match && s.fp.full() && bytes.Equal(s.fp.b, fp.b) {
 				// The original still has this content, as far as its reader knows. Until
 				// its records are acknowledged, only the acknowledged part is safe to skip:

@@ -360,27 +360,23 @@ func (t *tailer) verify() bool {
 	return true
 }
 
-// truncated restarts reading at the start of new content. The records of the old content are
-// acknowledged first, so the checkpoint never mixes offsets of the two; the old fingerprint
-// and position are kept to recognise a copy of the old content (copytruncate) if one shows up.
+// truncated restarts reading at the start of new content, at once: the records of the old
+// content stay in the file's window until they are acknowledged (or re-sent), and the
+// checkpoint stays with the old content until then (see switchContentLocked). Waiting for them
+// instead would leave the new content unread for as long as delivery takes, up to the sink's
+// buffer age, and a further truncation meanwhile would destroy it unread. A multi-line record
+// being gathered is complete, since the old content cannot grow any more, and is sent first;
+// a last line without a newline is not: a copy of the old content (copytruncate) resumes at
+// it.
 func (t *tailer) truncated(why string) bool {
 	t.log.Info("file truncated or replaced; reading it again from its start", "reason", why, "offset", t.readPos())
 	t.a.stats.truncations.Add(1)
-	t.reset(0)
-	t.st.mu.Lock()
-	t.st.draining = true
-	t.st.mu.Unlock()
-	recorded := false
-	defer func() {
-		if !recorded {
-			t.st.mu.Lock()
-			t.st.draining = false
-			t.st.mu.Unlock()
+	if t.pend != nil {
+		if err := t.flushPending(); err != nil {
+			return false
 		}
-	}()
-	if err := t.st.waitDrained(t.ctx); err != nil {
-		return false
 	}
+	t.reset(0)
 	fp, err := readFingerprint(t.f)
 	if err != nil {
 		t.log.Error("cannot read file", "err", err)
@@ -391,10 +387,7 @@ func (t *tailer) truncated(why string) bool {
 		return false
 	}
 	t.st.mu.Lock()
-	t.st.addPrevLocked(t.st.fp, "", t.st.next)
-	t.st.fp, t.st.committed, t.st.next = fp, 0, 0
-	t.st.draining = false
-	recorded = true
+	t.st.switchContentLocked(fp)
 	t.st.mu.Unlock()
 	t.fp = fp
 	t.lastSize = 0
