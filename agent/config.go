@@ -125,6 +125,14 @@ type Flow struct {
 	// *, ? and [...] as filepath.Match does ([!...] negates too), and ** for any number of
 	// directories.
 	FilePattern string
+	// ExcludePatterns leaves out files that FilePattern matches ("excludePatterns"): a
+	// pattern with no path separator is matched against the file's name, as in
+	// "*.old"; an absolute one against the whole path, with the same wildcards as
+	// FilePattern. Compressed files (names ending in .gz, .bz2, .zip, .xz or .zst, in any
+	// case) are always left out, as the Amazon Kinesis Agent leaves out .gz, .bz2 and .zip:
+	// a pattern such as "app.log*" also matches logrotate's compressed rotations, which
+	// are binary.
+	ExcludePatterns []string
 	// KinesisStream is the stream records go to ("kinesisStream").
 	KinesisStream string
 	// PartitionKeyOption chooses partition keys ("partitionKeyOption"; default RANDOM).
@@ -585,6 +593,9 @@ func (p *parser) parseTop(o *object) *Config {
 // parseFlow reads one flow; keep is false for a flow that cannot run here (a Firehose one).
 func (p *parser) parseFlow(o *object) (f Flow, keep bool) {
 	f.FilePattern = p.str(o, "filePattern")
+	if ex, ok := p.strings(o, "excludePatterns"); ok {
+		f.ExcludePatterns = ex
+	}
 	f.KinesisStream = p.str(o, "kinesisStream")
 	if _, hasStream := o.m["kinesisStream"]; !hasStream {
 		if _, firehose := o.m["deliveryStream"]; firehose {
@@ -829,6 +840,11 @@ func (f *Flow) validate(p *parser, path string) {
 	default:
 		if _, err := compileGlob(f.FilePattern); err != nil {
 			p.errorf(at("filePattern"), "%v", err)
+		}
+	}
+	for i, ex := range f.ExcludePatterns {
+		if _, err := compileExclude(ex); err != nil {
+			p.errorf(fmt.Sprintf("%s[%d]", at("excludePatterns"), i), "%v", err)
 		}
 	}
 	switch {

@@ -192,3 +192,82 @@ func (w *globWalk) readDir(dir string, fn func(e fs.DirEntry, path string)) {
 		fn(e, filepath.Join(dir, e.Name()))
 	}
 }
+
+// compressedSuffixes are the names of compressed files, which are never tailed even when the
+// pattern matches them. The Amazon Kinesis Agent's SourceFile.validateFile leaves out .gz, .bz2
+// and .zip the same way (lower-cased, so .GZ too); .xz and .zst are logrotate's other common
+// compressors.
+var compressedSuffixes = []string{".gz", ".bz2", ".zip", ".xz", ".zst"}
+
+// isCompressedName reports whether a file name ends in a compressed file's suffix, in any case.
+func isCompressedName(name string) bool {
+	for _, suf := range compressedSuffixes {
+		if len(name) >= len(suf) && strings.EqualFold(name[len(name)-len(suf):], suf) {
+			return true
+		}
+	}
+	return false
+}
+
+// exclusion is one of a flow's excludePatterns: a pattern matched against the whole path, or,
+// when it has no separator, against the file's name.
+type exclusion struct {
+	name string // pattern for the file's name, or ""
+	path *glob  // pattern for the whole path, or nil
+}
+
+func compileExclude(pattern string) (exclusion, error) {
+	switch {
+	case pattern == "":
+		return exclusion{}, errors.New("must not be empty")
+	case !strings.Contains(pattern, string(filepath.Separator)):
+		seg := translateClass(pattern)
+		if _, err := filepath.Match(seg, ""); err != nil {
+			return exclusion{}, fmt.Errorf("invalid pattern %q: %v", pattern, err)
+		}
+		return exclusion{name: seg}, nil
+	}
+	g, err := compileGlob(pattern)
+	if err != nil {
+		return exclusion{}, fmt.Errorf("a pattern with a path separator %v", err)
+	}
+	return exclusion{path: g}, nil
+}
+
+func (e exclusion) match(path string) bool {
+	if e.path != nil {
+		return e.path.match(path)
+	}
+	ok, _ := filepath.Match(e.name, filepath.Base(path))
+	return ok
+}
+
+// fileFilter is a flow's pattern with its exclusions.
+type fileFilter struct {
+	exclude []exclusion
+}
+
+func newFileFilter(patterns []string) (*fileFilter, error) {
+	ff := &fileFilter{}
+	for _, p := range patterns {
+		e, err := compileExclude(p)
+		if err != nil {
+			return nil, err
+		}
+		ff.exclude = append(ff.exclude, e)
+	}
+	return ff, nil
+}
+
+// excluded says why a path the pattern matched is not tailed, or "" when it is.
+func (ff *fileFilter) excluded(path string) string {
+	if isCompressedName(filepath.Base(path)) {
+		return "compressed"
+	}
+	for _, e := range ff.exclude {
+		if e.match(path) {
+			return "excludePatterns"
+		}
+	}
+	return ""
+}

@@ -41,6 +41,7 @@ type flowRunner struct {
 	flow  Flow
 	key   string
 	g     *glob
+	ff    *fileFilter
 	multi *regexp.Regexp
 	fs    *flowStates
 	m     *flowMetrics
@@ -66,7 +67,11 @@ func (a *Agent) newFlowRunner(f Flow, fs *flowStates) (*flowRunner, error) {
 	if err != nil {
 		return nil, err
 	}
-	fr := &flowRunner{a: a, flow: f, key: f.Key(), g: g, fs: fs, m: fs.m,
+	ff, err := newFileFilter(f.ExcludePatterns)
+	if err != nil {
+		return nil, err
+	}
+	fr := &flowRunner{a: a, flow: f, key: f.Key(), g: g, ff: ff, fs: fs, m: fs.m,
 		log:     a.log.With("stream", f.KinesisStream, "filePattern", f.FilePattern),
 		done:    make(chan struct{}),
 		scanNow: make(chan struct{}, 1), reported: map[string]string{}, watched: map[string]bool{},
@@ -161,7 +166,7 @@ func (fr *flowRunner) event(ev fsnotify.Event) {
 	}
 	// A write to a file nobody reads (new, or closed as inactive) needs the scanner to open it.
 	if ev.Has(fsnotify.Create) || ev.Has(fsnotify.Rename) || ev.Has(fsnotify.Remove) ||
-		(ev.Has(fsnotify.Write) && (closed || st == nil && fr.g.match(ev.Name))) {
+		(ev.Has(fsnotify.Write) && (closed || st == nil && fr.g.match(ev.Name) && fr.ff.excluded(ev.Name) == "")) {
 		fr.requestScan()
 	}
 }
@@ -172,7 +177,13 @@ func (fr *flowRunner) scan(initial bool) {
 	seen := map[FileID]bool{}
 	var matched, started int
 	var paths []string
-	dirs, err := fr.g.walk(func(path string) { paths = append(paths, path) })
+	dirs, err := fr.g.walk(func(path string) {
+		if why := fr.ff.excluded(path); why != "" {
+			fr.skipped(path, why)
+			return
+		}
+		paths = append(paths, path)
+	})
 	matched = len(paths)
 	// Files already known (open, or in the checkpoint) go first, so that a new file that looks
 	// like a copy of one of them is judged with their current state.
@@ -573,6 +584,16 @@ func lineStartBefore(f *os.File, size int64) int64 {
 		return 0
 	}
 	return size
+}
+
+// skipped notes, once per path and at debug level, a matched file that is left out: excluding
+// files is what the configuration asked for, not a problem.
+func (fr *flowRunner) skipped(path, why string) {
+	if fr.reported[path] == why {
+		return
+	}
+	fr.reported[path] = why
+	fr.log.Debug("matched file left out", "path", path, "why", why)
 }
 
 func (fr *flowRunner) report(path, problem string) {

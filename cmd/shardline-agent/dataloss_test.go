@@ -1,7 +1,9 @@
 package main
 
 import (
+	"compress/gzip"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -133,6 +135,86 @@ func TestEndToEndInPlaceTruncation(t *testing.T) {
 			writeRound(r + 1)
 		}
 	}
+	proc.stopGracefully(60 * time.Second)
+	rd := newStreamReader(t, kc, stream)
+	rd.poll(t)
+	count(written, rd.all()).check(t)
+}
+
+// TestEndToEndCompressedRotations: logrotate with compress, and a pattern ("app.log*") that
+// matches the compressed rotations too. The rotated file is compressed once its lines were read
+// (as delaycompress would arrange); the .gz files are never sent, so every record in the stream
+// is a line written, once.
+func TestEndToEndCompressedRotations(t *testing.T) {
+	kc := testenv.Kinesis(t, nil, func(o *kinesis.Options) { o.RetryMaxAttempts = 5 })
+	endpoint := testenv.KinesisEndpoint(t)
+	stream := testenv.CreateStream(t, kc, 1)
+	dir := t.TempDir()
+	logs := filepath.Join(dir, "logs")
+	if err := os.MkdirAll(logs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(dir, "agent.json")
+	writeJSON(t, conf, map[string]any{
+		"kinesis.endpoint":       endpoint,
+		"cloudwatch.emitMetrics": false,
+		"flows": []any{map[string]any{
+			"filePattern":          filepath.Join(logs, "app.log*"),
+			"kinesisStream":        stream,
+			"initialPosition":      "START_OF_FILE",
+			"maxBufferAgeMillis":   1000,
+			"rescanIntervalMillis": 200,
+		}},
+	})
+	path := filepath.Join(logs, "app.log")
+	const rounds, perRound = 4, 300
+	var written []string
+	write := func(r int) {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 1; i <= perRound; i++ {
+			// Random digits, so the compressed file is large and has newline bytes in it.
+			l := fmt.Sprintf("rotation %d line %04d %016x%016x\n", r, i, rand.Uint64(), rand.Uint64())
+			written = append(written, l)
+			f.WriteString(l)
+		}
+		f.Close()
+	}
+	compress := func(src, dst string) {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Create(dst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		zw := gzip.NewWriter(f)
+		zw.Write(b)
+		zw.Close()
+		f.Close()
+		os.Remove(src)
+	}
+	write(1)
+	proc := startAgent(t, agentEnv(t), "-config", conf, "-state-dir", filepath.Join(dir, "state"), "-stats-interval", "100ms")
+	for r := 1; r <= rounds; r++ {
+		proc.waitLinesRead(20*time.Second, r*perRound, fmt.Sprintf("rotation %d", r))
+		if r == rounds {
+			break
+		}
+		// logrotate: rename, create, and compress the rotated file.
+		rotated := fmt.Sprintf("%s.%d", path, r)
+		if err := os.Rename(path, rotated); err != nil {
+			t.Fatal(err)
+		}
+		write(r + 1)
+		compress(rotated, rotated+".gz")
+	}
+	// Rescans that would find the .gz files, and longer than a short new file is given to
+	// fill its fingerprint.
+	time.Sleep(3 * time.Second)
 	proc.stopGracefully(60 * time.Second)
 	rd := newStreamReader(t, kc, stream)
 	rd.poll(t)
