@@ -42,7 +42,8 @@ const (
 	DefaultMaxBufferSizeRecords    = 500
 	DefaultMinTimeBetweenFilePolls = 100 * time.Millisecond
 	DefaultRescanInterval          = 10 * time.Second
-	DefaultPartialLineTimeout      = 5 * time.Second
+	DefaultPartialLineTimeout      = time.Minute
+	DefaultMultiLineTimeout        = 5 * time.Second
 	DefaultCloseInactive           = 5 * time.Minute
 	DefaultRetryInitialBackoff     = 100 * time.Millisecond
 	DefaultRetryMaxBackoff         = 10 * time.Second
@@ -170,9 +171,19 @@ type Flow struct {
 	// events missed ("rescanIntervalMillis"; the Amazon Kinesis Agent's
 	// "maxTimeBetweenFileTrackerRefreshMillis" is accepted with the same meaning).
 	RescanInterval time.Duration
-	// PartialLineTimeout is how long a last line without a newline, or a multi-line record with
-	// no following start line, waits before it is sent as it is ("partialLineTimeoutMillis").
+	// PartialLineTimeout is how long a last line without a newline waits for its newline once
+	// the file has left the pattern (rotated away or deleted) before it is sent as it is, with
+	// a newline added ("partialLineTimeoutMillis"; default one minute). While the file still
+	// matches the pattern such a line waits for its newline however long that takes, as in
+	// the Amazon Kinesis Agent, whose parser only ever hands out complete records; it is sent
+	// as it is only when the file is closed as inactive (CloseInactive, or PartialLineTimeout
+	// if that is longer, without growth), since a writer that stopped mid-line for that long
+	// has most likely stopped for good. A line completed later would otherwise arrive in two
+	// records.
 	PartialLineTimeout time.Duration
+	// MultiLineTimeout is how long a multi-line record whose lines are complete waits for the
+	// next start line before it is sent ("multiLineTimeoutMillis"; default 5 s).
+	MultiLineTimeout time.Duration
 	// IgnoreFilesOlderThan skips files without a checkpoint that were last modified longer ago
 	// than this ("ignoreFilesOlderThanMillis"; zero means no limit).
 	IgnoreFilesOlderThan time.Duration
@@ -660,6 +671,7 @@ func (p *parser) parseFlow(o *object) (f Flow, keep bool) {
 		durField("maxTimeBetweenFileTrackerRefreshMillis", &f.RescanInterval, true)
 	}
 	durField("partialLineTimeoutMillis", &f.PartialLineTimeout, true)
+	durField("multiLineTimeoutMillis", &f.MultiLineTimeout, true)
 	durField("ignoreFilesOlderThanMillis", &f.IgnoreFilesOlderThan, false)
 	durField("closeInactiveMillis", &f.CloseInactive, true)
 	durField("retryInitialBackoffMillis", &f.RetryInitialBackoff, true)
@@ -784,6 +796,7 @@ func (f *Flow) applyDefaults() {
 	setDur(&f.MinTimeBetweenFilePolls, DefaultMinTimeBetweenFilePolls)
 	setDur(&f.RescanInterval, DefaultRescanInterval)
 	setDur(&f.PartialLineTimeout, DefaultPartialLineTimeout)
+	setDur(&f.MultiLineTimeout, DefaultMultiLineTimeout)
 	setDur(&f.CloseInactive, DefaultCloseInactive)
 	setDur(&f.RetryInitialBackoff, DefaultRetryInitialBackoff)
 	setDur(&f.RetryMaxBackoff, DefaultRetryMaxBackoff)

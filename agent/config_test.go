@@ -163,7 +163,7 @@ func TestConfigDefaultsAndShardlineSettings(t *testing.T) {
 		"stateDirectory": "/srv/state",
 		"maxInFlightRecords": 50,
 		"flows": [{"filePattern": "/a/**/*.log", "kinesisStream": "s",
-			"partitionKeyField": "host", "partialLineTimeoutMillis": 250, "ignoreFilesOlderThanMillis": 86400000,
+			"partitionKeyField": "host", "partialLineTimeoutMillis": 250, "multiLineTimeoutMillis": 750, "ignoreFilesOlderThanMillis": 86400000,
 			"dataProcessingOptions": [{"optionName": "LOGTOJSON", "logFormat": "commonapachelog"}]}]}`))
 	if err != nil {
 		t.Fatal(err)
@@ -172,7 +172,7 @@ func TestConfigDefaultsAndShardlineSettings(t *testing.T) {
 		t.Errorf("checkpoint file %q", cfg.CheckpointFile)
 	}
 	f := cfg.Flows[0]
-	if f.PartitionKeyOption != PartitionKeyField || f.PartialLineTimeout != 250*time.Millisecond ||
+	if f.PartitionKeyOption != PartitionKeyField || f.PartialLineTimeout != 250*time.Millisecond || f.MultiLineTimeout != 750*time.Millisecond ||
 		f.IgnoreFilesOlderThan != 24*time.Hour || f.MaxRecordSizeBytes != DefaultMaxRecordSizeBytes {
 		t.Errorf("flow %+v", f)
 	}

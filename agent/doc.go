@@ -17,12 +17,20 @@
 // re-created file or a reused inode is read as new, and the copy that copytruncate leaves
 // behind resumes where reading of the original stopped.
 //
-// A tailer reads one open file from its resume point. It cuts lines (a last line without a
-// newline waits for one, or for partialLineTimeoutMillis), gathers multi-line records, skips
+// Files whose names end in .gz, .bz2, .zip, .xz or .zst are never tailed, as the Amazon
+// Kinesis Agent skips .gz, .bz2 and .zip, and a flow's excludePatterns leave out more.
+//
+// A tailer reads one open file from its resume point. It cuts lines, gathers multi-line
+// records (sent when the next start line comes, or after multiLineTimeoutMillis), skips
 // header lines, and notices truncation (the file is shorter than the position read, or its
 // start no longer matches the fingerprint), the file leaving the pattern (deleted or renamed
 // away: it is read to its end first), and inactivity (the file is closed, and opened again
-// when it changes).
+// when it changes). A last line without a newline waits for its newline for as long as the
+// file matches the pattern, as in the Amazon Kinesis Agent; it is sent as it is only when the
+// file is closed: partialLineTimeoutMillis (one minute) after it left the pattern, or when it
+// is closed as inactive. A truncated file is read again from its start at once; the records
+// of its old content are still delivered, and the checkpoint moves to the new content when
+// they are.
 //
 // The processor applies the flow's dataProcessingOptions (SINGLELINE, CSVTOJSON, LOGTOJSON,
 // ADDMETADATA), cuts records longer than the record size, marking the cut with the truncated
@@ -113,6 +121,6 @@
 // meaning; those that do not (Firehose flows, credentials, thread pools) are listed once in
 // Config.Warnings, which New logs. Shardline adds stateDirectory, checkpointIntervalMillis,
 // maxInFlightBytes, maxInFlightRecords, and per flow partitionKeyField, maxRecordSizeBytes,
-// rescanIntervalMillis, partialLineTimeoutMillis, ignoreFilesOlderThanMillis,
-// closeInactiveMillis, and the log format RFC5424SYSLOG.
+// excludePatterns, rescanIntervalMillis, partialLineTimeoutMillis, multiLineTimeoutMillis,
+// ignoreFilesOlderThanMillis, closeInactiveMillis, and the log format RFC5424SYSLOG.
 package agent

@@ -426,13 +426,21 @@ func (t *tailer) atEOF() bool {
 		t.log = t.fr.log.With("path", path)
 	}
 	idle := now.Sub(t.lastGrowth)
-	orphan := !inGlob && idle >= min(maxOrphanGrace, t.flow.CloseInactive)
-	if idle >= t.flow.PartialLineTimeout || orphan {
+	partial := t.discarding || (t.cur != nil && t.used > t.lineStart)
+	// A file that left the pattern is closed soon after its last growth: writers that still
+	// hold a rotated file usually stop within moments. One that ends mid-line is given
+	// PartialLineTimeout to finish the line first.
+	orphan := !inGlob && idle >= min(maxOrphanGrace, t.flow.CloseInactive) &&
+		(!partial || idle >= t.flow.PartialLineTimeout)
+	inactive := idle >= t.flow.CloseInactive && (!partial || idle >= t.flow.PartialLineTimeout)
+	if partial && (orphan || inactive) {
+		// The file is being closed: what it ends with is sent as it is rather than held.
 		if err := t.flushPartial(); err != nil {
 			return true
 		}
+		partial = false
 	}
-	if t.pend != nil && (now.Sub(t.pendAt) >= t.flow.PartialLineTimeout || orphan) {
+	if t.pend != nil && (now.Sub(t.pendAt) >= t.flow.MultiLineTimeout || orphan) {
 		if err := t.flushPending(); err != nil {
 			return true
 		}
@@ -441,13 +449,13 @@ func (t *tailer) atEOF() bool {
 		t.log.Debug("closing file that no longer matches the pattern, read to its end")
 		return true
 	}
-	partial := t.discarding || (t.cur != nil && t.used > t.lineStart) || t.pend != nil
+	partial = partial || t.pend != nil
 	if !partial && t.cur != nil {
 		// Nothing waits in the buffer: give it back, so idle files hold no memory.
 		t.cur.release()
 		t.cur, t.used, t.lineStart, t.scanFrom = nil, 0, 0, 0
 	}
-	if !partial && idle >= t.flow.CloseInactive {
+	if !partial && inactive {
 		t.log.Debug("closing inactive file; it is opened again when it changes")
 		return true
 	}

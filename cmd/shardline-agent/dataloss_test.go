@@ -220,3 +220,69 @@ func TestEndToEndCompressedRotations(t *testing.T) {
 	rd.poll(t)
 	count(written, rd.all()).check(t)
 }
+
+// TestEndToEndSlowLines: a writer that stops mid-line for longer than the old 5 s partial-line
+// timeout, and a block-buffered writer whose 4 KiB blocks end mid-line with pauses between
+// them. With the default settings every line reaches the stream whole, in one record.
+func TestEndToEndSlowLines(t *testing.T) {
+	kc := testenv.Kinesis(t, nil, func(o *kinesis.Options) { o.RetryMaxAttempts = 5 })
+	endpoint := testenv.KinesisEndpoint(t)
+	stream := testenv.CreateStream(t, kc, 1)
+	dir := t.TempDir()
+	logs := filepath.Join(dir, "logs")
+	if err := os.MkdirAll(logs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(dir, "agent.json")
+	writeJSON(t, conf, map[string]any{
+		"kinesis.endpoint":       endpoint,
+		"cloudwatch.emitMetrics": false,
+		"flows": []any{map[string]any{
+			"filePattern":        filepath.Join(logs, "*.log"),
+			"kinesisStream":      stream,
+			"initialPosition":    "START_OF_FILE",
+			"maxBufferAgeMillis": 1000,
+		}},
+	})
+	var written []string
+	var slow, blocks strings.Builder
+	for i := 1; i <= 100; i++ {
+		l := fmt.Sprintf("slow writer line %04d %s\n", i, strings.Repeat("s", i%30))
+		written = append(written, l)
+		slow.WriteString(l)
+	}
+	for i := 1; blocks.Len() < 3*4096; i++ {
+		l := fmt.Sprintf("buffered writer line %04d %s\n", i, strings.Repeat("b", i%70))
+		written = append(written, l)
+		blocks.WriteString(l)
+	}
+	slowText, blockText := slow.String(), blocks.String()
+	if blockText[4095] == '\n' || blockText[2*4096-1] == '\n' {
+		t.Fatal("the blocks should end mid-line")
+	}
+	half := len(slowText) - 10 // the last line stops mid-way
+	appendLines := func(name, s string) {
+		f, err := os.OpenFile(filepath.Join(logs, name), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if _, err := f.WriteString(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	appendLines("slow.log", slowText[:half])
+	appendLines("buffered.log", blockText[:4096])
+	proc := startAgent(t, agentEnv(t), "-config", conf, "-state-dir", filepath.Join(dir, "state"), "-stats-interval", "100ms")
+	pause := 6500 * time.Millisecond // longer than the 5 s after which a partial line used to be sent
+	time.Sleep(pause)
+	appendLines("buffered.log", blockText[4096:2*4096])
+	appendLines("slow.log", slowText[half:])
+	time.Sleep(pause)
+	appendLines("buffered.log", blockText[2*4096:])
+	proc.waitLinesRead(20*time.Second, len(written), "every line")
+	proc.stopGracefully(60 * time.Second)
+	rd := newStreamReader(t, kc, stream)
+	rd.poll(t)
+	count(written, rd.all()).check(t)
+}
