@@ -315,6 +315,16 @@ func (fr *flowRunner) consider(c candidate, initial bool, seen map[FileID]bool) 
 	seen[id] = true
 	fr.fs.mu.Lock()
 	st := fr.fs.byID[id]
+	if st != nil && fr.reusedInode(st, path) {
+		// A new file got the inode of one that is gone: the old file's state only waits
+		// for its records' acknowledgements now, and the new file starts as any new file.
+		fr.log.Debug("inode reused by a new file", "path", path, "was", st.path)
+		delete(fr.fs.byID, id)
+		if fr.fs.byPath[st.path] == st {
+			delete(fr.fs.byPath, st.path)
+		}
+		st = nil
+	}
 	if st != nil {
 		st.mu.Lock()
 		old := st.path
@@ -336,6 +346,30 @@ func (fr *flowRunner) consider(c candidate, initial bool, seen map[FileID]bool) 
 	}
 	fr.fs.mu.Unlock()
 	return fr.startNew(path, id, initial)
+}
+
+// reusedInode tells a known file found under a new name apart from a new file that got the
+// inode of one deleted after the agent closed it: a renamed file still starts with its
+// fingerprint. The Amazon Kinesis Agent's TrackedFileRotationAnalyzer
+// (syncCounterpartsByFileId) pairs files by FileId, the inode, alone, and so takes such a file
+// for a rename; Filebeat's and Vector's fingerprint identities do not. A file found under its own
+// name whose start changed is left to its reader, which takes it for a truncation, since
+// that is what copytruncate does. fr.fs.mu is held; only a closed file can have lost its
+// inode, so an open one is never read here.
+func (fr *flowRunner) reusedInode(st *fileState, path string) bool {
+	st.mu.Lock()
+	open, old, fp := st.open, st.path, st.fp
+	st.mu.Unlock()
+	if open || old == path || fp.len() == 0 {
+		return false
+	}
+	f, err := fr.a.open(path)
+	if err != nil {
+		return false // reported when it is opened
+	}
+	defer f.Close()
+	same, _, err := fpCheck(f, fp, make([]byte, FingerprintSize))
+	return err == nil && !same
 }
 
 func (fr *flowRunner) openChecked(path string, id FileID) (*os.File, os.FileInfo, bool) {
