@@ -217,8 +217,14 @@ type ProcessingOption struct {
 	MatchPattern string
 	// JSONFormat is COMPACT (default) or PRETTYPRINT ("jsonFormat").
 	JSONFormat string
-	// MetadataFields is ADDMETADATA's JSON object ("metadataFields").
+	// MetadataFields is ADDMETADATA's value ("metadata", as in the Amazon Kinesis Agent; the
+	// older "metadataFields" is read too): any JSON value, usually an object, written as the
+	// record's "metadata" field, with object keys sorted.
 	MetadataFields json.RawMessage
+	// Timestamp makes ADDMETADATA add a "ts" field first, the time of processing in UTC as
+	// 2006-01-02T15:04:05.000Z, as the Amazon Kinesis Agent's AddMetadataConverter does
+	// ("timestamp": "true"; a JSON boolean works too; default false).
+	Timestamp bool
 }
 
 // Key identifies a flow across reloads and in checkpoints: its stream and its pattern.
@@ -725,17 +731,24 @@ func (p *parser) parseOption(o *object) (opt ProcessingOption, keep bool) {
 	opt.LogFormat = strings.ToUpper(p.str(o, "logFormat"))
 	opt.MatchPattern = p.str(o, "matchPattern")
 	opt.JSONFormat = strings.ToUpper(p.str(o, "jsonFormat"))
-	if v, ok := o.get("metadataFields"); ok {
-		if _, isObj := v.(map[string]any); !isObj {
-			p.errorf(o.child("metadataFields"), "must be an object, got %s", describe(v))
-		} else {
-			raw, _ := json.Marshal(v)
+	if opt.OptionName == "ADDMETADATA" {
+		_, hasMeta := o.m["metadata"]
+		_, hasFields := o.m["metadataFields"]
+		key := "metadata"
+		if hasMeta && hasFields {
+			p.errorf(o.child("metadataFields"), "set metadata (the Amazon Kinesis Agent's name) or metadataFields, not both")
+		} else if hasFields {
+			key = "metadataFields"
+		}
+		if v, ok := o.get(key); ok {
+			raw, err := json.Marshal(v)
+			if err != nil {
+				p.errorf(o.child(key), "%v", err)
+			}
 			opt.MetadataFields = raw
 		}
-	}
-	if _, ok := o.m["metadata"]; ok && opt.OptionName == "ADDMETADATA" && opt.MetadataFields == nil {
-		p.errorf(o.child("metadata"), "the Amazon Kinesis Agent reads metadataFields, not metadata; rename it")
-		o.get("metadata")
+		o.get("metadataFields")
+		opt.Timestamp = p.boolean(o, "timestamp", false)
 	}
 	p.leftovers(o, nil)
 	return opt, true
@@ -951,7 +964,7 @@ func validateOption(p *parser, path string, o *ProcessingOption) {
 		}
 	case "ADDMETADATA":
 		if len(o.MetadataFields) > 0 && !json.Valid(o.MetadataFields) {
-			p.errorf(at("metadataFields"), "must be a JSON object")
+			p.errorf(at("metadata"), "must be valid JSON")
 		}
 	default:
 		p.errorf(at("optionName"), "must be SINGLELINE, CSVTOJSON, LOGTOJSON or ADDMETADATA, got %q", o.OptionName)
