@@ -123,8 +123,9 @@ type Config struct {
 // their lines into records.
 type Flow struct {
 	// FilePattern selects the files ("filePattern"): an absolute path whose elements may use
-	// *, ? and [...] as filepath.Match does ([!...] negates too), and ** for any number of
-	// directories.
+	// the Amazon Kinesis Agent's (Java's) glob syntax, *, ?, [...] ([!...] negates), {a,b}
+	// for either subpattern and \ to escape, and ** as a whole element for any number of
+	// directories. A flow whose pattern matches no file for a minute is warned about.
 	FilePattern string
 	// ExcludePatterns leaves out files that FilePattern matches ("excludePatterns"): a
 	// pattern with no path separator is matched against the file's name, as in

@@ -60,7 +60,16 @@ type flowRunner struct {
 	watched   map[string]bool
 	watcher   *fsnotify.Watcher
 	lastN     int
+	// emptySince is when the pattern last started matching no file; warnedEmpty says the
+	// warning for that stretch was logged.
+	emptySince  time.Time
+	warnedEmpty bool
 }
+
+// noMatchWarning is how long a flow's pattern matches no file before a warning says so: a
+// mistyped pattern ships nothing, and without the warning nothing says why. A rotation that
+// leaves no file for a moment stays well under it.
+var noMatchWarning = time.Minute
 
 func (a *Agent) newFlowRunner(f Flow, fs *flowStates) (*flowRunner, error) {
 	g, err := compileGlob(f.FilePattern)
@@ -232,12 +241,34 @@ func (fr *flowRunner) scan(initial bool) {
 	for _, st := range gone {
 		fr.forget(st)
 	}
+	fr.noteMatches(len(paths))
 	if started > 0 || matched != fr.lastN {
 		fr.log.Debug("scanned", "matched", matched, "new", started)
 		fr.lastN = matched
 	}
 	if len(fr.reported) > 10000 {
 		clear(fr.reported) // bound the memory; problems still present are logged again
+	}
+}
+
+// noteMatches warns once when the pattern has matched no file for noMatchWarning, and says
+// when it matches files again.
+func (fr *flowRunner) noteMatches(n int) {
+	if n > 0 {
+		if fr.warnedEmpty {
+			fr.log.Info("filePattern matches files again", "files", n)
+		}
+		fr.emptySince, fr.warnedEmpty = time.Time{}, false
+		return
+	}
+	now := time.Now()
+	if fr.emptySince.IsZero() {
+		fr.emptySince = now
+	}
+	if !fr.warnedEmpty && now.Sub(fr.emptySince) >= noMatchWarning {
+		fr.warnedEmpty = true
+		fr.log.Warn("filePattern matches no file; check the pattern, the directory and its permissions",
+			"for", now.Sub(fr.emptySince).Round(time.Second), "directory", fr.g.base)
 	}
 }
 
