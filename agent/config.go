@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/shardline/shardline/metrics"
@@ -231,17 +233,72 @@ type ProcessingOption struct {
 // Key identifies a flow across reloads and in checkpoints: its stream and its pattern.
 func (f *Flow) Key() string { return f.KinesisStream + "|" + f.FilePattern }
 
-// LoadConfig reads and validates an agent.json file.
+// DropInDirName is the directory beside the configuration file whose files add flows: for
+// /etc/aws-kinesis/agent.json it is /etc/aws-kinesis/agent.d, the Amazon Kinesis Agent's
+// fixed drop-in directory (Agent.readConfigurationDirectory).
+const DropInDirName = "agent.d"
+
+// LoadConfig reads and validates an agent.json file and the drop-in files of the agent.d
+// directory beside it. As in the Amazon Kinesis Agent, every regular file there is read (in
+// name order here, so the result does not depend on the directory's order; names starting
+// with a dot, which editors and configuration tools use for files being written, are left
+// out), only its "flows" are used, appended after the main file's, and a file that is not a
+// JSON object is skipped with a warning rather than refused. The main file may then list no
+// flows. A flow of a drop-in file that is wrong is an error, reported as
+// "agent.d/NAME: flows[i].key: ...".
 func LoadConfig(path string) (*Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("agent: reading configuration: %w", err)
 	}
-	cfg, err := ParseConfig(b)
+	drops, warns, err := readDropIns(filepath.Join(filepath.Dir(path), DropInDirName))
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	cfg, err := parseConfig(b, drops, warns)
 	if err != nil {
 		return nil, fmt.Errorf("agent: %s: %w", path, err)
 	}
 	return cfg, nil
+}
+
+// dropIn is one file of the drop-in directory.
+type dropIn struct {
+	name string // as errors show it: agent.d/NAME
+	data []byte
+}
+
+func readDropIns(dir string) ([]dropIn, []string, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) && errors.Is(err, syscall.ENOTDIR) {
+			return nil, nil, nil // a file of that name is not a drop-in directory
+		}
+		return nil, nil, fmt.Errorf("reading drop-in directory: %w", err)
+	}
+	var out []dropIn
+	var warns []string
+	for _, e := range entries { // ReadDir sorts by name
+		name := DropInDirName + "/" + e.Name()
+		if strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		fi, err := os.Stat(filepath.Join(dir, e.Name()))
+		if err != nil || !fi.Mode().IsRegular() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			warns = append(warns, name+": cannot be read, skipped: "+err.Error())
+			continue
+		}
+		out = append(out, dropIn{name: name, data: b})
+	}
+	return out, warns, nil
 }
 
 // ParseConfig parses and validates the contents of an agent.json file. Settings are checked
@@ -251,7 +308,9 @@ func LoadConfig(path string) (*Config, error) {
 //
 // Settings of the Amazon Kinesis Agent that Shardline does not use are listed in
 // Config.Warnings; unknown settings are listed there too, since they are most likely typos.
-func ParseConfig(data []byte) (*Config, error) {
+func ParseConfig(data []byte) (*Config, error) { return parseConfig(data, nil, nil) }
+
+func parseConfig(data []byte, drops []dropIn, warns []string) (*Config, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	var root any
@@ -261,12 +320,20 @@ func ParseConfig(data []byte) (*Config, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, errors.New("configuration: unexpected data after the top-level object")
 	}
-	p := &parser{}
+	p := &parser{warnings: warns}
 	top, ok := root.(map[string]any)
 	if !ok {
 		return nil, errors.New("configuration: must be a JSON object")
 	}
-	cfg := p.parseTop(&object{path: "", m: top})
+	var extra [][]any
+	for _, d := range drops {
+		flows, ok := p.dropInFlows(d)
+		if ok {
+			extra = append(extra, flows)
+			p.dropIns = append(p.dropIns, d.name)
+		}
+	}
+	cfg := p.parseTop(&object{path: "", m: top}, extra)
 	cfg.applyDefaults()
 	// Settings that could not be read were reported already; the checks of the rest are
 	// added, so one run shows every problem.
@@ -276,8 +343,11 @@ func ParseConfig(data []byte) (*Config, error) {
 	}
 	if err := cfg.Validate(); err != nil {
 		for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
-			if ce, ok := e.(*ConfigError); ok && !reported[ce.Path] {
-				p.problems = append(p.problems, e)
+			if ce, ok := e.(*ConfigError); ok {
+				ce.Path = p.relabel(ce.Path)
+				if !reported[ce.Path] {
+					p.problems = append(p.problems, e)
+				}
 			}
 		}
 	}
@@ -285,6 +355,57 @@ func ParseConfig(data []byte) (*Config, error) {
 		return nil, err
 	}
 	return cfg, nil
+}
+
+// dropInFlows reads a drop-in file's flows; ok is false for a file that is skipped.
+func (p *parser) dropInFlows(d dropIn) (flows []any, ok bool) {
+	dec := json.NewDecoder(bytes.NewReader(d.data))
+	dec.UseNumber()
+	var root any
+	if err := dec.Decode(&root); err != nil {
+		p.warnings = append(p.warnings, d.name+": skipped: "+jsonSyntaxError(d.data, err).Error())
+		return nil, false
+	}
+	m, isObj := root.(map[string]any)
+	if !isObj {
+		p.warnings = append(p.warnings, d.name+": skipped: not a JSON object")
+		return nil, false
+	}
+	var keys []string
+	for k := range m {
+		if k != "flows" {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		p.warnings = append(p.warnings, d.name+": "+k+": ignored: drop-in files add flows only")
+	}
+	v, has := m["flows"]
+	if !has || v == nil {
+		return nil, true
+	}
+	arr, isArr := v.([]any)
+	if !isArr {
+		p.errorf(d.name+": flows", "must be an array, got %s", describe(v))
+		return nil, false
+	}
+	return arr, true
+}
+
+// relabel turns Validate's "flows[i]..." path for the merged flows into the place the flow
+// was written: the main file's flows[j] or a drop-in file's.
+func (p *parser) relabel(path string) string {
+	var i int
+	var rest string
+	if n, err := fmt.Sscanf(path, "flows[%d]", &i); n != 1 || err != nil {
+		return path
+	}
+	rest = path[len(fmt.Sprintf("flows[%d]", i)):]
+	if i < 0 || i >= len(p.origins) {
+		return path
+	}
+	return p.origins[i] + rest
 }
 
 // jsonSyntaxError turns a decoding error into one that says where, by line and column.
@@ -353,6 +474,8 @@ var flowNotApplicable = map[string]string{
 type parser struct {
 	problems []error
 	warnings []string
+	dropIns  []string // names of the drop-in files whose flows were read, in order
+	origins  []string // for each flow kept, where it was written: "flows[j]" or "agent.d/x: flows[j]"
 }
 
 // ConfigError is one problem of a configuration, at a JSON path.
@@ -538,7 +661,7 @@ func (p *parser) leftovers(o *object, na map[string]string) {
 	}
 }
 
-func (p *parser) parseTop(o *object) *Config {
+func (p *parser) parseTop(o *object, dropInFlows [][]any) *Config {
 	cfg := &Config{}
 	cfg.StateDirectory = p.str(o, "stateDirectory")
 	cfg.CheckpointFile = p.str(o, "checkpointFile")
@@ -578,17 +701,9 @@ func (p *parser) parseTop(o *object) *Config {
 	cfg.CloudWatchEndpoint = p.str(o, "cloudwatch.endpoint")
 	cfg.CloudWatchNamespace = p.str(o, "cloudwatch.namespace")
 
-	v, ok := o.get("flows")
-	if !ok {
-		p.errorf("flows", "must list at least one flow")
-	} else if arr, isArr := v.([]any); !isArr {
-		p.errorf("flows", "must be an array, got %s", describe(v))
-	} else {
-		if len(arr) == 0 {
-			p.errorf("flows", "must list at least one flow")
-		}
+	flowsOf := func(prefix string, arr []any) int {
 		for i, e := range arr {
-			path := fmt.Sprintf("flows[%d]", i)
+			path := fmt.Sprintf("%sflows[%d]", prefix, i)
 			m, isObj := e.(map[string]any)
 			if !isObj {
 				p.errorf(path, "must be an object, got %s", describe(e))
@@ -597,11 +712,31 @@ func (p *parser) parseTop(o *object) *Config {
 			fo := &object{path: path, m: m}
 			if f, keep := p.parseFlow(fo); keep {
 				cfg.Flows = append(cfg.Flows, f)
+				p.origins = append(p.origins, path)
 			}
 		}
-		if len(arr) > 0 && len(cfg.Flows) == 0 && len(p.problems) == 0 {
-			p.errorf("flows", "no flow has a kinesisStream")
+		return len(arr)
+	}
+	listed := 0
+	v, ok := o.get("flows")
+	if ok {
+		if arr, isArr := v.([]any); !isArr {
+			p.errorf("flows", "must be an array, got %s", describe(v))
+			listed = -1
+		} else {
+			listed += flowsOf("", arr)
 		}
+	}
+	for i, arr := range dropInFlows {
+		if listed >= 0 {
+			listed += flowsOf(p.dropIns[i]+": ", arr)
+		}
+	}
+	switch {
+	case listed == 0:
+		p.errorf("flows", "must list at least one flow (here or in the %s directory beside this file)", DropInDirName)
+	case listed > 0 && len(cfg.Flows) == 0 && len(p.problems) == 0:
+		p.errorf("flows", "no flow has a kinesisStream")
 	}
 	p.leftovers(o, notApplicable)
 	cfg.Warnings = p.warnings
