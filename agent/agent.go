@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"reflect"
 	"sort"
 	"sync"
@@ -84,6 +85,9 @@ func New(cfg *Config, sink Sink) (*Agent, error) {
 			}
 		},
 	}
+	if err := checkStateDirectory(filepath.Dir(c.CheckpointFile)); err != nil {
+		return nil, err
+	}
 	cd, err := loadCheckpoints(c.CheckpointFile)
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
@@ -100,6 +104,38 @@ func New(cfg *Config, sink Sink) (*Agent, error) {
 		fs.loaded = append(fs.loaded, e)
 	}
 	return a, nil
+}
+
+// ErrStateDirectory is returned (wrapped) by New when the checkpoint file's directory cannot
+// be created or written: an agent that ran anyway would ship data for as long as it runs and
+// never save a position, so every restart would send everything again.
+var ErrStateDirectory = errors.New("agent: state directory not usable")
+
+// checkStateDirectory creates the directory if it is missing and proves that a file can be
+// created in it, as each checkpoint save does.
+func checkStateDirectory(dir string) error {
+	fail := func(err error) error {
+		return fmt.Errorf("%w: %s: %v; checkpoints could not be saved there, so set stateDirectory (or -state-dir, or checkpointFile) to a writable directory", ErrStateDirectory, dir, err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fail(err)
+	}
+	f, err := os.CreateTemp(dir, ".write-check-*")
+	if err != nil {
+		return fail(err)
+	}
+	name := f.Name()
+	_, err = f.Write([]byte("ok\n"))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if rerr := os.Remove(name); err == nil {
+		err = rerr
+	}
+	if err != nil {
+		return fail(err)
+	}
+	return nil
 }
 
 func prepareConfig(cfg *Config) (*Config, error) {
