@@ -99,6 +99,8 @@ type Config struct {
 	// program that builds the sink; the agent itself does not use them.
 	KinesisEndpoint string
 	KinesisRegion   string
+	// FirehoseEndpoint is "firehose.endpoint", for the program that builds the Firehose sink.
+	FirehoseEndpoint string
 	// CloudWatchEmitMetrics ("cloudwatch.emitMetrics", default true), CloudWatchEndpoint and
 	// CloudWatchNamespace are for the program that publishes metrics.
 	CloudWatchEmitMetrics bool
@@ -139,6 +141,13 @@ type Flow struct {
 	ExcludePatterns []string
 	// KinesisStream is the stream records go to ("kinesisStream").
 	KinesisStream string
+	// DeliveryStream is the Amazon Data Firehose delivery stream records go to instead
+	// ("deliveryStream"). A flow names one of the two; one that names both is a Firehose flow,
+	// as the Amazon Kinesis Agent's FileFlowFactory decides, and kinesisStream is ignored with a
+	// warning. A Firehose flow's records are at most 1,000 KiB (maxRecordSizeBytes' default
+	// and limit), and its buffers at most 500 records and 4 MiB, the limits of one
+	// PutRecordBatch call (the Kinesis Agent's FirehoseConstants).
+	DeliveryStream string
 	// PartitionKeyOption chooses partition keys ("partitionKeyOption"; default RANDOM).
 	PartitionKeyOption PartitionKeyOption
 	// PartitionKeyField names the parsed field whose value is the partition key
@@ -230,8 +239,22 @@ type ProcessingOption struct {
 	Timestamp bool
 }
 
-// Key identifies a flow across reloads and in checkpoints: its stream and its pattern.
-func (f *Flow) Key() string { return f.KinesisStream + "|" + f.FilePattern }
+// Key identifies a flow across reloads and in checkpoints: its stream (or "firehose/" and its
+// delivery stream) and its pattern.
+func (f *Flow) Key() string {
+	if f.DeliveryStream != "" {
+		return "firehose/" + f.DeliveryStream + "|" + f.FilePattern
+	}
+	return f.KinesisStream + "|" + f.FilePattern
+}
+
+// MaxFirehoseRecordSize, MaxFirehoseBatchRecords and MaxFirehoseBatchBytes are the limits of
+// one record and of one PutRecordBatch call (the Amazon Kinesis Agent's FirehoseConstants).
+const (
+	MaxFirehoseRecordSize   = 1000 << 10
+	MaxFirehoseBatchRecords = 500
+	MaxFirehoseBatchBytes   = 4 << 20
+)
 
 // DropInDirName is the directory beside the configuration file whose files add flows: for
 // /etc/aws-kinesis/agent.json it is /etc/aws-kinesis/agent.d, the Amazon Kinesis Agent's
@@ -440,7 +463,6 @@ var notApplicable = map[string]string{
 	"userDefinedCredentialsProvider.classname": "Java credential providers do not apply",
 	"userDefinedCredentialsProvider.location":  "Java credential providers do not apply",
 	"sts.endpoint":                             "credentials come from the standard AWS configuration",
-	"firehose.endpoint":                        "Firehose delivery streams are not supported",
 	"cloudwatch.tagInstance":                   "not supported",
 	"cloudwatch.metricsBufferTimeMillis":       "the metrics publisher has its own interval",
 	"cloudwatch.metricsQueueSize":              "the metrics publisher has its own bounds",
@@ -460,7 +482,6 @@ var notApplicable = map[string]string{
 }
 
 var flowNotApplicable = map[string]string{
-	"deliveryStream":                "Firehose delivery streams are not supported",
 	"aggregatedRecordSizeBytes":     "Firehose record aggregation is not supported",
 	"waitOnFullPublishQueueMillis":  "the agent's queue is bounded by maxInFlightBytes and maxInFlightRecords",
 	"waitOnEmptyPublishQueueMillis": "the agent's queue is bounded by maxInFlightBytes and maxInFlightRecords",
@@ -697,6 +718,7 @@ func (p *parser) parseTop(o *object, dropInFlows [][]any) *Config {
 	}
 	cfg.KinesisEndpoint = p.str(o, "kinesis.endpoint")
 	cfg.KinesisRegion = p.str(o, "kinesis.region")
+	cfg.FirehoseEndpoint = p.str(o, "firehose.endpoint")
 	cfg.CloudWatchEmitMetrics = p.boolean(o, "cloudwatch.emitMetrics", true)
 	cfg.CloudWatchEndpoint = p.str(o, "cloudwatch.endpoint")
 	cfg.CloudWatchNamespace = p.str(o, "cloudwatch.namespace")
@@ -735,8 +757,6 @@ func (p *parser) parseTop(o *object, dropInFlows [][]any) *Config {
 	switch {
 	case listed == 0:
 		p.errorf("flows", "must list at least one flow (here or in the %s directory beside this file)", DropInDirName)
-	case listed > 0 && len(cfg.Flows) == 0 && len(p.problems) == 0:
-		p.errorf("flows", "no flow has a kinesisStream")
 	}
 	p.leftovers(o, notApplicable)
 	cfg.Warnings = p.warnings
@@ -750,13 +770,10 @@ func (p *parser) parseFlow(o *object) (f Flow, keep bool) {
 		f.ExcludePatterns = ex
 	}
 	f.KinesisStream = p.str(o, "kinesisStream")
-	if _, hasStream := o.m["kinesisStream"]; !hasStream {
-		if _, firehose := o.m["deliveryStream"]; firehose {
-			o.get("deliveryStream")
-			p.warnf(o.path, "skipped: it has deliveryStream but no kinesisStream, and Firehose delivery streams are not supported")
-			p.leftovers(o, flowNotApplicable)
-			return f, false
-		}
+	f.DeliveryStream = p.str(o, "deliveryStream")
+	if f.DeliveryStream != "" && f.KinesisStream != "" {
+		p.warnf(o.child("kinesisStream"), "ignored: the flow also names deliveryStream, which takes precedence as in the Amazon Kinesis Agent")
+		f.KinesisStream = ""
 	}
 	if pk := p.str(o, "partitionKeyOption"); pk != "" {
 		f.PartitionKeyOption = PartitionKeyOption(strings.ToUpper(pk))
@@ -934,10 +951,16 @@ func (f *Flow) applyDefaults() {
 	}
 	if f.MaxRecordSizeBytes == 0 {
 		f.MaxRecordSizeBytes = DefaultMaxRecordSizeBytes
+		if f.DeliveryStream != "" {
+			f.MaxRecordSizeBytes = MaxFirehoseRecordSize
+		}
 	}
 	setDur(&f.MaxBufferAge, DefaultMaxBufferAge)
 	if f.MaxBufferSizeBytes == 0 {
 		f.MaxBufferSizeBytes = DefaultMaxBufferSizeBytes
+		if f.DeliveryStream != "" {
+			f.MaxBufferSizeBytes = MaxFirehoseBatchBytes
+		}
 	}
 	if f.MaxBufferSizeRecords == 0 {
 		f.MaxBufferSizeRecords = DefaultMaxBufferSizeRecords
@@ -960,8 +983,12 @@ func (f *Flow) applyDefaults() {
 	}
 }
 
-// streamName is what Kinesis accepts as a stream name.
-var streamName = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,128}$`)
+// streamName is what Kinesis accepts as a stream name, deliveryStreamName what Firehose
+// accepts as a delivery stream's.
+var (
+	streamName         = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,128}$`)
+	deliveryStreamName = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,64}$`)
+)
 
 // Validate checks a configuration whose defaults have been applied, returning every problem
 // found, each naming its JSON path.
@@ -985,7 +1012,7 @@ func (c *Config) Validate() error {
 		path := fmt.Sprintf("flows[%d]", i)
 		f.validate(p, path)
 		if j, dup := seen[f.Key()]; dup {
-			p.errorf(path, "same filePattern and kinesisStream as flows[%d]", j)
+			p.errorf(path, "same filePattern and destination as flows[%d]", j)
 		}
 		seen[f.Key()] = i
 	}
@@ -1010,8 +1037,18 @@ func (f *Flow) validate(p *parser, path string) {
 		}
 	}
 	switch {
+	case f.DeliveryStream != "":
+		if !deliveryStreamName.MatchString(f.DeliveryStream) {
+			p.errorf(at("deliveryStream"), "%q is not a valid delivery stream name (1 to 64 of a-z, A-Z, 0-9, _ . -)", f.DeliveryStream)
+		}
+		if f.MaxRecordSizeBytes > MaxFirehoseRecordSize {
+			p.errorf(at("maxRecordSizeBytes"), "must be at most %d for a Firehose flow (Firehose's record limit), got %d", MaxFirehoseRecordSize, f.MaxRecordSizeBytes)
+		}
+		if f.MaxBufferSizeBytes > MaxFirehoseBatchBytes {
+			p.errorf(at("maxBufferSizeBytes"), "must be at most %d for a Firehose flow (one PutRecordBatch call), got %d", MaxFirehoseBatchBytes, f.MaxBufferSizeBytes)
+		}
 	case f.KinesisStream == "":
-		p.errorf(at("kinesisStream"), "must not be empty")
+		p.errorf(at("kinesisStream"), "must not be empty (or name a Firehose deliveryStream)")
 	case !streamName.MatchString(f.KinesisStream):
 		p.errorf(at("kinesisStream"), "%q is not a valid stream name (1 to 128 of a-z, A-Z, 0-9, _ . -)", f.KinesisStream)
 	}

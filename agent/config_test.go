@@ -58,8 +58,11 @@ func TestParseKinesisAgentConfig(t *testing.T) {
 	if cfg.CheckpointFile != "/var/lib/shardline-agent/cp.json" || cfg.ShutdownTimeout != 15*time.Second {
 		t.Errorf("checkpointFile %q, shutdown %v", cfg.CheckpointFile, cfg.ShutdownTimeout)
 	}
-	if len(cfg.Flows) != 2 {
-		t.Fatalf("want the 2 Kinesis flows, got %d", len(cfg.Flows))
+	if len(cfg.Flows) != 3 || cfg.Flows[2].DeliveryStream != "firehose-only" || cfg.Flows[2].MaxRecordSizeBytes != MaxFirehoseRecordSize {
+		t.Fatalf("want the 2 Kinesis flows and the Firehose one, got %+v", cfg.Flows)
+	}
+	if cfg.FirehoseEndpoint != "https://firehose.eu-west-1.amazonaws.com" {
+		t.Errorf("firehose.endpoint %q", cfg.FirehoseEndpoint)
 	}
 	web, app := cfg.Flows[0], cfg.Flows[1]
 	if web.PartitionKeyOption != PartitionKeyDeterministic || web.InitialPosition != StartOfFile ||
@@ -78,9 +81,7 @@ func TestParseKinesisAgentConfig(t *testing.T) {
 	warnings := strings.Join(cfg.Warnings, "\n")
 	for _, want := range []string{
 		"assumeRoleARN: ignored: credentials come from the standard AWS configuration",
-		"firehose.endpoint: ignored",
 		"flows[1].dataProcessingOptions[2]: skipped: optionName ADDEC2METADATA is not supported",
-		"flows[2]: skipped: it has deliveryStream but no kinesisStream",
 	} {
 		if !strings.Contains(warnings, want) {
 			t.Errorf("warnings lack %q:\n%s", want, warnings)
@@ -118,11 +119,13 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{`{"flows": [{"filePattern": "/a", "kinesisStream": "s", "partitionKeyField": "host"}]}`,
 			`flows[0].partitionKeyField: needs a CSVTOJSON or LOGTOJSON step`},
 		{`{"flows": [{"filePattern": "/a", "kinesisStream": "s"}, {"filePattern": "/a", "kinesisStream": "s"}]}`,
-			`flows[1]: same filePattern and kinesisStream as flows[0]`},
+			`flows[1]: same filePattern and destination as flows[0]`},
 		{`{"flows": [{"filePattern": "/a", "kinesisStream": "bad name!"}]}`,
 			`flows[0].kinesisStream: "bad name!" is not a valid stream name`},
 		{`{"flows": []}`, `flows: must list at least one flow`},
-		{`{"flows": [{"filePattern": "/a", "deliveryStream": "f"}]}`, `flows: no flow has a kinesisStream`},
+		{`{"flows": [{"filePattern": "/a"}]}`, `flows[0].kinesisStream: must not be empty (or name a Firehose deliveryStream)`},
+		{`{"flows": [{"filePattern": "/a", "deliveryStream": "f", "maxRecordSizeBytes": 1048576}]}`, `flows[0].maxRecordSizeBytes: must be at most 1024000 for a Firehose flow`},
+		{`{"flows": [{"filePattern": "/a", "deliveryStream": "f", "maxBufferSizeBytes": 5242880}]}`, `flows[0].maxBufferSizeBytes: must be at most 4194304 for a Firehose flow`},
 		{`{"checkpointFile": 7, "flows": [{"filePattern": "/a", "kinesisStream": "s"}]}`, `checkpointFile: must be a string, got 7`},
 		{"{\n  \"flows\": [\n    {\"filePattern\": \"/a\",, }\n  ]\n}", `invalid JSON at line 3, column 26`},
 		{`[]`, `must be a JSON object`},

@@ -306,7 +306,10 @@ func (t *tailer) emit(data []byte, start, end int64, ch *chunk) error {
 		}
 		data, ch, fields = out, nil, t.proc.fields
 	}
-	key := t.pk.key(data, fields)
+	var key string
+	if t.flow.DeliveryStream == "" { // Firehose records have no partition key
+		key = t.pk.key(data, fields)
+	}
 	if limit := t.maxLine - len(key); len(data) > limit {
 		data = truncateRecord(data, limit, t.flow.TruncatedRecordTerminator)
 		t.nTruncated++
@@ -315,7 +318,7 @@ func (t *tailer) emit(data []byte, start, end int64, ch *chunk) error {
 	if ch == nil {
 		charge = int64(len(data))
 	}
-	rec := Record{Stream: t.flow.KinesisStream, PartitionKey: key, Data: data, Path: t.path, File: t.st.id, Offset: start}
+	rec := Record{Stream: t.flow.KinesisStream, DeliveryStream: t.flow.DeliveryStream, PartitionKey: key, Data: data, Path: t.path, File: t.st.id, Offset: start}
 	if !t.a.budget.tryAcquire(charge, 1) {
 		t.flushStats() // the wait may be long; counters should not lag behind it
 		t.a.underPressure()

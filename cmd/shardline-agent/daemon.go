@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -15,6 +16,7 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	cwschemas "github.com/aws/aws-sdk-go-v2/service/cloudwatch/schemas"
+	"github.com/aws/aws-sdk-go-v2/service/firehose"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/smithy-go/transport/http/protocol/awsquery"
 
@@ -41,6 +43,7 @@ type daemon struct {
 	cfg   *agent.Config
 	reg   *metrics.Registry
 	sink  *agent.ProducerSink
+	fh    *agent.FirehoseSink
 	agent *agent.Agent
 	pub   *metrics.CloudWatchPublisher
 }
@@ -74,9 +77,27 @@ func start(ctx context.Context, o options, log *slog.Logger) (*daemon, error) {
 	if err != nil {
 		return nil, &configError{err}
 	}
-	d.agent, err = agent.New(cfg, d.sink)
+	firehoseEndpoint, err := endpointURL(cfg.FirehoseEndpoint)
 	if err != nil {
 		_ = d.sink.Close(context.Background())
+		return nil, &configError{fmt.Errorf("firehose.endpoint: %w", err)}
+	}
+	// Firehose flows get their own client; without firehose.endpoint it is the region's, or
+	// AWS_ENDPOINT_URL_FIREHOSE's, as the SDK resolves it.
+	fc := firehose.NewFromConfig(awsCfg, func(o *firehose.Options) {
+		if firehoseEndpoint != "" {
+			o.BaseEndpoint = aws.String(firehoseEndpoint)
+		}
+	})
+	d.fh, err = agent.NewFirehoseSink(fc, cfg, log)
+	if err != nil {
+		_ = d.sink.Close(context.Background())
+		return nil, &configError{err}
+	}
+	d.agent, err = agent.New(cfg, agent.Destinations{Kinesis: d.sink, Firehose: d.fh})
+	if err != nil {
+		_ = d.sink.Close(context.Background())
+		_ = d.fh.Close(context.Background())
 		return nil, &configError{err}
 	}
 	if cfg.CloudWatchEmitMetrics {
@@ -86,13 +107,20 @@ func start(ctx context.Context, o options, log *slog.Logger) (*daemon, error) {
 			return nil, &configError{err}
 		}
 	}
+	var deliveryStreams []string
+	for _, f := range cfg.Flows {
+		if f.DeliveryStream != "" && !slices.Contains(deliveryStreams, f.DeliveryStream) {
+			deliveryStreams = append(deliveryStreams, f.DeliveryStream)
+		}
+	}
 	streams := make([]string, 0)
 	for name, pc := range d.sink.ProducerConfigs() {
 		streams = append(streams, fmt.Sprintf("%s (linger %v, batch %d records/%d bytes)", name, pc.Linger, pc.MaxBatchRecords, pc.MaxBatchBytes))
 	}
 	log.Info("starting", "version", versionString(), "config", o.configPath, "checkpointFile", cfg.CheckpointFile,
 		"flows", len(cfg.Flows), "region", awsCfg.Region, "kinesisEndpoint", orDefault(kinesisEndpoint),
-		"metrics", cfg.CloudWatchEmitMetrics, "streams", joinNonEmpty(streams))
+		"metrics", cfg.CloudWatchEmitMetrics, "streams", joinNonEmpty(streams),
+		"deliveryStreams", joinNonEmpty(deliveryStreams), "firehoseEndpoint", orDefault(firehoseEndpoint))
 	return d, nil
 }
 
@@ -248,6 +276,9 @@ func (d *daemon) shutdown(runErr error, requested bool) int {
 	if err := d.sink.Close(ctx); err != nil {
 		d.log.Warn("closing the producers", "err", err)
 	}
+	if err := d.fh.Close(ctx); err != nil {
+		d.log.Warn("closing the Firehose sink", "err", err)
+	}
 	if d.pub != nil {
 		if err := d.pub.Close(ctx); err != nil {
 			d.log.Warn("publishing the last metrics", "err", err)
@@ -277,6 +308,10 @@ func (d *daemon) reload() {
 	cfg.Metrics = d.reg
 	for _, name := range restartOnly(d.cfg, cfg) {
 		d.log.Warn("setting changed; it takes effect after a restart", "setting", name)
+	}
+	if err := d.fh.Update(cfg); err != nil {
+		d.log.Error("reload failed; the configuration in use is kept", "err", err)
+		return
 	}
 	if err := d.sink.Update(cfg); err != nil {
 		d.log.Error("reload failed; the configuration in use is kept", "err", err)
@@ -312,6 +347,8 @@ func (d *daemon) logProgress(msg string) {
 		"kinesisRecordsPut", kinesisPut, "producerPending", pending, "producerRetries", retries,
 		"throttled", throttled, "expired", expired, "producerFailed", failed, "userRecordsPut", put,
 	}
+	fs := d.fh.Stats()
+	attrs = append(attrs, "firehosePut", fs.RecordsPut, "firehoseFailed", fs.RecordsFailed, "firehoseCalls", fs.Calls)
 	if d.pub != nil {
 		ps := d.pub.Stats()
 		attrs = append(attrs, "metricsSent", ps.DatumsSent, "metricsDropped", ps.DatumsDropped)
