@@ -117,9 +117,12 @@
 //
 // # Configuration
 //
-// LoadConfig reads agent.json. The Amazon Kinesis Agent's settings that apply keep their
-// meaning; those that do not (Firehose flows, credentials, thread pools) are listed once in
-// Config.Warnings, which New logs. Shardline adds stateDirectory, checkpointIntervalMillis,
+// LoadConfig reads agent.json and the flows of the agent.d drop-in directory beside it. The
+// Amazon Kinesis Agent's settings that apply keep their meaning; those that do not
+// (credentials, thread pools) are listed once in Config.Warnings, which New logs. A flow with
+// a deliveryStream goes to Amazon Data Firehose through FirehoseSink (PutRecordBatch), with
+// the same acknowledged checkpoints; Destinations routes each record to its kind of sink. New
+// refuses a state directory where the checkpoint file cannot be written. Shardline adds stateDirectory, checkpointIntervalMillis,
 // maxInFlightBytes, maxInFlightRecords, and per flow partitionKeyField, maxRecordSizeBytes,
 // excludePatterns, rescanIntervalMillis, partialLineTimeoutMillis, multiLineTimeoutMillis,
 // ignoreFilesOlderThanMillis, closeInactiveMillis, and the log format RFC5424SYSLOG.
