@@ -35,6 +35,7 @@ const (
 	DefaultCheckpointInterval      = time.Second
 	DefaultCheckpointTTL           = 7 * 24 * time.Hour
 	DefaultShutdownTimeout         = 10 * time.Second
+	DefaultAssumeRoleDuration      = time.Hour
 	DefaultMaxInFlightBytes        = 16 << 20
 	DefaultMaxInFlightRecords      = 10000
 	DefaultMaxRecordSizeBytes      = 1 << 20
@@ -101,6 +102,22 @@ type Config struct {
 	KinesisRegion   string
 	// FirehoseEndpoint is "firehose.endpoint", for the program that builds the Firehose sink.
 	FirehoseEndpoint string
+
+	// AWSAccessKeyID and AWSSecretAccessKey ("awsAccessKeyId", "awsSecretAccessKey") are
+	// static credentials for the program that builds the AWS clients; as in the Amazon
+	// Kinesis Agent's AgentAWSCredentialsProviderChain they come before the environment, the
+	// shared files and the instance role, and only when both are set. They are never logged.
+	AWSAccessKeyID     string
+	AWSSecretAccessKey string
+	// AssumeRoleARN ("assumeRoleARN"), when set, makes the clients use that role, assumed with
+	// STS on top of the credentials above, as the Kinesis Agent's AgentContext does: session
+	// name AWSKinesisAgent, AssumeRoleExternalID ("assumeRoleExternalId") when set, for
+	// AssumeRoleDuration ("assumeRoleDurationSeconds"; default one hour), through
+	// STSEndpoint ("sts.endpoint") when set.
+	AssumeRoleARN        string
+	AssumeRoleExternalID string
+	AssumeRoleDuration   time.Duration
+	STSEndpoint          string
 	// CloudWatchEmitMetrics ("cloudwatch.emitMetrics", default true), CloudWatchEndpoint and
 	// CloudWatchNamespace are for the program that publishes metrics.
 	CloudWatchEmitMetrics bool
@@ -454,15 +471,9 @@ func jsonSyntaxError(data []byte, err error) error {
 // notApplicable lists the Amazon Kinesis Agent settings that Shardline reads past, with the
 // reason given in the warning.
 var notApplicable = map[string]string{
-	"awsAccessKeyId":                           "credentials come from the standard AWS configuration (environment, shared files, instance role)",
-	"awsSecretAccessKey":                       "credentials come from the standard AWS configuration (environment, shared files, instance role)",
 	"awsSessionToken":                          "credentials come from the standard AWS configuration (environment, shared files, instance role)",
-	"assumeRoleARN":                            "credentials come from the standard AWS configuration; use a profile with role_arn",
-	"assumeRoleExternalId":                     "credentials come from the standard AWS configuration; use a profile with external_id",
-	"assumeRoleDurationSeconds":                "credentials come from the standard AWS configuration",
 	"userDefinedCredentialsProvider.classname": "Java credential providers do not apply",
 	"userDefinedCredentialsProvider.location":  "Java credential providers do not apply",
-	"sts.endpoint":                             "credentials come from the standard AWS configuration",
 	"cloudwatch.tagInstance":                   "not supported",
 	"cloudwatch.metricsBufferTimeMillis":       "the metrics publisher has its own interval",
 	"cloudwatch.metricsQueueSize":              "the metrics publisher has its own bounds",
@@ -719,6 +730,26 @@ func (p *parser) parseTop(o *object, dropInFlows [][]any) *Config {
 	cfg.KinesisEndpoint = p.str(o, "kinesis.endpoint")
 	cfg.KinesisRegion = p.str(o, "kinesis.region")
 	cfg.FirehoseEndpoint = p.str(o, "firehose.endpoint")
+	cfg.AWSAccessKeyID = p.str(o, "awsAccessKeyId")
+	cfg.AWSSecretAccessKey = p.str(o, "awsSecretAccessKey")
+	if (cfg.AWSAccessKeyID == "") != (cfg.AWSSecretAccessKey == "") {
+		p.errorf("awsSecretAccessKey", "awsAccessKeyId and awsSecretAccessKey must be set together")
+	}
+	cfg.AssumeRoleARN = p.str(o, "assumeRoleARN")
+	cfg.AssumeRoleExternalID = p.str(o, "assumeRoleExternalId")
+	if n, ok := p.integer(o, "assumeRoleDurationSeconds"); ok {
+		if n < 900 || n > 43200 {
+			p.errorf("assumeRoleDurationSeconds", "must be between 900 and 43200 (STS's limits), got %d", n)
+		}
+		cfg.AssumeRoleDuration = time.Duration(n) * time.Second
+	}
+	cfg.STSEndpoint = p.str(o, "sts.endpoint")
+	if cfg.AssumeRoleARN != "" && !strings.HasPrefix(cfg.AssumeRoleARN, "arn:") {
+		p.errorf("assumeRoleARN", "must be a role ARN (arn:aws:iam::ACCOUNT:role/NAME), got %s", describe(cfg.AssumeRoleARN))
+	}
+	if cfg.AssumeRoleARN == "" && cfg.AssumeRoleExternalID != "" {
+		p.errorf("assumeRoleExternalId", "needs assumeRoleARN")
+	}
 	cfg.CloudWatchEmitMetrics = p.boolean(o, "cloudwatch.emitMetrics", true)
 	cfg.CloudWatchEndpoint = p.str(o, "cloudwatch.endpoint")
 	cfg.CloudWatchNamespace = p.str(o, "cloudwatch.namespace")
@@ -918,6 +949,7 @@ func (c *Config) applyDefaults() {
 	setDur(&c.CheckpointInterval, DefaultCheckpointInterval)
 	setDur(&c.CheckpointTTL, DefaultCheckpointTTL)
 	setDur(&c.ShutdownTimeout, DefaultShutdownTimeout)
+	setDur(&c.AssumeRoleDuration, DefaultAssumeRoleDuration)
 	if c.MaxInFlightBytes == 0 {
 		c.MaxInFlightBytes = DefaultMaxInFlightBytes
 	}

@@ -16,6 +16,7 @@ const kinesisAgentJSON = `{
   "kinesis.region": "eu-west-1",
   "firehose.endpoint": "https://firehose.eu-west-1.amazonaws.com",
   "assumeRoleARN": "arn:aws:iam::123456789012:role/agent",
+  "cloudwatch.tagInstance": true,
   "checkpointFile": "/var/lib/shardline-agent/cp.json",
   "shutdownTimeoutMillis": "15000",
   "flows": [
@@ -80,14 +81,17 @@ func TestParseKinesisAgentConfig(t *testing.T) {
 	}
 	warnings := strings.Join(cfg.Warnings, "\n")
 	for _, want := range []string{
-		"assumeRoleARN: ignored: credentials come from the standard AWS configuration",
+		"cloudwatch.tagInstance: ignored",
 		"flows[1].dataProcessingOptions[2]: skipped: optionName ADDEC2METADATA is not supported",
 	} {
 		if !strings.Contains(warnings, want) {
 			t.Errorf("warnings lack %q:\n%s", want, warnings)
 		}
 	}
-	if strings.Count(warnings, "assumeRoleARN") != 1 {
+	if cfg.AssumeRoleARN != "arn:aws:iam::123456789012:role/agent" || cfg.AssumeRoleDuration != time.Hour || strings.Contains(warnings, "assumeRoleARN") {
+		t.Errorf("assumeRoleARN %q for %v; warnings:\n%s", cfg.AssumeRoleARN, cfg.AssumeRoleDuration, warnings)
+	}
+	if strings.Count(warnings, "cloudwatch.tagInstance") != 1 {
 		t.Errorf("each setting is reported once:\n%s", warnings)
 	}
 }

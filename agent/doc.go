@@ -118,8 +118,9 @@
 // # Configuration
 //
 // LoadConfig reads agent.json and the flows of the agent.d drop-in directory beside it. The
-// Amazon Kinesis Agent's settings that apply keep their meaning; those that do not
-// (credentials, thread pools) are listed once in Config.Warnings, which New logs. A flow with
+// Amazon Kinesis Agent's settings that apply keep their meaning (its credential settings are
+// carried in Config for the program that builds the clients); those that do not (thread
+// pools, HTTP tuning) are listed once in Config.Warnings, which New logs. A flow with
 // a deliveryStream goes to Amazon Data Firehose through FirehoseSink (PutRecordBatch), with
 // the same acknowledged checkpoints; Destinations routes each record to its kind of sink. New
 // refuses a state directory where the checkpoint file cannot be written. Shardline adds stateDirectory, checkpointIntervalMillis,

@@ -14,10 +14,13 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	cwschemas "github.com/aws/aws-sdk-go-v2/service/cloudwatch/schemas"
 	"github.com/aws/aws-sdk-go-v2/service/firehose"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go/transport/http/protocol/awsquery"
 
 	"github.com/shardline/shardline/agent"
@@ -158,8 +161,50 @@ func loadAWSConfig(ctx context.Context, cfg *agent.Config, log *slog.Logger) (aw
 	if ac.Region == "" {
 		return ac, &configError{errors.New("no AWS region: set kinesis.region in the configuration, or AWS_REGION in the environment")}
 	}
+	if err := applyCredentials(&ac, cfg, log); err != nil {
+		return ac, err
+	}
 	return ac, nil
 }
+
+// applyCredentials puts the configuration's credential settings in front of the standard
+// sources, as the Amazon Kinesis Agent's AgentAWSCredentialsProviderChain and AgentContext
+// do: awsAccessKeyId and awsSecretAccessKey first, then (when assumeRoleARN is set) that
+// role, assumed with STS on top of whatever credentials were found. Only the key ID and the
+// role are logged, never a secret.
+func applyCredentials(ac *aws.Config, cfg *agent.Config, log *slog.Logger) error {
+	if cfg.AWSAccessKeyID != "" {
+		ac.Credentials = aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider(cfg.AWSAccessKeyID, cfg.AWSSecretAccessKey, ""))
+		log.Info("credentials from the configuration", "awsAccessKeyId", cfg.AWSAccessKeyID)
+	}
+	if cfg.AssumeRoleARN == "" {
+		return nil
+	}
+	stsEndpoint, err := endpointURL(cfg.STSEndpoint)
+	if err != nil {
+		return &configError{fmt.Errorf("sts.endpoint: %w", err)}
+	}
+	stsClient := sts.NewFromConfig(*ac, func(o *sts.Options) {
+		if stsEndpoint != "" {
+			o.BaseEndpoint = aws.String(stsEndpoint)
+		}
+	})
+	provider := stscreds.NewAssumeRoleProvider(stsClient, cfg.AssumeRoleARN, func(o *stscreds.AssumeRoleOptions) {
+		o.RoleSessionName = assumeRoleSessionName
+		o.Duration = cfg.AssumeRoleDuration
+		if cfg.AssumeRoleExternalID != "" {
+			o.ExternalID = aws.String(cfg.AssumeRoleExternalID)
+		}
+	})
+	ac.Credentials = aws.NewCredentialsCache(provider)
+	log.Info("credentials from an assumed role", "assumeRoleARN", cfg.AssumeRoleARN,
+		"externalId", cfg.AssumeRoleExternalID != "", "stsEndpoint", orDefault(stsEndpoint), "duration", cfg.AssumeRoleDuration)
+	return nil
+}
+
+// assumeRoleSessionName is the Amazon Kinesis Agent's (AgentConfiguration.ASSUME_ROLE_SESSION),
+// so CloudTrail shows the same session name after a switch.
+const assumeRoleSessionName = "AWSKinesisAgent"
 
 // endpointURL turns an agent.json endpoint into a URL. The Amazon Kinesis Agent's examples
 // give bare host names ("kinesis.us-east-1.amazonaws.com"), which mean HTTPS.

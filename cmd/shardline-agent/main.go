@@ -8,8 +8,10 @@
 //	shardline-agent [-config /etc/shardline-agent/agent.json] [-state-dir DIR]
 //	                [-log-level info] [-stats-interval 60s] [-version]
 //
-// AWS credentials and settings come from the standard places: environment variables, the
-// shared config and credentials files, and the instance or container role. The region is the
+// AWS credentials come from the configuration's awsAccessKeyId and awsSecretAccessKey, else
+// the standard places: environment variables, the shared config and credentials files, and
+// the instance or container role; with assumeRoleARN that role is assumed on top of them
+// through STS (sts.endpoint), as the Amazon Kinesis Agent does. The region is the
 // configuration's kinesis.region, else AWS_REGION or the profile's, else the one named in
 // kinesis.endpoint, else the EC2 instance's. The Kinesis endpoint is kinesis.endpoint, else
 // AWS_ENDPOINT_URL_KINESIS (or AWS_ENDPOINT_URL), else the region's.
