@@ -27,6 +27,7 @@ type Agent struct {
 	stats  counters
 	retry  retrier
 
+	ec2         *instanceMetadata
 	outstanding atomic.Int64 // records the sink accepted and has not acknowledged
 	pressure    coalescer    // flushes of the sink asked for by readers waiting for the budget
 	lastFailLog atomic.Int64 // unix nanoseconds of the last delivery failure logged
@@ -56,6 +57,7 @@ func New(cfg *Config, sink Sink) (*Agent, error) {
 	if a.log == nil {
 		a.log = slog.Default()
 	}
+	a.ec2 = &instanceMetadata{src: c.InstanceIdentity, log: a.log, now: time.Now}
 	a.open = c.OpenFile
 	if a.open == nil {
 		a.open = os.Open

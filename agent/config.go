@@ -133,6 +133,10 @@ type Config struct {
 
 	// Logger receives the agent's logs; nil means slog.Default().
 	Logger *slog.Logger
+	// InstanceIdentity gives ADDEC2METADATA the EC2 instance identity; the daemon passes an
+	// IMDS client (imds.NewFromConfig). Nil means no identity: the step passes records
+	// unchanged, with a warning.
+	InstanceIdentity InstanceIdentitySource
 	// Metrics, when not nil, receives the agent's metrics (LinesRead, RecordsSent, ...).
 	Metrics *metrics.Registry
 	// OpenFile opens a file for reading; nil means os.Open. Tests replace it to simulate
@@ -229,7 +233,7 @@ type Flow struct {
 
 // ProcessingOption is one step of a flow's "dataProcessingOptions".
 type ProcessingOption struct {
-	// OptionName is SINGLELINE, CSVTOJSON, LOGTOJSON or ADDMETADATA ("optionName").
+	// OptionName is SINGLELINE, CSVTOJSON, LOGTOJSON, ADDMETADATA or ADDEC2METADATA ("optionName").
 	OptionName string
 	// CustomFieldNames names the fields of CSVTOJSON, or overrides LOGTOJSON's
 	// ("customFieldNames").
@@ -250,6 +254,9 @@ type ProcessingOption struct {
 	// older "metadataFields" is read too): any JSON value, usually an object, written as the
 	// record's "metadata" field, with object keys sorted.
 	MetadataFields json.RawMessage
+	// MetadataTTL is how long ADDEC2METADATA uses the instance identity before reading it
+	// again ("metadataTTL", in seconds as in the Amazon Kinesis Agent; default one hour).
+	MetadataTTL time.Duration
 	// Timestamp makes ADDMETADATA add a "ts" field first, the time of processing in UTC as
 	// 2006-01-02T15:04:05.000Z, as the Amazon Kinesis Agent's AddMetadataConverter does
 	// ("timestamp": "true"; a JSON boolean works too; default false).
@@ -892,7 +899,7 @@ func (p *parser) parseFlow(o *object) (f Flow, keep bool) {
 func (p *parser) parseOption(o *object) (opt ProcessingOption, keep bool) {
 	opt.OptionName = strings.ToUpper(p.str(o, "optionName"))
 	switch opt.OptionName {
-	case "ADDEC2METADATA", "ADDBRACKETS":
+	case "ADDBRACKETS":
 		// Keep reading the option's keys so only this warning is shown for it.
 		for k := range o.m {
 			o.get(k)
@@ -915,6 +922,14 @@ func (p *parser) parseOption(o *object) (opt ProcessingOption, keep bool) {
 	opt.LogFormat = strings.ToUpper(p.str(o, "logFormat"))
 	opt.MatchPattern = p.str(o, "matchPattern")
 	opt.JSONFormat = strings.ToUpper(p.str(o, "jsonFormat"))
+	if opt.OptionName == "ADDEC2METADATA" {
+		if n, ok := p.integer(o, "metadataTTL"); ok {
+			if n < 1 || n > 7*24*3600 {
+				p.errorf(o.child("metadataTTL"), "must be between 1 and 604800 seconds, got %d", n)
+			}
+			opt.MetadataTTL = time.Duration(n) * time.Second
+		}
+	}
 	if opt.OptionName == "ADDMETADATA" {
 		_, hasMeta := o.m["metadata"]
 		_, hasFields := o.m["metadataFields"]
@@ -1008,6 +1023,9 @@ func (f *Flow) applyDefaults() {
 		o := &f.DataProcessingOptions[i]
 		if o.JSONFormat == "" {
 			o.JSONFormat = "COMPACT"
+		}
+		if o.OptionName == "ADDEC2METADATA" && o.MetadataTTL == 0 {
+			o.MetadataTTL = DefaultMetadataTTL
 		}
 		if o.OptionName == "CSVTOJSON" && o.Delimiter == "" {
 			o.Delimiter = ","
@@ -1150,7 +1168,7 @@ func validateOption(p *parser, path string, o *ProcessingOption) {
 	switch o.OptionName {
 	case "":
 		p.errorf(at("optionName"), "must not be empty")
-	case "SINGLELINE":
+	case "SINGLELINE", "ADDEC2METADATA":
 	case "CSVTOJSON":
 		if len(o.CustomFieldNames) == 0 {
 			p.errorf(at("customFieldNames"), "must list the field names for CSVTOJSON")
@@ -1172,7 +1190,7 @@ func validateOption(p *parser, path string, o *ProcessingOption) {
 			p.errorf(at("metadata"), "must be valid JSON")
 		}
 	default:
-		p.errorf(at("optionName"), "must be SINGLELINE, CSVTOJSON, LOGTOJSON or ADDMETADATA, got %q", o.OptionName)
+		p.errorf(at("optionName"), "must be SINGLELINE, CSVTOJSON, LOGTOJSON, ADDMETADATA or ADDEC2METADATA, got %q", o.OptionName)
 	}
 	for i, n := range o.CustomFieldNames {
 		if n == "" {

@@ -76,13 +76,12 @@ func TestParseKinesisAgentConfig(t *testing.T) {
 	if app.RescanInterval != 2*time.Second || app.TruncatedRecordTerminator != "<TRUNCATED>\n" {
 		t.Errorf("app flow: %+v", app)
 	}
-	if len(app.DataProcessingOptions) != 2 || app.DataProcessingOptions[1].Delimiter != `\t` {
-		t.Errorf("ADDEC2METADATA is dropped, the rest kept: %+v", app.DataProcessingOptions)
+	if len(app.DataProcessingOptions) != 3 || app.DataProcessingOptions[1].Delimiter != `\t` || app.DataProcessingOptions[2].MetadataTTL != DefaultMetadataTTL {
+		t.Errorf("options: %+v", app.DataProcessingOptions)
 	}
 	warnings := strings.Join(cfg.Warnings, "\n")
 	for _, want := range []string{
 		"cloudwatch.tagInstance: ignored",
-		"flows[1].dataProcessingOptions[2]: skipped: optionName ADDEC2METADATA is not supported",
 	} {
 		if !strings.Contains(warnings, want) {
 			t.Errorf("warnings lack %q:\n%s", want, warnings)
@@ -119,7 +118,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{`{"flows": [{"filePattern": "/a", "kinesisStream": "s", "dataProcessingOptions": [{"optionName": "CSVTOJSON"}]}]}`,
 			`flows[0].dataProcessingOptions[0].customFieldNames: must list the field names for CSVTOJSON`},
 		{`{"flows": [{"filePattern": "/a", "kinesisStream": "s", "dataProcessingOptions": [{"optionName": "UPPERCASE"}]}]}`,
-			`flows[0].dataProcessingOptions[0].optionName: must be SINGLELINE, CSVTOJSON, LOGTOJSON or ADDMETADATA, got "UPPERCASE"`},
+			`flows[0].dataProcessingOptions[0].optionName: must be SINGLELINE, CSVTOJSON, LOGTOJSON, ADDMETADATA or ADDEC2METADATA, got "UPPERCASE"`},
 		{`{"flows": [{"filePattern": "/a", "kinesisStream": "s", "partitionKeyField": "host"}]}`,
 			`flows[0].partitionKeyField: needs a CSVTOJSON or LOGTOJSON step`},
 		{`{"flows": [{"filePattern": "/a", "kinesisStream": "s"}, {"filePattern": "/a", "kinesisStream": "s"}]}`,

@@ -33,7 +33,7 @@
 // they are.
 //
 // The processor applies the flow's dataProcessingOptions (SINGLELINE, CSVTOJSON, LOGTOJSON,
-// ADDMETADATA), cuts records longer than the record size, marking the cut with the truncated
+// ADDMETADATA, ADDEC2METADATA with the instance identity from IMDSv2, cached for metadataTTL), cuts records longer than the record size, marking the cut with the truncated
 // record terminator, and chooses the partition key (RANDOM, DETERMINISTIC, or a parsed field).
 //
 // The Sink takes the records. It may block, and that is the backpressure: a tailer that

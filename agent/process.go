@@ -27,6 +27,12 @@ type step interface {
 }
 
 func newProcessor(opts []ProcessingOption) (*processor, error) {
+	return newProcessorWith(opts, nil)
+}
+
+// newProcessorWith is newProcessor with the agent's instance metadata for ADDEC2METADATA; with
+// nil, that step passes records unchanged.
+func newProcessorWith(opts []ProcessingOption, ec2 *instanceMetadata) (*processor, error) {
 	p := &processor{}
 	for i := range opts {
 		o := &opts[i]
@@ -46,6 +52,8 @@ func newProcessor(opts []ProcessingOption) (*processor, error) {
 				return nil, err
 			}
 			p.steps = append(p.steps, &logToJSON{parser: lp, pretty: pretty})
+		case "ADDEC2METADATA":
+			p.steps = append(p.steps, &addEC2Metadata{meta: ec2, ttl: o.MetadataTTL, pretty: pretty})
 		case "ADDMETADATA":
 			meta := o.MetadataFields
 			if len(meta) == 0 {

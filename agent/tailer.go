@@ -77,7 +77,7 @@ func (fr *flowRunner) newTailer(ctx context.Context, st *fileState, f *os.File) 
 		scratch: make([]byte, FingerprintSize),
 	}
 	if len(fr.flow.DataProcessingOptions) > 0 {
-		t.proc, _ = newProcessor(fr.flow.DataProcessingOptions) // validated with the configuration
+		t.proc, _ = newProcessorWith(fr.flow.DataProcessingOptions, fr.a.ec2) // validated with the configuration
 	}
 	st.mu.Lock()
 	t.path, t.fp = st.path, st.fp

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -13,8 +15,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/shardline/shardline/agent"
+	"github.com/shardline/shardline/internal/testenv"
 )
 
 // fakeSTS answers AssumeRole as the STS API reference documents it (awsQuery: a form-encoded
@@ -126,5 +131,68 @@ func TestCredentialSettings(t *testing.T) {
 	write(`"awsAccessKeyId": "AKIDFROMCONFIG",`)
 	if _, err := agent.LoadConfig(conf); err == nil || !strings.Contains(err.Error(), "awsSecretAccessKey: awsAccessKeyId and awsSecretAccessKey must be set together") {
 		t.Errorf("a key ID without its secret: %v", err)
+	}
+}
+
+// fakeIMDS serves IMDSv2 as the EC2 user guide describes it: a session token from PUT
+// /latest/api/token (answered with the token's TTL in X-aws-ec2-metadata-token-ttl-seconds),
+// which GET requests must carry, and the instance identity document.
+func fakeIMDS(t *testing.T) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Method == http.MethodPut && r.URL.Path == "/latest/api/token" && r.Header.Get("X-aws-ec2-metadata-token-ttl-seconds") != "":
+			w.Header().Set("X-aws-ec2-metadata-token-ttl-seconds", "21600") // IMDS says how long the token lasts
+			w.Write([]byte("tok"))
+		case r.Method == http.MethodGet && r.URL.Path == "/latest/dynamic/instance-identity/document" && r.Header.Get("X-aws-ec2-metadata-token") == "tok":
+			w.Write([]byte(`{"accountId": "123456789012", "availabilityZone": "eu-west-1b", "imageId": "ami-1", "instanceId": "i-0feedface",
+				"instanceType": "t3.micro", "privateIp": "10.0.0.9", "region": "eu-west-1"}`))
+		default:
+			w.WriteHeader(http.StatusUnauthorized)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// TestEndToEndAddEC2Metadata: the daemon's ADDEC2METADATA step reads the instance identity
+// from the metadata endpoint the AWS configuration names and adds it to every JSON record.
+func TestEndToEndAddEC2Metadata(t *testing.T) {
+	kc := testenv.Kinesis(t, nil, func(o *kinesis.Options) { o.RetryMaxAttempts = 5 })
+	stream := testenv.CreateStream(t, kc, 1)
+	imdsSrv := fakeIMDS(t)
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "agent.json")
+	logFile := filepath.Join(dir, "app.log")
+	appendLines(t, logFile, `{"n":`, 1, 0) // creates the file
+	writeJSON(t, conf, map[string]any{
+		"kinesis.endpoint": testenv.KinesisEndpoint(t), "cloudwatch.emitMetrics": false,
+		"flows": []any{map[string]any{
+			"filePattern": logFile, "kinesisStream": stream, "initialPosition": "START_OF_FILE", "maxBufferAgeMillis": 1000,
+			"dataProcessingOptions": []any{map[string]any{"optionName": "ADDEC2METADATA", "metadataTTL": 60}},
+		}},
+	})
+	f, err := os.OpenFile(logFile, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 50; i++ {
+		fmt.Fprintf(f, "{\"n\": %d}\n", i)
+	}
+	f.Close()
+	proc := startAgent(t, agentEnv(t, "AWS_EC2_METADATA_DISABLED=false", "AWS_EC2_METADATA_SERVICE_ENDPOINT="+imdsSrv.URL),
+		"-config", conf, "-state-dir", filepath.Join(dir, "state"), "-stats-interval", "100ms")
+	proc.waitLinesRead(20*time.Second, 50, "the lines")
+	proc.stopGracefully(30 * time.Second)
+	rd := newStreamReader(t, kc, stream)
+	rd.poll(t)
+	recs := rd.all()
+	if len(recs) != 50 {
+		t.Fatalf("%d records, want 50", len(recs))
+	}
+	for _, r := range recs {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(r), &m); err != nil || m["instanceId"] != "i-0feedface" || m["region"] != "eu-west-1" || m["n"] == nil {
+			t.Errorf("record %q: %v", r, err)
+		}
 	}
 }

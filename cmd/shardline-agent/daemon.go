@@ -16,6 +16,7 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
+	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	cwschemas "github.com/aws/aws-sdk-go-v2/service/cloudwatch/schemas"
 	"github.com/aws/aws-sdk-go-v2/service/firehose"
@@ -67,6 +68,9 @@ func start(ctx context.Context, o options, log *slog.Logger) (*daemon, error) {
 	if err != nil {
 		return nil, err
 	}
+	// ADDEC2METADATA reads the instance identity through IMDSv2, at the endpoint the AWS
+	// configuration names (AWS_EC2_METADATA_SERVICE_ENDPOINT, or the standard one).
+	cfg.InstanceIdentity = imds.NewFromConfig(awsCfg)
 	kinesisEndpoint, err := endpointURL(cfg.KinesisEndpoint)
 	if err != nil {
 		return nil, &configError{fmt.Errorf("kinesis.endpoint: %w", err)}
