@@ -375,7 +375,7 @@ func (a *Agent) Stats() Stats {
 		TruncatedRecords: s.truncated.Load(), ParseErrors: s.parseErrors.Load(), Truncations: s.truncations.Load(),
 		FilesTailed: s.filesTailed.Load(), FilesDiscovered: s.filesDiscovered.Load(),
 		CheckpointSaves: s.checkpointSaves.Load(), CheckpointErrors: s.checkpointErrors.Load(),
-		InFlightRecords: r, InFlightBytes: b,
+		InFlightRecords: r, InFlightBytes: b, IdlePolls: s.idlePolls.Load(),
 	}
 }
 

@@ -70,3 +70,28 @@ func TestReusedInodeIsNotTakenForARename(t *testing.T) {
 		t.Errorf("%d records sent, want 11", n)
 	}
 }
+
+// TestIdleFileIsPolledLessOften: an open file that does not grow is checked less and less
+// often (file system events wake its reader when it is written), so idle files cost little;
+// a write is still read.
+func TestIdleFileIsPolledLessOften(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "idle.log")
+	appendFile(t, p, "first\n")
+	cfg := testConfig(t, p)
+	cfg.Flows[0].MinTimeBetweenFilePolls = 10 * time.Millisecond
+	cfg.Flows[0].CloseInactive = time.Minute
+	sink := keepingSink()
+	a, _ := running(t, cfg, sink)
+	eventually(t, 5*time.Second, "the first line", hasAll(sink, "first\n"))
+	before := a.Stats().IdlePolls
+	time.Sleep(2 * time.Second)
+	polls := a.Stats().IdlePolls - before
+	// At a fixed 10 ms this would be about 200; backing off to a second it is about 10.
+	if polls > 40 {
+		t.Errorf("%d checks of an idle file in 2 s", polls)
+	}
+	appendFile(t, p, "second\n")
+	eventually(t, 5*time.Second, "the line written later", hasAll(sink, "second\n"))
+	t.Logf("%d checks in 2 s", polls)
+}

@@ -21,6 +21,10 @@ const (
 	// fpRecheck is how often an idle file's start is compared with its fingerprint, to notice a
 	// copytruncate that left the size unchanged.
 	fpRecheck = time.Second
+	// maxIdlePoll is the longest wait between two checks of an open file that does not grow,
+	// when file system events report its writes: it bounds how late a missed event, a
+	// truncation that kept the size, or an inactivity deadline is noticed.
+	maxIdlePoll = time.Second
 )
 
 // tailer reads one open file from its state's resume point: it cuts lines, hands them to the
@@ -125,6 +129,15 @@ func (t *tailer) run() {
 	}
 	timer := time.NewTimer(t.flow.MinTimeBetweenFilePolls)
 	defer timer.Stop()
+	// An idle file is checked less and less often, up to maxIdlePoll, where file system
+	// events wake its reader on a write (Filebeat's and Vector's readers back off the same
+	// way); without them, polling is the only way to see growth and stays at
+	// minTimeBetweenFilePollsMillis.
+	poll := t.flow.MinTimeBetweenFilePolls
+	maxPoll := poll
+	if t.fr.watcher != nil {
+		maxPoll = max(poll, maxIdlePoll)
+	}
 	for {
 		if t.ctx.Err() != nil {
 			return
@@ -137,18 +150,22 @@ func (t *tailer) run() {
 			return
 		}
 		if n > 0 {
+			poll = t.flow.MinTimeBetweenFilePolls
 			continue
 		}
 		t.flushStats()
+		t.a.stats.idlePolls.Add(1)
 		if stop := t.atEOF(); stop {
 			return
 		}
-		timer.Reset(t.flow.MinTimeBetweenFilePolls)
+		timer.Reset(poll)
 		select {
 		case <-t.ctx.Done():
 			return
 		case <-t.st.wake:
+			poll = t.flow.MinTimeBetweenFilePolls
 		case <-timer.C:
+			poll = min(2*poll, maxPoll)
 		}
 	}
 }
