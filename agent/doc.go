@@ -50,10 +50,13 @@
 // Records are first sent in file order; a re-sent record arrives after the records sent after
 // it, as with the Kinesis Producer Library's own retries.
 //
-// The checkpointer saves every file's acknowledged position at an interval and when the agent
-// stops: to a temporary file that is synced and renamed over the checkpoint file, with the
-// directory synced after, so a crash leaves either the old file or the new one. The default
-// place, DefaultStateDirectory, survives reboots.
+// The checkpointer saves every tracked file's acknowledged position at an interval and when
+// the agent stops; the positions of files no longer tracked (kept for checkpointTimeToLiveDays
+// in case they come back) go to an archive file beside it, written only when that set changes,
+// so a save costs what the tracked files cost, whatever the history. Each is written to a
+// temporary file that is synced and renamed over the old one, with the directory synced
+// after, so a crash leaves either the old file or the new one. The default place,
+// DefaultStateDirectory, survives reboots.
 //
 // # Guarantees
 //

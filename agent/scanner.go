@@ -288,6 +288,7 @@ func (fr *flowRunner) forget(st *fileState) {
 		delete(fr.fs.byPath, st.path)
 	}
 	fr.fs.loaded = append(fr.fs.loaded, st.entryLocked())
+	fr.a.archiveChanges.Add(1)
 }
 
 // candidate is a matched path and what stat said of it.
@@ -507,6 +508,7 @@ func (fr *flowRunner) startOffset(st *fileState, f *os.File, fi os.FileInfo, fp 
 	defer func() {
 		if consumed >= 0 && start >= 0 {
 			fr.fs.loaded = append(fr.fs.loaded[:consumed], fr.fs.loaded[consumed+1:]...)
+			fr.a.archiveChanges.Add(1)
 		}
 	}()
 	for i := range fr.fs.loaded {
