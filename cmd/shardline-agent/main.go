@@ -18,8 +18,8 @@
 //
 // Signals: SIGTERM and SIGINT stop reading, send what is in flight and save the checkpoints
 // within shutdownTimeoutMillis; a second one exits at once. SIGHUP reloads the configuration
-// without losing any file's position; kinesis.* and cloudwatch.* settings change only with a
-// restart.
+// without losing any file's position; kinesis.*, firehose.*, cloudwatch.* and credential
+// settings change only with a restart.
 //
 // Logs go to standard error, one line each, with a progress line every -stats-interval.
 //
@@ -193,6 +193,11 @@ func restartOnly(old, cur *agent.Config) []string {
 	check("cloudwatch.emitMetrics", old.CloudWatchEmitMetrics != cur.CloudWatchEmitMetrics)
 	check("cloudwatch.endpoint", old.CloudWatchEndpoint != cur.CloudWatchEndpoint)
 	check("cloudwatch.namespace", old.CloudWatchNamespace != cur.CloudWatchNamespace)
+	check("firehose.endpoint", old.FirehoseEndpoint != cur.FirehoseEndpoint)
+	check("awsAccessKeyId", old.AWSAccessKeyID != cur.AWSAccessKeyID || old.AWSSecretAccessKey != cur.AWSSecretAccessKey)
+	check("assumeRoleARN", old.AssumeRoleARN != cur.AssumeRoleARN || old.AssumeRoleExternalID != cur.AssumeRoleExternalID ||
+		old.AssumeRoleDuration != cur.AssumeRoleDuration)
+	check("sts.endpoint", old.STSEndpoint != cur.STSEndpoint)
 	return out
 }
 

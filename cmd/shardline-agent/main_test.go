@@ -134,8 +134,8 @@ func TestStateDirOverride(t *testing.T) {
 	}
 
 	old, cur := *cfg, *cfg
-	cur.KinesisEndpoint, cur.CloudWatchNamespace = "http://x", "N"
-	if got := restartOnly(&old, &cur); strings.Join(got, ",") != "kinesis.endpoint,cloudwatch.namespace" {
+	cur.KinesisEndpoint, cur.CloudWatchNamespace, cur.AssumeRoleARN = "http://x", "N", "arn:aws:iam::1:role/r"
+	if got := restartOnly(&old, &cur); strings.Join(got, ",") != "kinesis.endpoint,cloudwatch.namespace,assumeRoleARN" {
 		t.Errorf("restartOnly = %v", got)
 	}
 }
