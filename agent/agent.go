@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"reflect"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,6 +28,7 @@ type Agent struct {
 	stats  counters
 	retry  retrier
 
+	ec2         *instanceMetadata
 	outstanding atomic.Int64 // records the sink accepted and has not acknowledged
 	pressure    coalescer    // flushes of the sink asked for by readers waiting for the budget
 	lastFailLog atomic.Int64 // unix nanoseconds of the last delivery failure logged
@@ -38,6 +41,12 @@ type Agent struct {
 	flowsCtx  context.Context
 	lastSaved []byte
 	saveMu    sync.Mutex
+	// archiveChanges counts changes to the checkpoints of untracked files (flowStates.loaded);
+	// savedArchive is the count the archive file was last written at, -1 before the first
+	// write. lastSweep is when expired checkpoints were last dropped.
+	archiveChanges atomic.Int64
+	savedArchive   int64
+	lastSweep      time.Time
 }
 
 // New prepares an agent: it applies defaults to a copy of cfg, validates it, logs its
@@ -55,6 +64,7 @@ func New(cfg *Config, sink Sink) (*Agent, error) {
 	if a.log == nil {
 		a.log = slog.Default()
 	}
+	a.ec2 = &instanceMetadata{src: c.InstanceIdentity, log: a.log, now: time.Now}
 	a.open = c.OpenFile
 	if a.open == nil {
 		a.open = os.Open
@@ -84,22 +94,73 @@ func New(cfg *Config, sink Sink) (*Agent, error) {
 			}
 		},
 	}
+	if err := checkStateDirectory(filepath.Dir(c.CheckpointFile)); err != nil {
+		return nil, err
+	}
 	cd, err := loadCheckpoints(c.CheckpointFile)
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
-	cutoff := time.Now().Add(-c.CheckpointTTL)
-	for _, k := range cd.Flows {
-		a.flowStates(k).known = true
+	arch, err := loadCheckpoints(archivePath(c.CheckpointFile))
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
 	}
-	for _, e := range cd.Files {
-		if e.LastSeen.Before(cutoff) {
-			continue
+	a.savedArchive = -1
+	cutoff := time.Now().Add(-c.CheckpointTTL)
+	type fileKey struct {
+		flow string
+		id   FileID
+	}
+	have := map[fileKey]bool{}
+	// The main file's entries come first: an entry in both files (moved between them by a
+	// save that a crash interrupted) is newest there.
+	for _, d := range []*checkpointData{cd, arch} {
+		for _, k := range d.Flows {
+			a.flowStates(k).known = true
 		}
-		fs := a.flowStates(e.Flow)
-		fs.loaded = append(fs.loaded, e)
+		for _, e := range d.Files {
+			k := fileKey{e.Flow, FileID{Dev: e.Dev, Ino: e.Ino}}
+			if e.LastSeen.Before(cutoff) || have[k] {
+				continue
+			}
+			have[k] = true
+			fs := a.flowStates(e.Flow)
+			fs.loaded = append(fs.loaded, e)
+		}
 	}
 	return a, nil
+}
+
+// ErrStateDirectory is returned (wrapped) by New when the checkpoint file's directory cannot
+// be created or written: an agent that ran anyway would ship data for as long as it runs and
+// never save a position, so every restart would send everything again.
+var ErrStateDirectory = errors.New("agent: state directory not usable")
+
+// checkStateDirectory creates the directory if it is missing and proves that a file can be
+// created in it, as each checkpoint save does.
+func checkStateDirectory(dir string) error {
+	fail := func(err error) error {
+		return fmt.Errorf("%w: %s: %v; checkpoints could not be saved there, so set stateDirectory (or -state-dir, or checkpointFile) to a writable directory", ErrStateDirectory, dir, err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fail(err)
+	}
+	f, err := os.CreateTemp(dir, ".write-check-*")
+	if err != nil {
+		return fail(err)
+	}
+	name := f.Name()
+	_, err = f.Write([]byte("ok\n"))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if rerr := os.Remove(name); err == nil {
+		err = rerr
+	}
+	if err != nil {
+		return fail(err)
+	}
+	return nil
 }
 
 func prepareConfig(cfg *Config) (*Config, error) {
@@ -337,7 +398,7 @@ func (a *Agent) Stats() Stats {
 		TruncatedRecords: s.truncated.Load(), ParseErrors: s.parseErrors.Load(), Truncations: s.truncations.Load(),
 		FilesTailed: s.filesTailed.Load(), FilesDiscovered: s.filesDiscovered.Load(),
 		CheckpointSaves: s.checkpointSaves.Load(), CheckpointErrors: s.checkpointErrors.Load(),
-		InFlightRecords: r, InFlightBytes: b,
+		InFlightRecords: r, InFlightBytes: b, IdlePolls: s.idlePolls.Load(),
 	}
 }
 
@@ -359,7 +420,24 @@ func (a *Agent) checkpointLoop(ctx context.Context) {
 	}
 }
 
-// saveCheckpoint writes every file's acknowledged position, when anything changed.
+// archivePath is the file beside the checkpoint file that holds the checkpoints of files not
+// tracked now (gone, rotated away, or not found again yet): checkpoints.json becomes
+// checkpoints-archive.json.
+func archivePath(checkpointFile string) string {
+	ext := filepath.Ext(checkpointFile)
+	return strings.TrimSuffix(checkpointFile, ext) + "-archive" + ext
+}
+
+// sweepInterval is how often checkpoints older than the time to live are dropped; each sweep
+// that drops one rewrites the archive.
+const sweepInterval = time.Minute
+
+// saveCheckpoint writes the acknowledged positions of the files tracked now, when any changed,
+// to the checkpoint file. The checkpoints of the files not tracked, which are most of them
+// after days of rotations, change only when a file is forgotten, found again or expires, and
+// go to the archive file only then, first, so that a crash between the two writes leaves an
+// entry in both files rather than in neither. What a save costs thus depends on the files
+// tracked, not on the history of files seen within the checkpoint time to live.
 func (a *Agent) saveCheckpoint() error {
 	a.saveMu.Lock()
 	defer a.saveMu.Unlock()
@@ -376,35 +454,65 @@ func (a *Agent) saveCheckpoint() error {
 	}
 	a.mu.Unlock()
 
+	now := time.Now()
+	if now.Sub(a.lastSweep) >= sweepInterval {
+		a.lastSweep = now
+		cutoff := now.Add(-ttl)
+		for _, fs := range regs {
+			fs.mu.Lock()
+			kept := fs.loaded[:0]
+			for _, e := range fs.loaded {
+				if !e.LastSeen.Before(cutoff) {
+					kept = append(kept, e)
+				}
+			}
+			if len(kept) < len(fs.loaded) {
+				clear(fs.loaded[len(kept):])
+				a.archiveChanges.Add(1)
+			}
+			fs.loaded = kept
+			fs.mu.Unlock()
+		}
+	}
+	var flows []string
+	if gen := a.archiveChanges.Load(); gen != a.savedArchive {
+		arch := &checkpointData{Version: checkpointVersion}
+		for _, fs := range regs {
+			fs.mu.Lock()
+			arch.Files = append(arch.Files, fs.loaded...)
+			if fs.known && len(fs.loaded) > 0 {
+				arch.Flows = append(arch.Flows, fs.key)
+			}
+			fs.mu.Unlock()
+		}
+		sort.Strings(arch.Flows)
+		arch.Saved = now.UTC().Truncate(time.Millisecond)
+		if err := saveCheckpoints(archivePath(path), arch); err != nil {
+			a.stats.checkpointErrors.Add(1)
+			return err
+		}
+		a.savedArchive = gen
+	}
 	cd := &checkpointData{Version: checkpointVersion}
-	cutoff := time.Now().Add(-ttl)
 	for _, fs := range regs {
 		fs.mu.Lock()
-		n := len(cd.Files)
 		for _, st := range fs.byID {
 			st.mu.Lock()
 			cd.Files = append(cd.Files, st.entryLocked())
 			st.mu.Unlock()
 		}
-		kept := fs.loaded[:0]
-		for _, e := range fs.loaded {
-			if !e.LastSeen.Before(cutoff) {
-				kept = append(kept, e)
-				cd.Files = append(cd.Files, e)
-			}
-		}
-		fs.loaded = kept
-		if configured[fs.key] || (fs.known && len(cd.Files) > n) {
-			cd.Flows = append(cd.Flows, fs.key)
+		if configured[fs.key] || (fs.known && len(fs.byID)+len(fs.loaded) > 0) {
+			flows = append(flows, fs.key)
 		}
 		fs.mu.Unlock()
 	}
-	sort.Strings(cd.Flows)
+	sort.Strings(flows)
+	cd.Flows = flows
 	cmp, _ := json.Marshal(cd)
 	if string(cmp) == string(a.lastSaved) {
 		return nil
 	}
-	cd.Saved = time.Now().UTC().Truncate(time.Millisecond)
+	cd.Saved = now.UTC().Truncate(time.Millisecond)
 	if err := saveCheckpoints(path, cd); err != nil {
 		a.stats.checkpointErrors.Add(1)
 		return err

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/shardline/shardline/metrics"
@@ -33,6 +35,7 @@ const (
 	DefaultCheckpointInterval      = time.Second
 	DefaultCheckpointTTL           = 7 * 24 * time.Hour
 	DefaultShutdownTimeout         = 10 * time.Second
+	DefaultAssumeRoleDuration      = time.Hour
 	DefaultMaxInFlightBytes        = 16 << 20
 	DefaultMaxInFlightRecords      = 10000
 	DefaultMaxRecordSizeBytes      = 1 << 20
@@ -42,7 +45,8 @@ const (
 	DefaultMaxBufferSizeRecords    = 500
 	DefaultMinTimeBetweenFilePolls = 100 * time.Millisecond
 	DefaultRescanInterval          = 10 * time.Second
-	DefaultPartialLineTimeout      = 5 * time.Second
+	DefaultPartialLineTimeout      = time.Minute
+	DefaultMultiLineTimeout        = 5 * time.Second
 	DefaultCloseInactive           = 5 * time.Minute
 	DefaultRetryInitialBackoff     = 100 * time.Millisecond
 	DefaultRetryMaxBackoff         = 10 * time.Second
@@ -96,6 +100,24 @@ type Config struct {
 	// program that builds the sink; the agent itself does not use them.
 	KinesisEndpoint string
 	KinesisRegion   string
+	// FirehoseEndpoint is "firehose.endpoint", for the program that builds the Firehose sink.
+	FirehoseEndpoint string
+
+	// AWSAccessKeyID and AWSSecretAccessKey ("awsAccessKeyId", "awsSecretAccessKey") are
+	// static credentials for the program that builds the AWS clients; as in the Amazon
+	// Kinesis Agent's AgentAWSCredentialsProviderChain they come before the environment, the
+	// shared files and the instance role, and only when both are set. They are never logged.
+	AWSAccessKeyID     string
+	AWSSecretAccessKey string
+	// AssumeRoleARN ("assumeRoleARN"), when set, makes the clients use that role, assumed with
+	// STS on top of the credentials above, as the Kinesis Agent's AgentContext does: session
+	// name AWSKinesisAgent, AssumeRoleExternalID ("assumeRoleExternalId") when set, for
+	// AssumeRoleDuration ("assumeRoleDurationSeconds"; default one hour), through
+	// STSEndpoint ("sts.endpoint") when set.
+	AssumeRoleARN        string
+	AssumeRoleExternalID string
+	AssumeRoleDuration   time.Duration
+	STSEndpoint          string
 	// CloudWatchEmitMetrics ("cloudwatch.emitMetrics", default true), CloudWatchEndpoint and
 	// CloudWatchNamespace are for the program that publishes metrics.
 	CloudWatchEmitMetrics bool
@@ -111,6 +133,10 @@ type Config struct {
 
 	// Logger receives the agent's logs; nil means slog.Default().
 	Logger *slog.Logger
+	// InstanceIdentity gives ADDEC2METADATA the EC2 instance identity; the daemon passes an
+	// IMDS client (imds.NewFromConfig). Nil means no identity: the step passes records
+	// unchanged, with a warning.
+	InstanceIdentity InstanceIdentitySource
 	// Metrics, when not nil, receives the agent's metrics (LinesRead, RecordsSent, ...).
 	Metrics *metrics.Registry
 	// OpenFile opens a file for reading; nil means os.Open. Tests replace it to simulate
@@ -122,11 +148,27 @@ type Config struct {
 // their lines into records.
 type Flow struct {
 	// FilePattern selects the files ("filePattern"): an absolute path whose elements may use
-	// *, ? and [...] as filepath.Match does ([!...] negates too), and ** for any number of
-	// directories.
+	// the Amazon Kinesis Agent's (Java's) glob syntax, *, ?, [...] ([!...] negates), {a,b}
+	// for either subpattern and \ to escape, and ** as a whole element for any number of
+	// directories. A flow whose pattern matches no file for a minute is warned about.
 	FilePattern string
+	// ExcludePatterns leaves out files that FilePattern matches ("excludePatterns"): a
+	// pattern with no path separator is matched against the file's name, as in
+	// "*.old"; an absolute one against the whole path, with the same wildcards as
+	// FilePattern. Compressed files (names ending in .gz, .bz2, .zip, .xz or .zst, in any
+	// case) are always left out, as the Amazon Kinesis Agent leaves out .gz, .bz2 and .zip:
+	// a pattern such as "app.log*" also matches logrotate's compressed rotations, which
+	// are binary.
+	ExcludePatterns []string
 	// KinesisStream is the stream records go to ("kinesisStream").
 	KinesisStream string
+	// DeliveryStream is the Amazon Data Firehose delivery stream records go to instead
+	// ("deliveryStream"). A flow names one of the two; one that names both is a Firehose flow,
+	// as the Amazon Kinesis Agent's FileFlowFactory decides, and kinesisStream is ignored with a
+	// warning. A Firehose flow's records are at most 1,000 KiB (maxRecordSizeBytes' default
+	// and limit), and its buffers at most 500 records and 4 MiB, the limits of one
+	// PutRecordBatch call (the Kinesis Agent's FirehoseConstants).
+	DeliveryStream string
 	// PartitionKeyOption chooses partition keys ("partitionKeyOption"; default RANDOM).
 	PartitionKeyOption PartitionKeyOption
 	// PartitionKeyField names the parsed field whose value is the partition key
@@ -162,9 +204,19 @@ type Flow struct {
 	// events missed ("rescanIntervalMillis"; the Amazon Kinesis Agent's
 	// "maxTimeBetweenFileTrackerRefreshMillis" is accepted with the same meaning).
 	RescanInterval time.Duration
-	// PartialLineTimeout is how long a last line without a newline, or a multi-line record with
-	// no following start line, waits before it is sent as it is ("partialLineTimeoutMillis").
+	// PartialLineTimeout is how long a last line without a newline waits for its newline once
+	// the file has left the pattern (rotated away or deleted) before it is sent as it is, with
+	// a newline added ("partialLineTimeoutMillis"; default one minute). While the file still
+	// matches the pattern such a line waits for its newline however long that takes, as in
+	// the Amazon Kinesis Agent, whose parser only ever hands out complete records; it is sent
+	// as it is only when the file is closed as inactive (CloseInactive, or PartialLineTimeout
+	// if that is longer, without growth), since a writer that stopped mid-line for that long
+	// has most likely stopped for good. A line completed later would otherwise arrive in two
+	// records.
 	PartialLineTimeout time.Duration
+	// MultiLineTimeout is how long a multi-line record whose lines are complete waits for the
+	// next start line before it is sent ("multiLineTimeoutMillis"; default 5 s).
+	MultiLineTimeout time.Duration
 	// IgnoreFilesOlderThan skips files without a checkpoint that were last modified longer ago
 	// than this ("ignoreFilesOlderThanMillis"; zero means no limit).
 	IgnoreFilesOlderThan time.Duration
@@ -181,7 +233,7 @@ type Flow struct {
 
 // ProcessingOption is one step of a flow's "dataProcessingOptions".
 type ProcessingOption struct {
-	// OptionName is SINGLELINE, CSVTOJSON, LOGTOJSON or ADDMETADATA ("optionName").
+	// OptionName is SINGLELINE, CSVTOJSON, LOGTOJSON, ADDMETADATA or ADDEC2METADATA ("optionName").
 	OptionName string
 	// CustomFieldNames names the fields of CSVTOJSON, or overrides LOGTOJSON's
 	// ("customFieldNames").
@@ -198,24 +250,102 @@ type ProcessingOption struct {
 	MatchPattern string
 	// JSONFormat is COMPACT (default) or PRETTYPRINT ("jsonFormat").
 	JSONFormat string
-	// MetadataFields is ADDMETADATA's JSON object ("metadataFields").
+	// MetadataFields is ADDMETADATA's value ("metadata", as in the Amazon Kinesis Agent; the
+	// older "metadataFields" is read too): any JSON value, usually an object, written as the
+	// record's "metadata" field, with object keys sorted.
 	MetadataFields json.RawMessage
+	// MetadataTTL is how long ADDEC2METADATA uses the instance identity before reading it
+	// again ("metadataTTL", in seconds as in the Amazon Kinesis Agent; default one hour).
+	MetadataTTL time.Duration
+	// Timestamp makes ADDMETADATA add a "ts" field first, the time of processing in UTC as
+	// 2006-01-02T15:04:05.000Z, as the Amazon Kinesis Agent's AddMetadataConverter does
+	// ("timestamp": "true"; a JSON boolean works too; default false).
+	Timestamp bool
 }
 
-// Key identifies a flow across reloads and in checkpoints: its stream and its pattern.
-func (f *Flow) Key() string { return f.KinesisStream + "|" + f.FilePattern }
+// Key identifies a flow across reloads and in checkpoints: its stream (or "firehose/" and its
+// delivery stream) and its pattern.
+func (f *Flow) Key() string {
+	if f.DeliveryStream != "" {
+		return "firehose/" + f.DeliveryStream + "|" + f.FilePattern
+	}
+	return f.KinesisStream + "|" + f.FilePattern
+}
 
-// LoadConfig reads and validates an agent.json file.
+// MaxFirehoseRecordSize, MaxFirehoseBatchRecords and MaxFirehoseBatchBytes are the limits of
+// one record and of one PutRecordBatch call (the Amazon Kinesis Agent's FirehoseConstants).
+const (
+	MaxFirehoseRecordSize   = 1000 << 10
+	MaxFirehoseBatchRecords = 500
+	MaxFirehoseBatchBytes   = 4 << 20
+)
+
+// DropInDirName is the directory beside the configuration file whose files add flows: for
+// /etc/aws-kinesis/agent.json it is /etc/aws-kinesis/agent.d, the Amazon Kinesis Agent's
+// fixed drop-in directory (Agent.readConfigurationDirectory).
+const DropInDirName = "agent.d"
+
+// LoadConfig reads and validates an agent.json file and the drop-in files of the agent.d
+// directory beside it. As in the Amazon Kinesis Agent, every regular file there is read (in
+// name order here, so the result does not depend on the directory's order; names starting
+// with a dot, which editors and configuration tools use for files being written, are left
+// out), only its "flows" are used, appended after the main file's, and a file that is not a
+// JSON object is skipped with a warning rather than refused. The main file may then list no
+// flows. A flow of a drop-in file that is wrong is an error, reported as
+// "agent.d/NAME: flows[i].key: ...".
 func LoadConfig(path string) (*Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("agent: reading configuration: %w", err)
 	}
-	cfg, err := ParseConfig(b)
+	drops, warns, err := readDropIns(filepath.Join(filepath.Dir(path), DropInDirName))
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	cfg, err := parseConfig(b, drops, warns)
 	if err != nil {
 		return nil, fmt.Errorf("agent: %s: %w", path, err)
 	}
 	return cfg, nil
+}
+
+// dropIn is one file of the drop-in directory.
+type dropIn struct {
+	name string // as errors show it: agent.d/NAME
+	data []byte
+}
+
+func readDropIns(dir string) ([]dropIn, []string, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) && errors.Is(err, syscall.ENOTDIR) {
+			return nil, nil, nil // a file of that name is not a drop-in directory
+		}
+		return nil, nil, fmt.Errorf("reading drop-in directory: %w", err)
+	}
+	var out []dropIn
+	var warns []string
+	for _, e := range entries { // ReadDir sorts by name
+		name := DropInDirName + "/" + e.Name()
+		if strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		fi, err := os.Stat(filepath.Join(dir, e.Name()))
+		if err != nil || !fi.Mode().IsRegular() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			warns = append(warns, name+": cannot be read, skipped: "+err.Error())
+			continue
+		}
+		out = append(out, dropIn{name: name, data: b})
+	}
+	return out, warns, nil
 }
 
 // ParseConfig parses and validates the contents of an agent.json file. Settings are checked
@@ -225,7 +355,9 @@ func LoadConfig(path string) (*Config, error) {
 //
 // Settings of the Amazon Kinesis Agent that Shardline does not use are listed in
 // Config.Warnings; unknown settings are listed there too, since they are most likely typos.
-func ParseConfig(data []byte) (*Config, error) {
+func ParseConfig(data []byte) (*Config, error) { return parseConfig(data, nil, nil) }
+
+func parseConfig(data []byte, drops []dropIn, warns []string) (*Config, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	var root any
@@ -235,12 +367,20 @@ func ParseConfig(data []byte) (*Config, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, errors.New("configuration: unexpected data after the top-level object")
 	}
-	p := &parser{}
+	p := &parser{warnings: warns}
 	top, ok := root.(map[string]any)
 	if !ok {
 		return nil, errors.New("configuration: must be a JSON object")
 	}
-	cfg := p.parseTop(&object{path: "", m: top})
+	var extra [][]any
+	for _, d := range drops {
+		flows, ok := p.dropInFlows(d)
+		if ok {
+			extra = append(extra, flows)
+			p.dropIns = append(p.dropIns, d.name)
+		}
+	}
+	cfg := p.parseTop(&object{path: "", m: top}, extra)
 	cfg.applyDefaults()
 	// Settings that could not be read were reported already; the checks of the rest are
 	// added, so one run shows every problem.
@@ -250,8 +390,11 @@ func ParseConfig(data []byte) (*Config, error) {
 	}
 	if err := cfg.Validate(); err != nil {
 		for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
-			if ce, ok := e.(*ConfigError); ok && !reported[ce.Path] {
-				p.problems = append(p.problems, e)
+			if ce, ok := e.(*ConfigError); ok {
+				ce.Path = p.relabel(ce.Path)
+				if !reported[ce.Path] {
+					p.problems = append(p.problems, e)
+				}
 			}
 		}
 	}
@@ -259,6 +402,57 @@ func ParseConfig(data []byte) (*Config, error) {
 		return nil, err
 	}
 	return cfg, nil
+}
+
+// dropInFlows reads a drop-in file's flows; ok is false for a file that is skipped.
+func (p *parser) dropInFlows(d dropIn) (flows []any, ok bool) {
+	dec := json.NewDecoder(bytes.NewReader(d.data))
+	dec.UseNumber()
+	var root any
+	if err := dec.Decode(&root); err != nil {
+		p.warnings = append(p.warnings, d.name+": skipped: "+jsonSyntaxError(d.data, err).Error())
+		return nil, false
+	}
+	m, isObj := root.(map[string]any)
+	if !isObj {
+		p.warnings = append(p.warnings, d.name+": skipped: not a JSON object")
+		return nil, false
+	}
+	var keys []string
+	for k := range m {
+		if k != "flows" {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		p.warnings = append(p.warnings, d.name+": "+k+": ignored: drop-in files add flows only")
+	}
+	v, has := m["flows"]
+	if !has || v == nil {
+		return nil, true
+	}
+	arr, isArr := v.([]any)
+	if !isArr {
+		p.errorf(d.name+": flows", "must be an array, got %s", describe(v))
+		return nil, false
+	}
+	return arr, true
+}
+
+// relabel turns Validate's "flows[i]..." path for the merged flows into the place the flow
+// was written: the main file's flows[j] or a drop-in file's.
+func (p *parser) relabel(path string) string {
+	var i int
+	var rest string
+	if n, err := fmt.Sscanf(path, "flows[%d]", &i); n != 1 || err != nil {
+		return path
+	}
+	rest = path[len(fmt.Sprintf("flows[%d]", i)):]
+	if i < 0 || i >= len(p.origins) {
+		return path
+	}
+	return p.origins[i] + rest
 }
 
 // jsonSyntaxError turns a decoding error into one that says where, by line and column.
@@ -284,16 +478,9 @@ func jsonSyntaxError(data []byte, err error) error {
 // notApplicable lists the Amazon Kinesis Agent settings that Shardline reads past, with the
 // reason given in the warning.
 var notApplicable = map[string]string{
-	"awsAccessKeyId":                           "credentials come from the standard AWS configuration (environment, shared files, instance role)",
-	"awsSecretAccessKey":                       "credentials come from the standard AWS configuration (environment, shared files, instance role)",
 	"awsSessionToken":                          "credentials come from the standard AWS configuration (environment, shared files, instance role)",
-	"assumeRoleARN":                            "credentials come from the standard AWS configuration; use a profile with role_arn",
-	"assumeRoleExternalId":                     "credentials come from the standard AWS configuration; use a profile with external_id",
-	"assumeRoleDurationSeconds":                "credentials come from the standard AWS configuration",
 	"userDefinedCredentialsProvider.classname": "Java credential providers do not apply",
 	"userDefinedCredentialsProvider.location":  "Java credential providers do not apply",
-	"sts.endpoint":                             "credentials come from the standard AWS configuration",
-	"firehose.endpoint":                        "Firehose delivery streams are not supported",
 	"cloudwatch.tagInstance":                   "not supported",
 	"cloudwatch.metricsBufferTimeMillis":       "the metrics publisher has its own interval",
 	"cloudwatch.metricsQueueSize":              "the metrics publisher has its own bounds",
@@ -313,7 +500,6 @@ var notApplicable = map[string]string{
 }
 
 var flowNotApplicable = map[string]string{
-	"deliveryStream":                "Firehose delivery streams are not supported",
 	"aggregatedRecordSizeBytes":     "Firehose record aggregation is not supported",
 	"waitOnFullPublishQueueMillis":  "the agent's queue is bounded by maxInFlightBytes and maxInFlightRecords",
 	"waitOnEmptyPublishQueueMillis": "the agent's queue is bounded by maxInFlightBytes and maxInFlightRecords",
@@ -327,6 +513,8 @@ var flowNotApplicable = map[string]string{
 type parser struct {
 	problems []error
 	warnings []string
+	dropIns  []string // names of the drop-in files whose flows were read, in order
+	origins  []string // for each flow kept, where it was written: "flows[j]" or "agent.d/x: flows[j]"
 }
 
 // ConfigError is one problem of a configuration, at a JSON path.
@@ -512,7 +700,7 @@ func (p *parser) leftovers(o *object, na map[string]string) {
 	}
 }
 
-func (p *parser) parseTop(o *object) *Config {
+func (p *parser) parseTop(o *object, dropInFlows [][]any) *Config {
 	cfg := &Config{}
 	cfg.StateDirectory = p.str(o, "stateDirectory")
 	cfg.CheckpointFile = p.str(o, "checkpointFile")
@@ -548,21 +736,34 @@ func (p *parser) parseTop(o *object) *Config {
 	}
 	cfg.KinesisEndpoint = p.str(o, "kinesis.endpoint")
 	cfg.KinesisRegion = p.str(o, "kinesis.region")
+	cfg.FirehoseEndpoint = p.str(o, "firehose.endpoint")
+	cfg.AWSAccessKeyID = p.str(o, "awsAccessKeyId")
+	cfg.AWSSecretAccessKey = p.str(o, "awsSecretAccessKey")
+	if (cfg.AWSAccessKeyID == "") != (cfg.AWSSecretAccessKey == "") {
+		p.errorf("awsSecretAccessKey", "awsAccessKeyId and awsSecretAccessKey must be set together")
+	}
+	cfg.AssumeRoleARN = p.str(o, "assumeRoleARN")
+	cfg.AssumeRoleExternalID = p.str(o, "assumeRoleExternalId")
+	if n, ok := p.integer(o, "assumeRoleDurationSeconds"); ok {
+		if n < 900 || n > 43200 {
+			p.errorf("assumeRoleDurationSeconds", "must be between 900 and 43200 (STS's limits), got %d", n)
+		}
+		cfg.AssumeRoleDuration = time.Duration(n) * time.Second
+	}
+	cfg.STSEndpoint = p.str(o, "sts.endpoint")
+	if cfg.AssumeRoleARN != "" && !strings.HasPrefix(cfg.AssumeRoleARN, "arn:") {
+		p.errorf("assumeRoleARN", "must be a role ARN (arn:aws:iam::ACCOUNT:role/NAME), got %s", describe(cfg.AssumeRoleARN))
+	}
+	if cfg.AssumeRoleARN == "" && cfg.AssumeRoleExternalID != "" {
+		p.errorf("assumeRoleExternalId", "needs assumeRoleARN")
+	}
 	cfg.CloudWatchEmitMetrics = p.boolean(o, "cloudwatch.emitMetrics", true)
 	cfg.CloudWatchEndpoint = p.str(o, "cloudwatch.endpoint")
 	cfg.CloudWatchNamespace = p.str(o, "cloudwatch.namespace")
 
-	v, ok := o.get("flows")
-	if !ok {
-		p.errorf("flows", "must list at least one flow")
-	} else if arr, isArr := v.([]any); !isArr {
-		p.errorf("flows", "must be an array, got %s", describe(v))
-	} else {
-		if len(arr) == 0 {
-			p.errorf("flows", "must list at least one flow")
-		}
+	flowsOf := func(prefix string, arr []any) int {
 		for i, e := range arr {
-			path := fmt.Sprintf("flows[%d]", i)
+			path := fmt.Sprintf("%sflows[%d]", prefix, i)
 			m, isObj := e.(map[string]any)
 			if !isObj {
 				p.errorf(path, "must be an object, got %s", describe(e))
@@ -571,11 +772,29 @@ func (p *parser) parseTop(o *object) *Config {
 			fo := &object{path: path, m: m}
 			if f, keep := p.parseFlow(fo); keep {
 				cfg.Flows = append(cfg.Flows, f)
+				p.origins = append(p.origins, path)
 			}
 		}
-		if len(arr) > 0 && len(cfg.Flows) == 0 && len(p.problems) == 0 {
-			p.errorf("flows", "no flow has a kinesisStream")
+		return len(arr)
+	}
+	listed := 0
+	v, ok := o.get("flows")
+	if ok {
+		if arr, isArr := v.([]any); !isArr {
+			p.errorf("flows", "must be an array, got %s", describe(v))
+			listed = -1
+		} else {
+			listed += flowsOf("", arr)
 		}
+	}
+	for i, arr := range dropInFlows {
+		if listed >= 0 {
+			listed += flowsOf(p.dropIns[i]+": ", arr)
+		}
+	}
+	switch {
+	case listed == 0:
+		p.errorf("flows", "must list at least one flow (here or in the %s directory beside this file)", DropInDirName)
 	}
 	p.leftovers(o, notApplicable)
 	cfg.Warnings = p.warnings
@@ -585,14 +804,14 @@ func (p *parser) parseTop(o *object) *Config {
 // parseFlow reads one flow; keep is false for a flow that cannot run here (a Firehose one).
 func (p *parser) parseFlow(o *object) (f Flow, keep bool) {
 	f.FilePattern = p.str(o, "filePattern")
+	if ex, ok := p.strings(o, "excludePatterns"); ok {
+		f.ExcludePatterns = ex
+	}
 	f.KinesisStream = p.str(o, "kinesisStream")
-	if _, hasStream := o.m["kinesisStream"]; !hasStream {
-		if _, firehose := o.m["deliveryStream"]; firehose {
-			o.get("deliveryStream")
-			p.warnf(o.path, "skipped: it has deliveryStream but no kinesisStream, and Firehose delivery streams are not supported")
-			p.leftovers(o, flowNotApplicable)
-			return f, false
-		}
+	f.DeliveryStream = p.str(o, "deliveryStream")
+	if f.DeliveryStream != "" && f.KinesisStream != "" {
+		p.warnf(o.child("kinesisStream"), "ignored: the flow also names deliveryStream, which takes precedence as in the Amazon Kinesis Agent")
+		f.KinesisStream = ""
 	}
 	if pk := p.str(o, "partitionKeyOption"); pk != "" {
 		f.PartitionKeyOption = PartitionKeyOption(strings.ToUpper(pk))
@@ -649,6 +868,7 @@ func (p *parser) parseFlow(o *object) (f Flow, keep bool) {
 		durField("maxTimeBetweenFileTrackerRefreshMillis", &f.RescanInterval, true)
 	}
 	durField("partialLineTimeoutMillis", &f.PartialLineTimeout, true)
+	durField("multiLineTimeoutMillis", &f.MultiLineTimeout, true)
 	durField("ignoreFilesOlderThanMillis", &f.IgnoreFilesOlderThan, false)
 	durField("closeInactiveMillis", &f.CloseInactive, true)
 	durField("retryInitialBackoffMillis", &f.RetryInitialBackoff, true)
@@ -679,7 +899,7 @@ func (p *parser) parseFlow(o *object) (f Flow, keep bool) {
 func (p *parser) parseOption(o *object) (opt ProcessingOption, keep bool) {
 	opt.OptionName = strings.ToUpper(p.str(o, "optionName"))
 	switch opt.OptionName {
-	case "ADDEC2METADATA", "ADDBRACKETS":
+	case "ADDBRACKETS":
 		// Keep reading the option's keys so only this warning is shown for it.
 		for k := range o.m {
 			o.get(k)
@@ -702,17 +922,32 @@ func (p *parser) parseOption(o *object) (opt ProcessingOption, keep bool) {
 	opt.LogFormat = strings.ToUpper(p.str(o, "logFormat"))
 	opt.MatchPattern = p.str(o, "matchPattern")
 	opt.JSONFormat = strings.ToUpper(p.str(o, "jsonFormat"))
-	if v, ok := o.get("metadataFields"); ok {
-		if _, isObj := v.(map[string]any); !isObj {
-			p.errorf(o.child("metadataFields"), "must be an object, got %s", describe(v))
-		} else {
-			raw, _ := json.Marshal(v)
-			opt.MetadataFields = raw
+	if opt.OptionName == "ADDEC2METADATA" {
+		if n, ok := p.integer(o, "metadataTTL"); ok {
+			if n < 1 || n > 7*24*3600 {
+				p.errorf(o.child("metadataTTL"), "must be between 1 and 604800 seconds, got %d", n)
+			}
+			opt.MetadataTTL = time.Duration(n) * time.Second
 		}
 	}
-	if _, ok := o.m["metadata"]; ok && opt.OptionName == "ADDMETADATA" && opt.MetadataFields == nil {
-		p.errorf(o.child("metadata"), "the Amazon Kinesis Agent reads metadataFields, not metadata; rename it")
-		o.get("metadata")
+	if opt.OptionName == "ADDMETADATA" {
+		_, hasMeta := o.m["metadata"]
+		_, hasFields := o.m["metadataFields"]
+		key := "metadata"
+		if hasMeta && hasFields {
+			p.errorf(o.child("metadataFields"), "set metadata (the Amazon Kinesis Agent's name) or metadataFields, not both")
+		} else if hasFields {
+			key = "metadataFields"
+		}
+		if v, ok := o.get(key); ok {
+			raw, err := json.Marshal(v)
+			if err != nil {
+				p.errorf(o.child(key), "%v", err)
+			}
+			opt.MetadataFields = raw
+		}
+		o.get("metadataFields")
+		opt.Timestamp = p.boolean(o, "timestamp", false)
 	}
 	p.leftovers(o, nil)
 	return opt, true
@@ -729,6 +964,7 @@ func (c *Config) applyDefaults() {
 	setDur(&c.CheckpointInterval, DefaultCheckpointInterval)
 	setDur(&c.CheckpointTTL, DefaultCheckpointTTL)
 	setDur(&c.ShutdownTimeout, DefaultShutdownTimeout)
+	setDur(&c.AssumeRoleDuration, DefaultAssumeRoleDuration)
 	if c.MaxInFlightBytes == 0 {
 		c.MaxInFlightBytes = DefaultMaxInFlightBytes
 	}
@@ -762,10 +998,16 @@ func (f *Flow) applyDefaults() {
 	}
 	if f.MaxRecordSizeBytes == 0 {
 		f.MaxRecordSizeBytes = DefaultMaxRecordSizeBytes
+		if f.DeliveryStream != "" {
+			f.MaxRecordSizeBytes = MaxFirehoseRecordSize
+		}
 	}
 	setDur(&f.MaxBufferAge, DefaultMaxBufferAge)
 	if f.MaxBufferSizeBytes == 0 {
 		f.MaxBufferSizeBytes = DefaultMaxBufferSizeBytes
+		if f.DeliveryStream != "" {
+			f.MaxBufferSizeBytes = MaxFirehoseBatchBytes
+		}
 	}
 	if f.MaxBufferSizeRecords == 0 {
 		f.MaxBufferSizeRecords = DefaultMaxBufferSizeRecords
@@ -773,6 +1015,7 @@ func (f *Flow) applyDefaults() {
 	setDur(&f.MinTimeBetweenFilePolls, DefaultMinTimeBetweenFilePolls)
 	setDur(&f.RescanInterval, DefaultRescanInterval)
 	setDur(&f.PartialLineTimeout, DefaultPartialLineTimeout)
+	setDur(&f.MultiLineTimeout, DefaultMultiLineTimeout)
 	setDur(&f.CloseInactive, DefaultCloseInactive)
 	setDur(&f.RetryInitialBackoff, DefaultRetryInitialBackoff)
 	setDur(&f.RetryMaxBackoff, DefaultRetryMaxBackoff)
@@ -781,14 +1024,21 @@ func (f *Flow) applyDefaults() {
 		if o.JSONFormat == "" {
 			o.JSONFormat = "COMPACT"
 		}
+		if o.OptionName == "ADDEC2METADATA" && o.MetadataTTL == 0 {
+			o.MetadataTTL = DefaultMetadataTTL
+		}
 		if o.OptionName == "CSVTOJSON" && o.Delimiter == "" {
 			o.Delimiter = ","
 		}
 	}
 }
 
-// streamName is what Kinesis accepts as a stream name.
-var streamName = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,128}$`)
+// streamName is what Kinesis accepts as a stream name, deliveryStreamName what Firehose
+// accepts as a delivery stream's.
+var (
+	streamName         = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,128}$`)
+	deliveryStreamName = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,64}$`)
+)
 
 // Validate checks a configuration whose defaults have been applied, returning every problem
 // found, each naming its JSON path.
@@ -812,7 +1062,7 @@ func (c *Config) Validate() error {
 		path := fmt.Sprintf("flows[%d]", i)
 		f.validate(p, path)
 		if j, dup := seen[f.Key()]; dup {
-			p.errorf(path, "same filePattern and kinesisStream as flows[%d]", j)
+			p.errorf(path, "same filePattern and destination as flows[%d]", j)
 		}
 		seen[f.Key()] = i
 	}
@@ -831,9 +1081,24 @@ func (f *Flow) validate(p *parser, path string) {
 			p.errorf(at("filePattern"), "%v", err)
 		}
 	}
+	for i, ex := range f.ExcludePatterns {
+		if _, err := compileExclude(ex); err != nil {
+			p.errorf(fmt.Sprintf("%s[%d]", at("excludePatterns"), i), "%v", err)
+		}
+	}
 	switch {
+	case f.DeliveryStream != "":
+		if !deliveryStreamName.MatchString(f.DeliveryStream) {
+			p.errorf(at("deliveryStream"), "%q is not a valid delivery stream name (1 to 64 of a-z, A-Z, 0-9, _ . -)", f.DeliveryStream)
+		}
+		if f.MaxRecordSizeBytes > MaxFirehoseRecordSize {
+			p.errorf(at("maxRecordSizeBytes"), "must be at most %d for a Firehose flow (Firehose's record limit), got %d", MaxFirehoseRecordSize, f.MaxRecordSizeBytes)
+		}
+		if f.MaxBufferSizeBytes > MaxFirehoseBatchBytes {
+			p.errorf(at("maxBufferSizeBytes"), "must be at most %d for a Firehose flow (one PutRecordBatch call), got %d", MaxFirehoseBatchBytes, f.MaxBufferSizeBytes)
+		}
 	case f.KinesisStream == "":
-		p.errorf(at("kinesisStream"), "must not be empty")
+		p.errorf(at("kinesisStream"), "must not be empty (or name a Firehose deliveryStream)")
 	case !streamName.MatchString(f.KinesisStream):
 		p.errorf(at("kinesisStream"), "%q is not a valid stream name (1 to 128 of a-z, A-Z, 0-9, _ . -)", f.KinesisStream)
 	}
@@ -903,7 +1168,7 @@ func validateOption(p *parser, path string, o *ProcessingOption) {
 	switch o.OptionName {
 	case "":
 		p.errorf(at("optionName"), "must not be empty")
-	case "SINGLELINE":
+	case "SINGLELINE", "ADDEC2METADATA":
 	case "CSVTOJSON":
 		if len(o.CustomFieldNames) == 0 {
 			p.errorf(at("customFieldNames"), "must list the field names for CSVTOJSON")
@@ -922,10 +1187,10 @@ func validateOption(p *parser, path string, o *ProcessingOption) {
 		}
 	case "ADDMETADATA":
 		if len(o.MetadataFields) > 0 && !json.Valid(o.MetadataFields) {
-			p.errorf(at("metadataFields"), "must be a JSON object")
+			p.errorf(at("metadata"), "must be valid JSON")
 		}
 	default:
-		p.errorf(at("optionName"), "must be SINGLELINE, CSVTOJSON, LOGTOJSON or ADDMETADATA, got %q", o.OptionName)
+		p.errorf(at("optionName"), "must be SINGLELINE, CSVTOJSON, LOGTOJSON, ADDMETADATA or ADDEC2METADATA, got %q", o.OptionName)
 	}
 	for i, n := range o.CustomFieldNames {
 		if n == "" {

@@ -16,6 +16,7 @@ const kinesisAgentJSON = `{
   "kinesis.region": "eu-west-1",
   "firehose.endpoint": "https://firehose.eu-west-1.amazonaws.com",
   "assumeRoleARN": "arn:aws:iam::123456789012:role/agent",
+  "cloudwatch.tagInstance": true,
   "checkpointFile": "/var/lib/shardline-agent/cp.json",
   "shutdownTimeoutMillis": "15000",
   "flows": [
@@ -58,8 +59,11 @@ func TestParseKinesisAgentConfig(t *testing.T) {
 	if cfg.CheckpointFile != "/var/lib/shardline-agent/cp.json" || cfg.ShutdownTimeout != 15*time.Second {
 		t.Errorf("checkpointFile %q, shutdown %v", cfg.CheckpointFile, cfg.ShutdownTimeout)
 	}
-	if len(cfg.Flows) != 2 {
-		t.Fatalf("want the 2 Kinesis flows, got %d", len(cfg.Flows))
+	if len(cfg.Flows) != 3 || cfg.Flows[2].DeliveryStream != "firehose-only" || cfg.Flows[2].MaxRecordSizeBytes != MaxFirehoseRecordSize {
+		t.Fatalf("want the 2 Kinesis flows and the Firehose one, got %+v", cfg.Flows)
+	}
+	if cfg.FirehoseEndpoint != "https://firehose.eu-west-1.amazonaws.com" {
+		t.Errorf("firehose.endpoint %q", cfg.FirehoseEndpoint)
 	}
 	web, app := cfg.Flows[0], cfg.Flows[1]
 	if web.PartitionKeyOption != PartitionKeyDeterministic || web.InitialPosition != StartOfFile ||
@@ -72,21 +76,21 @@ func TestParseKinesisAgentConfig(t *testing.T) {
 	if app.RescanInterval != 2*time.Second || app.TruncatedRecordTerminator != "<TRUNCATED>\n" {
 		t.Errorf("app flow: %+v", app)
 	}
-	if len(app.DataProcessingOptions) != 2 || app.DataProcessingOptions[1].Delimiter != `\t` {
-		t.Errorf("ADDEC2METADATA is dropped, the rest kept: %+v", app.DataProcessingOptions)
+	if len(app.DataProcessingOptions) != 3 || app.DataProcessingOptions[1].Delimiter != `\t` || app.DataProcessingOptions[2].MetadataTTL != DefaultMetadataTTL {
+		t.Errorf("options: %+v", app.DataProcessingOptions)
 	}
 	warnings := strings.Join(cfg.Warnings, "\n")
 	for _, want := range []string{
-		"assumeRoleARN: ignored: credentials come from the standard AWS configuration",
-		"firehose.endpoint: ignored",
-		"flows[1].dataProcessingOptions[2]: skipped: optionName ADDEC2METADATA is not supported",
-		"flows[2]: skipped: it has deliveryStream but no kinesisStream",
+		"cloudwatch.tagInstance: ignored",
 	} {
 		if !strings.Contains(warnings, want) {
 			t.Errorf("warnings lack %q:\n%s", want, warnings)
 		}
 	}
-	if strings.Count(warnings, "assumeRoleARN") != 1 {
+	if cfg.AssumeRoleARN != "arn:aws:iam::123456789012:role/agent" || cfg.AssumeRoleDuration != time.Hour || strings.Contains(warnings, "assumeRoleARN") {
+		t.Errorf("assumeRoleARN %q for %v; warnings:\n%s", cfg.AssumeRoleARN, cfg.AssumeRoleDuration, warnings)
+	}
+	if strings.Count(warnings, "cloudwatch.tagInstance") != 1 {
 		t.Errorf("each setting is reported once:\n%s", warnings)
 	}
 }
@@ -114,15 +118,17 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{`{"flows": [{"filePattern": "/a", "kinesisStream": "s", "dataProcessingOptions": [{"optionName": "CSVTOJSON"}]}]}`,
 			`flows[0].dataProcessingOptions[0].customFieldNames: must list the field names for CSVTOJSON`},
 		{`{"flows": [{"filePattern": "/a", "kinesisStream": "s", "dataProcessingOptions": [{"optionName": "UPPERCASE"}]}]}`,
-			`flows[0].dataProcessingOptions[0].optionName: must be SINGLELINE, CSVTOJSON, LOGTOJSON or ADDMETADATA, got "UPPERCASE"`},
+			`flows[0].dataProcessingOptions[0].optionName: must be SINGLELINE, CSVTOJSON, LOGTOJSON, ADDMETADATA or ADDEC2METADATA, got "UPPERCASE"`},
 		{`{"flows": [{"filePattern": "/a", "kinesisStream": "s", "partitionKeyField": "host"}]}`,
 			`flows[0].partitionKeyField: needs a CSVTOJSON or LOGTOJSON step`},
 		{`{"flows": [{"filePattern": "/a", "kinesisStream": "s"}, {"filePattern": "/a", "kinesisStream": "s"}]}`,
-			`flows[1]: same filePattern and kinesisStream as flows[0]`},
+			`flows[1]: same filePattern and destination as flows[0]`},
 		{`{"flows": [{"filePattern": "/a", "kinesisStream": "bad name!"}]}`,
 			`flows[0].kinesisStream: "bad name!" is not a valid stream name`},
 		{`{"flows": []}`, `flows: must list at least one flow`},
-		{`{"flows": [{"filePattern": "/a", "deliveryStream": "f"}]}`, `flows: no flow has a kinesisStream`},
+		{`{"flows": [{"filePattern": "/a"}]}`, `flows[0].kinesisStream: must not be empty (or name a Firehose deliveryStream)`},
+		{`{"flows": [{"filePattern": "/a", "deliveryStream": "f", "maxRecordSizeBytes": 1048576}]}`, `flows[0].maxRecordSizeBytes: must be at most 1024000 for a Firehose flow`},
+		{`{"flows": [{"filePattern": "/a", "deliveryStream": "f", "maxBufferSizeBytes": 5242880}]}`, `flows[0].maxBufferSizeBytes: must be at most 4194304 for a Firehose flow`},
 		{`{"checkpointFile": 7, "flows": [{"filePattern": "/a", "kinesisStream": "s"}]}`, `checkpointFile: must be a string, got 7`},
 		{"{\n  \"flows\": [\n    {\"filePattern\": \"/a\",, }\n  ]\n}", `invalid JSON at line 3, column 26`},
 		{`[]`, `must be a JSON object`},
@@ -163,7 +169,7 @@ func TestConfigDefaultsAndShardlineSettings(t *testing.T) {
 		"stateDirectory": "/srv/state",
 		"maxInFlightRecords": 50,
 		"flows": [{"filePattern": "/a/**/*.log", "kinesisStream": "s",
-			"partitionKeyField": "host", "partialLineTimeoutMillis": 250, "ignoreFilesOlderThanMillis": 86400000,
+			"partitionKeyField": "host", "partialLineTimeoutMillis": 250, "multiLineTimeoutMillis": 750, "ignoreFilesOlderThanMillis": 86400000,
 			"dataProcessingOptions": [{"optionName": "LOGTOJSON", "logFormat": "commonapachelog"}]}]}`))
 	if err != nil {
 		t.Fatal(err)
@@ -172,7 +178,7 @@ func TestConfigDefaultsAndShardlineSettings(t *testing.T) {
 		t.Errorf("checkpoint file %q", cfg.CheckpointFile)
 	}
 	f := cfg.Flows[0]
-	if f.PartitionKeyOption != PartitionKeyField || f.PartialLineTimeout != 250*time.Millisecond ||
+	if f.PartitionKeyOption != PartitionKeyField || f.PartialLineTimeout != 250*time.Millisecond || f.MultiLineTimeout != 750*time.Millisecond ||
 		f.IgnoreFilesOlderThan != 24*time.Hour || f.MaxRecordSizeBytes != DefaultMaxRecordSizeBytes {
 		t.Errorf("flow %+v", f)
 	}

@@ -17,15 +17,23 @@
 // re-created file or a reused inode is read as new, and the copy that copytruncate leaves
 // behind resumes where reading of the original stopped.
 //
-// A tailer reads one open file from its resume point. It cuts lines (a last line without a
-// newline waits for one, or for partialLineTimeoutMillis), gathers multi-line records, skips
+// Files whose names end in .gz, .bz2, .zip, .xz or .zst are never tailed, as the Amazon
+// Kinesis Agent skips .gz, .bz2 and .zip, and a flow's excludePatterns leave out more.
+//
+// A tailer reads one open file from its resume point. It cuts lines, gathers multi-line
+// records (sent when the next start line comes, or after multiLineTimeoutMillis), skips
 // header lines, and notices truncation (the file is shorter than the position read, or its
 // start no longer matches the fingerprint), the file leaving the pattern (deleted or renamed
 // away: it is read to its end first), and inactivity (the file is closed, and opened again
-// when it changes).
+// when it changes). A last line without a newline waits for its newline for as long as the
+// file matches the pattern, as in the Amazon Kinesis Agent; it is sent as it is only when the
+// file is closed: partialLineTimeoutMillis (one minute) after it left the pattern, or when it
+// is closed as inactive. A truncated file is read again from its start at once; the records
+// of its old content are still delivered, and the checkpoint moves to the new content when
+// they are.
 //
 // The processor applies the flow's dataProcessingOptions (SINGLELINE, CSVTOJSON, LOGTOJSON,
-// ADDMETADATA), cuts records longer than the record size, marking the cut with the truncated
+// ADDMETADATA, ADDEC2METADATA with the instance identity from IMDSv2, cached for metadataTTL), cuts records longer than the record size, marking the cut with the truncated
 // record terminator, and chooses the partition key (RANDOM, DETERMINISTIC, or a parsed field).
 //
 // The Sink takes the records. It may block, and that is the backpressure: a tailer that
@@ -42,10 +50,13 @@
 // Records are first sent in file order; a re-sent record arrives after the records sent after
 // it, as with the Kinesis Producer Library's own retries.
 //
-// The checkpointer saves every file's acknowledged position at an interval and when the agent
-// stops: to a temporary file that is synced and renamed over the checkpoint file, with the
-// directory synced after, so a crash leaves either the old file or the new one. The default
-// place, DefaultStateDirectory, survives reboots.
+// The checkpointer saves every tracked file's acknowledged position at an interval and when
+// the agent stops; the positions of files no longer tracked (kept for checkpointTimeToLiveDays
+// in case they come back) go to an archive file beside it, written only when that set changes,
+// so a save costs what the tracked files cost, whatever the history. Each is written to a
+// temporary file that is synced and renamed over the old one, with the directory synced
+// after, so a crash leaves either the old file or the new one. The default place,
+// DefaultStateDirectory, survives reboots.
 //
 // # Guarantees
 //
@@ -109,10 +120,14 @@
 //
 // # Configuration
 //
-// LoadConfig reads agent.json. The Amazon Kinesis Agent's settings that apply keep their
-// meaning; those that do not (Firehose flows, credentials, thread pools) are listed once in
-// Config.Warnings, which New logs. Shardline adds stateDirectory, checkpointIntervalMillis,
+// LoadConfig reads agent.json and the flows of the agent.d drop-in directory beside it. The
+// Amazon Kinesis Agent's settings that apply keep their meaning (its credential settings are
+// carried in Config for the program that builds the clients); those that do not (thread
+// pools, HTTP tuning) are listed once in Config.Warnings, which New logs. A flow with
+// a deliveryStream goes to Amazon Data Firehose through FirehoseSink (PutRecordBatch), with
+// the same acknowledged checkpoints; Destinations routes each record to its kind of sink. New
+// refuses a state directory where the checkpoint file cannot be written. Shardline adds stateDirectory, checkpointIntervalMillis,
 // maxInFlightBytes, maxInFlightRecords, and per flow partitionKeyField, maxRecordSizeBytes,
-// rescanIntervalMillis, partialLineTimeoutMillis, ignoreFilesOlderThanMillis,
-// closeInactiveMillis, and the log format RFC5424SYSLOG.
+// excludePatterns, rescanIntervalMillis, partialLineTimeoutMillis, multiLineTimeoutMillis,
+// ignoreFilesOlderThanMillis, closeInactiveMillis, and the log format RFC5424SYSLOG.
 package agent

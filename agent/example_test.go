@@ -29,7 +29,7 @@ func Example() {
 			`10.0.0.7 - - [10/Oct/2000:13:55:37 -0700] "GET /index.html HTTP/1.0" 304 -`+"\n"), 0o644)
 	conf := fmt.Sprintf(`{
 	  "stateDirectory": %q,
-	  "assumeRoleARN": "arn:aws:iam::123456789012:role/agent",
+	  "maxSendingThreads": 8,
 	  "flows": [{
 	    "filePattern": %q,
 	    "kinesisStream": "web",
@@ -62,7 +62,7 @@ func Example() {
 	cancel()
 	fmt.Println("stopped:", <-done)
 	// Output:
-	// warning: assumeRoleARN: ignored: credentials come from the standard AWS configuration; use a profile with role_arn
+	// warning: maxSendingThreads: ignored: sending concurrency is the producer's
 	// web <- {"host":"127.0.0.1","ident":null,"authuser":"frank","datetime":"10/Oct/2000:13:55:36 -0700","request":"GET /apache_pb.gif HTTP/1.0","response":"200","bytes":"2326"}
 	// web <- {"host":"10.0.0.7","ident":null,"authuser":null,"datetime":"10/Oct/2000:13:55:37 -0700","request":"GET /index.html HTTP/1.0","response":"304","bytes":null}
 	// stopped: <nil>

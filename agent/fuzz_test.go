@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"encoding/json"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -96,6 +97,24 @@ func FuzzCSVToJSON(f *testing.F) {
 		out, ok := p.run(line)
 		if !ok || !json.Valid(out) {
 			t.Fatalf("invalid output %q for %q", out, line)
+		}
+	})
+}
+
+// FuzzGlob: any pattern either fails to compile or matches without panicking, and a pattern
+// with no wildcard matches exactly its own path.
+func FuzzGlob(f *testing.F) {
+	for _, s := range []string{"/var/log/{access,error}.log*", "/a/**/b/[!x]?.log", `/a/\{b\}`, "/a/{b,c", "/a/[", "/a/{,}"} {
+		f.Add(s, "/var/log/access.log")
+	}
+	f.Fuzz(func(t *testing.T, pattern, path string) {
+		g, err := compileGlob(pattern)
+		if err != nil {
+			return
+		}
+		g.match(filepath.Clean("/" + path))
+		if !strings.ContainsAny(pattern, globMeta) && filepath.Clean(pattern) == pattern && !g.match(pattern) {
+			t.Errorf("%q does not match itself", pattern)
 		}
 	})
 }

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/bmatcuk/doublestar/v4"
 )
 
 // glob is a compiled filePattern. The literal directories at its front are kept apart as base,
@@ -17,7 +19,7 @@ type glob struct {
 	segs    []string // the rest, one path element each; "**" matches any number of directories
 }
 
-const globMeta = `*?[\`
+const globMeta = `*?[{\`
 
 // maxGlobDirs bounds how many directories one walk of a ** pattern visits, so a pattern like
 // /** cannot make each rescan read the whole file system.
@@ -41,9 +43,8 @@ func compileGlob(pattern string) (*glob, error) {
 		if strings.Contains(seg, "**") && seg != "**" {
 			return nil, fmt.Errorf("** must be a whole path element, got %q", seg)
 		}
-		seg = translateClass(seg)
-		if _, err := filepath.Match(seg, ""); err != nil {
-			return nil, fmt.Errorf("invalid pattern element %q: %v", seg, err)
+		if !doublestar.ValidatePattern(seg) {
+			return nil, fmt.Errorf("invalid pattern element %q (an unclosed [ or {, or a trailing \\)", seg)
 		}
 		g.segs = append(g.segs, seg)
 	}
@@ -53,10 +54,13 @@ func compileGlob(pattern string) (*glob, error) {
 	return g, nil
 }
 
-// translateClass turns the shell's [!...] into filepath.Match's [^...], since agent.json
-// patterns are usually written with shell habits.
-func translateClass(seg string) string {
-	return strings.ReplaceAll(seg, "[!", "[^")
+// matchSeg matches one path element against one pattern element with the Amazon Kinesis
+// Agent's glob syntax: SourceFile hands filePattern to Java's "glob:" PathMatcher, where * and
+// ? stay within an element, [...] is a class ([!...] negates), {a,b} matches either
+// subpattern, and \ escapes. doublestar implements the same syntax, and [^...] too.
+func matchSeg(pattern, name string) bool {
+	ok, _ := doublestar.Match(pattern, name)
+	return ok
 }
 
 // match reports whether an absolute, clean path matches the pattern.
@@ -82,7 +86,7 @@ func matchSegs(segs, parts []string) bool {
 		if len(parts) == 0 {
 			return false
 		}
-		if ok, _ := filepath.Match(segs[0], parts[0]); !ok {
+		if !matchSeg(segs[0], parts[0]) {
 			return false
 		}
 		segs, parts = segs[1:], parts[1:]
@@ -155,7 +159,7 @@ func (w *globWalk) visit(dir string, segs []string) {
 		return
 	}
 	w.readDir(dir, func(e fs.DirEntry, p string) {
-		if ok, _ := filepath.Match(seg, e.Name()); !ok {
+		if !matchSeg(seg, e.Name()) {
 			return
 		}
 		if last {
@@ -191,4 +195,81 @@ func (w *globWalk) readDir(dir string, fn func(e fs.DirEntry, path string)) {
 	for _, e := range entries {
 		fn(e, filepath.Join(dir, e.Name()))
 	}
+}
+
+// compressedSuffixes are the names of compressed files, which are never tailed even when the
+// pattern matches them. The Amazon Kinesis Agent's SourceFile.validateFile leaves out .gz, .bz2
+// and .zip the same way (lower-cased, so .GZ too); .xz and .zst are logrotate's other common
+// compressors.
+var compressedSuffixes = []string{".gz", ".bz2", ".zip", ".xz", ".zst"}
+
+// isCompressedName reports whether a file name ends in a compressed file's suffix, in any case.
+func isCompressedName(name string) bool {
+	for _, suf := range compressedSuffixes {
+		if len(name) >= len(suf) && strings.EqualFold(name[len(name)-len(suf):], suf) {
+			return true
+		}
+	}
+	return false
+}
+
+// exclusion is one of a flow's excludePatterns: a pattern matched against the whole path, or,
+// when it has no separator, against the file's name.
+type exclusion struct {
+	name string // pattern for the file's name, or ""
+	path *glob  // pattern for the whole path, or nil
+}
+
+func compileExclude(pattern string) (exclusion, error) {
+	switch {
+	case pattern == "":
+		return exclusion{}, errors.New("must not be empty")
+	case !strings.Contains(pattern, string(filepath.Separator)):
+		if !doublestar.ValidatePattern(pattern) {
+			return exclusion{}, fmt.Errorf("invalid pattern %q (an unclosed [ or {, or a trailing \\)", pattern)
+		}
+		return exclusion{name: pattern}, nil
+	}
+	g, err := compileGlob(pattern)
+	if err != nil {
+		return exclusion{}, fmt.Errorf("a pattern with a path separator %v", err)
+	}
+	return exclusion{path: g}, nil
+}
+
+func (e exclusion) match(path string) bool {
+	if e.path != nil {
+		return e.path.match(path)
+	}
+	return matchSeg(e.name, filepath.Base(path))
+}
+
+// fileFilter is a flow's pattern with its exclusions.
+type fileFilter struct {
+	exclude []exclusion
+}
+
+func newFileFilter(patterns []string) (*fileFilter, error) {
+	ff := &fileFilter{}
+	for _, p := range patterns {
+		e, err := compileExclude(p)
+		if err != nil {
+			return nil, err
+		}
+		ff.exclude = append(ff.exclude, e)
+	}
+	return ff, nil
+}
+
+// excluded says why a path the pattern matched is not tailed, or "" when it is.
+func (ff *fileFilter) excluded(path string) string {
+	if isCompressedName(filepath.Base(path)) {
+		return "compressed"
+	}
+	for _, e := range ff.exclude {
+		if e.match(path) {
+			return "excludePatterns"
+		}
+	}
+	return ""
 }

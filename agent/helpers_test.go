@@ -179,6 +179,7 @@ func testConfig(t testing.TB, pattern string) *Config {
 			MinTimeBetweenFilePolls: 10 * time.Millisecond,
 			RescanInterval:          100 * time.Millisecond,
 			PartialLineTimeout:      200 * time.Millisecond,
+			MultiLineTimeout:        200 * time.Millisecond,
 			CloseInactive:           time.Second,
 			RetryInitialBackoff:     5 * time.Millisecond,
 			RetryMaxBackoff:         50 * time.Millisecond,

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"regexp"
 	"strconv"
+	"time"
 	"unicode/utf8"
 )
 
@@ -26,6 +27,12 @@ type step interface {
 }
 
 func newProcessor(opts []ProcessingOption) (*processor, error) {
+	return newProcessorWith(opts, nil)
+}
+
+// newProcessorWith is newProcessor with the agent's instance metadata for ADDEC2METADATA; with
+// nil, that step passes records unchanged.
+func newProcessorWith(opts []ProcessingOption, ec2 *instanceMetadata) (*processor, error) {
 	p := &processor{}
 	for i := range opts {
 		o := &opts[i]
@@ -45,6 +52,8 @@ func newProcessor(opts []ProcessingOption) (*processor, error) {
 				return nil, err
 			}
 			p.steps = append(p.steps, &logToJSON{parser: lp, pretty: pretty})
+		case "ADDEC2METADATA":
+			p.steps = append(p.steps, &addEC2Metadata{meta: ec2, ttl: o.MetadataTTL, pretty: pretty})
 		case "ADDMETADATA":
 			meta := o.MetadataFields
 			if len(meta) == 0 {
@@ -56,7 +65,7 @@ func newProcessor(opts []ProcessingOption) (*processor, error) {
 					meta = buf.Bytes()
 				}
 			}
-			p.steps = append(p.steps, &addMetadata{meta: meta, pretty: pretty})
+			p.steps = append(p.steps, &addMetadata{meta: meta, pretty: pretty, ts: o.Timestamp, now: time.Now})
 		}
 	}
 	return p, nil
@@ -195,22 +204,42 @@ func (l *logToJSON) apply(in []byte, p *processor) ([]byte, bool) {
 	return append(out, '\n'), true
 }
 
+// addMetadata wraps a record as the Amazon Kinesis Agent's AddMetadataConverter does:
+// {"ts": ..., "metadata": ..., "data": the record without its newline}, ts only with the
+// option's timestamp set.
 type addMetadata struct {
 	meta   json.RawMessage
 	pretty bool
+	ts     bool
+	now    func() time.Time
 }
 
+// tsLayout is AddMetadataConverter's SimpleDateFormat "yyyy-MM-dd'T'HH:mm:ss.SSS'Z'" in UTC.
+const tsLayout = "2006-01-02T15:04:05.000Z"
+
 func (a *addMetadata) apply(in []byte, _ *processor) ([]byte, bool) {
-	out := make([]byte, 0, len(in)+len(a.meta)+32)
+	out := make([]byte, 0, len(in)+len(a.meta)+64)
 	if a.pretty {
-		out = append(out, "{\n  \"metadata\" : "...)
+		out = append(out, "{\n"...)
+		if a.ts {
+			out = append(out, "  \"ts\" : \""...)
+			out = a.now().UTC().AppendFormat(out, tsLayout)
+			out = append(out, "\",\n"...)
+		}
+		out = append(out, "  \"metadata\" : "...)
 		out = append(out, a.meta...)
 		out = append(out, ",\n  \"data\" : "...)
 		out = appendJSONString(out, stripNewline(in))
 		out = append(out, "\n}\n"...)
 		return out, true
 	}
-	out = append(out, `{"metadata":`...)
+	out = append(out, '{')
+	if a.ts {
+		out = append(out, `"ts":"`...)
+		out = a.now().UTC().AppendFormat(out, tsLayout)
+		out = append(out, `",`...)
+	}
+	out = append(out, `"metadata":`...)
 	out = append(out, a.meta...)
 	out = append(out, `,"data":`...)
 	out = appendJSONString(out, stripNewline(in))

@@ -218,6 +218,9 @@ func streamsOf(flows []Flow) []string {
 	seen := map[string]bool{}
 	var out []string
 	for _, f := range flows {
+		if f.KinesisStream == "" {
+			continue // a Firehose flow
+		}
 		if !seen[f.KinesisStream] {
 			seen[f.KinesisStream] = true
 			out = append(out, f.KinesisStream)
@@ -237,6 +240,9 @@ func checkRecordSizes(flows []Flow, codec compression.Codec) error {
 	for i := range flows {
 		f := flows[i]
 		f.applyDefaults()
+		if f.DeliveryStream != "" {
+			continue // Firehose's own limit is checked with the configuration
+		}
 		if f.MaxRecordSizeBytes > aggregation.MaxRecordSize {
 			errs = append(errs, &ConfigError{Path: fmt.Sprintf("flows[%d].maxRecordSizeBytes", i),
 				Problem: fmt.Sprintf("%d is more than the producer can put in one record (%d bytes)", f.MaxRecordSizeBytes, aggregation.MaxRecordSize)})

@@ -41,6 +41,7 @@ type flowRunner struct {
 	flow  Flow
 	key   string
 	g     *glob
+	ff    *fileFilter
 	multi *regexp.Regexp
 	fs    *flowStates
 	m     *flowMetrics
@@ -59,14 +60,27 @@ type flowRunner struct {
 	watched   map[string]bool
 	watcher   *fsnotify.Watcher
 	lastN     int
+	// emptySince is when the pattern last started matching no file; warnedEmpty says the
+	// warning for that stretch was logged.
+	emptySince  time.Time
+	warnedEmpty bool
 }
+
+// noMatchWarning is how long a flow's pattern matches no file before a warning says so: a
+// mistyped pattern ships nothing, and without the warning nothing says why. A rotation that
+// leaves no file for a moment stays well under it.
+var noMatchWarning = time.Minute
 
 func (a *Agent) newFlowRunner(f Flow, fs *flowStates) (*flowRunner, error) {
 	g, err := compileGlob(f.FilePattern)
 	if err != nil {
 		return nil, err
 	}
-	fr := &flowRunner{a: a, flow: f, key: f.Key(), g: g, fs: fs, m: fs.m,
+	ff, err := newFileFilter(f.ExcludePatterns)
+	if err != nil {
+		return nil, err
+	}
+	fr := &flowRunner{a: a, flow: f, key: f.Key(), g: g, ff: ff, fs: fs, m: fs.m,
 		log:     a.log.With("stream", f.KinesisStream, "filePattern", f.FilePattern),
 		done:    make(chan struct{}),
 		scanNow: make(chan struct{}, 1), reported: map[string]string{}, watched: map[string]bool{},
@@ -161,7 +175,7 @@ func (fr *flowRunner) event(ev fsnotify.Event) {
 	}
 	// A write to a file nobody reads (new, or closed as inactive) needs the scanner to open it.
 	if ev.Has(fsnotify.Create) || ev.Has(fsnotify.Rename) || ev.Has(fsnotify.Remove) ||
-		(ev.Has(fsnotify.Write) && (closed || st == nil && fr.g.match(ev.Name))) {
+		(ev.Has(fsnotify.Write) && (closed || st == nil && fr.g.match(ev.Name) && fr.ff.excluded(ev.Name) == "")) {
 		fr.requestScan()
 	}
 }
@@ -172,7 +186,13 @@ func (fr *flowRunner) scan(initial bool) {
 	seen := map[FileID]bool{}
 	var matched, started int
 	var paths []string
-	dirs, err := fr.g.walk(func(path string) { paths = append(paths, path) })
+	dirs, err := fr.g.walk(func(path string) {
+		if why := fr.ff.excluded(path); why != "" {
+			fr.skipped(path, why)
+			return
+		}
+		paths = append(paths, path)
+	})
 	matched = len(paths)
 	// Files already known (open, or in the checkpoint) go first, so that a new file that looks
 	// like a copy of one of them is judged with their current state.
@@ -221,12 +241,34 @@ func (fr *flowRunner) scan(initial bool) {
 	for _, st := range gone {
 		fr.forget(st)
 	}
+	fr.noteMatches(len(paths))
 	if started > 0 || matched != fr.lastN {
 		fr.log.Debug("scanned", "matched", matched, "new", started)
 		fr.lastN = matched
 	}
 	if len(fr.reported) > 10000 {
 		clear(fr.reported) // bound the memory; problems still present are logged again
+	}
+}
+
+// noteMatches warns once when the pattern has matched no file for noMatchWarning, and says
+// when it matches files again.
+func (fr *flowRunner) noteMatches(n int) {
+	if n > 0 {
+		if fr.warnedEmpty {
+			fr.log.Info("filePattern matches files again", "files", n)
+		}
+		fr.emptySince, fr.warnedEmpty = time.Time{}, false
+		return
+	}
+	now := time.Now()
+	if fr.emptySince.IsZero() {
+		fr.emptySince = now
+	}
+	if !fr.warnedEmpty && now.Sub(fr.emptySince) >= noMatchWarning {
+		fr.warnedEmpty = true
+		fr.log.Warn("filePattern matches no file; check the pattern, the directory and its permissions",
+			"for", now.Sub(fr.emptySince).Round(time.Second), "directory", fr.g.base)
 	}
 }
 
@@ -246,6 +288,7 @@ func (fr *flowRunner) forget(st *fileState) {
 		delete(fr.fs.byPath, st.path)
 	}
 	fr.fs.loaded = append(fr.fs.loaded, st.entryLocked())
+	fr.a.archiveChanges.Add(1)
 }
 
 // candidate is a matched path and what stat said of it.
@@ -304,6 +347,16 @@ func (fr *flowRunner) consider(c candidate, initial bool, seen map[FileID]bool) 
 	seen[id] = true
 	fr.fs.mu.Lock()
 	st := fr.fs.byID[id]
+	if st != nil && fr.reusedInode(st, path) {
+		// A new file got the inode of one that is gone: the old file's state only waits
+		// for its records' acknowledgements now, and the new file starts as any new file.
+		fr.log.Debug("inode reused by a new file", "path", path, "was", st.path)
+		delete(fr.fs.byID, id)
+		if fr.fs.byPath[st.path] == st {
+			delete(fr.fs.byPath, st.path)
+		}
+		st = nil
+	}
 	if st != nil {
 		st.mu.Lock()
 		old := st.path
@@ -325,6 +378,30 @@ func (fr *flowRunner) consider(c candidate, initial bool, seen map[FileID]bool) 
 	}
 	fr.fs.mu.Unlock()
 	return fr.startNew(path, id, initial)
+}
+
+// reusedInode tells a known file found under a new name apart from a new file that got the
+// inode of one deleted after the agent closed it: a renamed file still starts with its
+// fingerprint. The Amazon Kinesis Agent's TrackedFileRotationAnalyzer
+// (syncCounterpartsByFileId) pairs files by FileId, the inode, alone, and so takes such a file
+// for a rename; Filebeat's and Vector's fingerprint identities do not. A file found under its own
+// name whose start changed is left to its reader, which takes it for a truncation, since
+// that is what copytruncate does. fr.fs.mu is held; only a closed file can have lost its
+// inode, so an open one is never read here.
+func (fr *flowRunner) reusedInode(st *fileState, path string) bool {
+	st.mu.Lock()
+	open, old, fp := st.open, st.path, st.fp
+	st.mu.Unlock()
+	if open || old == path || fp.len() == 0 {
+		return false
+	}
+	f, err := fr.a.open(path)
+	if err != nil {
+		return false // reported when it is opened
+	}
+	defer f.Close()
+	same, _, err := fpCheck(f, fp, make([]byte, FingerprintSize))
+	return err == nil && !same
 }
 
 func (fr *flowRunner) openChecked(path string, id FileID) (*os.File, os.FileInfo, bool) {
@@ -431,6 +508,7 @@ func (fr *flowRunner) startOffset(st *fileState, f *os.File, fi os.FileInfo, fp 
 	defer func() {
 		if consumed >= 0 && start >= 0 {
 			fr.fs.loaded = append(fr.fs.loaded[:consumed], fr.fs.loaded[consumed+1:]...)
+			fr.a.archiveChanges.Add(1)
 		}
 	}()
 	for i := range fr.fs.loaded {
@@ -465,6 +543,13 @@ func (fr *flowRunner) startOffset(st *fileState, f *os.File, fi os.FileInfo, fp 
 				if p.hash == h {
 					off, match = p.off, true
 					break
+				}
+			}
+			for _, sw := range s.switches {
+				if !match && sw.fp.full() && bytes.Equal(sw.fp.b, fp.b) {
+					// Content truncated away whose records are still in flight: where the
+					// copy starts depends on what of them turns out delivered.
+					match, draining = true, true
 				}
 			}
 			if !match && s.fp.full() && bytes.Equal(s.fp.b, fp.b) {
@@ -566,6 +651,16 @@ func lineStartBefore(f *os.File, size int64) int64 {
 		return 0
 	}
 	return size
+}
+
+// skipped notes, once per path and at debug level, a matched file that is left out: excluding
+// files is what the configuration asked for, not a problem.
+func (fr *flowRunner) skipped(path, why string) {
+	if fr.reported[path] == why {
+		return
+	}
+	fr.reported[path] = why
+	fr.log.Debug("matched file left out", "path", path, "why", why)
 }
 
 func (fr *flowRunner) report(path, problem string) {

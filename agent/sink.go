@@ -5,8 +5,10 @@ import "context"
 // Record is what the agent hands to a Sink: one line, or one multi-line record, after the
 // flow's processing.
 type Record struct {
-	// Stream is the flow's kinesisStream.
+	// Stream is the flow's kinesisStream; empty for a Firehose flow.
 	Stream string
+	// DeliveryStream is the flow's Firehose deliveryStream; empty for a Kinesis flow.
+	DeliveryStream string
 	// PartitionKey is chosen by the flow's partitionKeyOption.
 	PartitionKey string
 	// Data is the record's bytes, ending in a newline as the Amazon Kinesis Agent's records

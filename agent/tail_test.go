@@ -36,24 +36,60 @@ func hasAll(s *syncSink, lines ...string) func() bool {
 	}
 }
 
-func TestPartialLineWaitsForNewlineThenTimeout(t *testing.T) {
+// TestPartialLineWaitsForNewline: a last line without a newline waits for it however long the
+// writer takes, past partialLineTimeoutMillis, while the file still matches the pattern (as
+// the Amazon Kinesis Agent's AbstractParser hands out complete records only), so a slow line
+// arrives whole, in one record.
+func TestPartialLineWaitsForNewline(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "a.log")
 	appendFile(t, p, "one\ntw")
 	cfg := testConfig(t, filepath.Join(dir, "*.log"))
-	cfg.Flows[0].PartialLineTimeout = 300 * time.Millisecond
+	cfg.Flows[0].PartialLineTimeout = 100 * time.Millisecond
 	sink := keepingSink()
 	running(t, cfg, sink)
 	eventually(t, 5*time.Second, "first line", hasAll(sink, "one\n"))
+	time.Sleep(5 * cfg.Flows[0].PartialLineTimeout)
+	if got := sink.data(); len(got) != 1 {
+		t.Fatalf("records %q: the partial line was sent before its newline", got)
+	}
 	appendFile(t, p, "o\nthr")
 	eventually(t, 5*time.Second, "completed line", hasAll(sink, "two\n"))
-	start := time.Now()
-	eventually(t, 5*time.Second, "partial line after the timeout", hasAll(sink, "thr\n"))
-	if waited := time.Since(start); waited < 200*time.Millisecond {
-		t.Errorf("the partial line was sent after %v, before its timeout", waited)
-	}
+	time.Sleep(5 * cfg.Flows[0].PartialLineTimeout)
 	appendFile(t, p, "ee\n")
-	eventually(t, 5*time.Second, "rest of the line", hasAll(sink, "ee\n"))
+	eventually(t, 5*time.Second, "the slow line, whole", hasAll(sink, "three\n"))
+	if got := sink.data(); len(got) != 3 {
+		t.Errorf("records %q", got)
+	}
+}
+
+// TestPartialLineSentWhenFileCloses: a partial last line is sent as it is, with a newline added,
+// only when its file is closed: renamed away from the pattern and not grown for
+// partialLineTimeoutMillis, or inactive for closeInactiveMillis.
+func TestPartialLineSentWhenFileCloses(t *testing.T) {
+	dir := t.TempDir()
+	rotated, idle := filepath.Join(dir, "a.log"), filepath.Join(dir, "b.log")
+	appendFile(t, rotated, "a1\na-part")
+	appendFile(t, idle, "b1\nb-part")
+	cfg := testConfig(t, filepath.Join(dir, "*.log"))
+	cfg.Flows[0].PartialLineTimeout = 300 * time.Millisecond
+	cfg.Flows[0].CloseInactive = 2 * time.Second
+	sink := keepingSink()
+	a, _ := running(t, cfg, sink)
+	eventually(t, 5*time.Second, "complete lines", hasAll(sink, "a1\n", "b1\n"))
+	start := time.Now()
+	if err := os.Rename(rotated, rotated+".1"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "the rotated file's partial line", hasAll(sink, "a-part\n"))
+	if waited := time.Since(start); waited < 200*time.Millisecond {
+		t.Errorf("the rotated file's partial line was sent after %v, before partialLineTimeoutMillis", waited)
+	}
+	eventually(t, 10*time.Second, "the inactive file's partial line", hasAll(sink, "b-part\n"))
+	if waited := time.Since(start); waited < 1500*time.Millisecond {
+		t.Errorf("the inactive file's partial line was sent after %v, before closeInactiveMillis", waited)
+	}
+	eventually(t, 5*time.Second, "both files closed", func() bool { return a.Stats().FilesTailed == 0 })
 	if got := sink.data(); len(got) != 4 {
 		t.Errorf("records %q", got)
 	}
@@ -195,11 +231,11 @@ func TestRestartResumesFromCheckpointWithoutDuplicates(t *testing.T) {
 func TestMultiLineAndHeaderLines(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "app.log")
-	appendFile(t, p, "# header\n2024-01-01 first\n  detail a\n  detail b\n2024-01-02 second\n2024-01-03 third\n  tail")
+	appendFile(t, p, "# header\n2024-01-01 first\n  detail a\n  detail b\n2024-01-02 second\n2024-01-03 third\n  tail\n")
 	cfg := testConfig(t, p)
 	cfg.Flows[0].SkipHeaderLines = 1
 	cfg.Flows[0].MultiLineStartPattern = `\d{4}-\d{2}-\d{2}`
-	cfg.Flows[0].PartialLineTimeout = 200 * time.Millisecond
+	cfg.Flows[0].MultiLineTimeout = 200 * time.Millisecond
 	sink := keepingSink()
 	running(t, cfg, sink)
 	want := []string{"2024-01-01 first\n  detail a\n  detail b\n", "2024-01-02 second\n", "2024-01-03 third\n  tail\n"}

@@ -21,6 +21,10 @@ const (
 	// fpRecheck is how often an idle file's start is compared with its fingerprint, to notice a
 	// copytruncate that left the size unchanged.
 	fpRecheck = time.Second
+	// maxIdlePoll is the longest wait between two checks of an open file that does not grow,
+	// when file system events report its writes: it bounds how late a missed event, a
+	// truncation that kept the size, or an inactivity deadline is noticed.
+	maxIdlePoll = time.Second
 )
 
 // tailer reads one open file from its state's resume point: it cuts lines, hands them to the
@@ -77,7 +81,7 @@ func (fr *flowRunner) newTailer(ctx context.Context, st *fileState, f *os.File) 
 		scratch: make([]byte, FingerprintSize),
 	}
 	if len(fr.flow.DataProcessingOptions) > 0 {
-		t.proc, _ = newProcessor(fr.flow.DataProcessingOptions) // validated with the configuration
+		t.proc, _ = newProcessorWith(fr.flow.DataProcessingOptions, fr.a.ec2) // validated with the configuration
 	}
 	st.mu.Lock()
 	t.path, t.fp = st.path, st.fp
@@ -125,6 +129,15 @@ func (t *tailer) run() {
 	}
 	timer := time.NewTimer(t.flow.MinTimeBetweenFilePolls)
 	defer timer.Stop()
+	// An idle file is checked less and less often, up to maxIdlePoll, where file system
+	// events wake its reader on a write (Filebeat's and Vector's readers back off the same
+	// way); without them, polling is the only way to see growth and stays at
+	// minTimeBetweenFilePollsMillis.
+	poll := t.flow.MinTimeBetweenFilePolls
+	maxPoll := poll
+	if t.fr.watcher != nil {
+		maxPoll = max(poll, maxIdlePoll)
+	}
 	for {
 		if t.ctx.Err() != nil {
 			return
@@ -137,18 +150,22 @@ func (t *tailer) run() {
 			return
 		}
 		if n > 0 {
+			poll = t.flow.MinTimeBetweenFilePolls
 			continue
 		}
 		t.flushStats()
+		t.a.stats.idlePolls.Add(1)
 		if stop := t.atEOF(); stop {
 			return
 		}
-		timer.Reset(t.flow.MinTimeBetweenFilePolls)
+		timer.Reset(poll)
 		select {
 		case <-t.ctx.Done():
 			return
 		case <-t.st.wake:
+			poll = t.flow.MinTimeBetweenFilePolls
 		case <-timer.C:
+			poll = min(2*poll, maxPoll)
 		}
 	}
 }
@@ -306,7 +323,10 @@ func (t *tailer) emit(data []byte, start, end int64, ch *chunk) error {
 		}
 		data, ch, fields = out, nil, t.proc.fields
 	}
-	key := t.pk.key(data, fields)
+	var key string
+	if t.flow.DeliveryStream == "" { // Firehose records have no partition key
+		key = t.pk.key(data, fields)
+	}
 	if limit := t.maxLine - len(key); len(data) > limit {
 		data = truncateRecord(data, limit, t.flow.TruncatedRecordTerminator)
 		t.nTruncated++
@@ -315,7 +335,7 @@ func (t *tailer) emit(data []byte, start, end int64, ch *chunk) error {
 	if ch == nil {
 		charge = int64(len(data))
 	}
-	rec := Record{Stream: t.flow.KinesisStream, PartitionKey: key, Data: data, Path: t.path, File: t.st.id, Offset: start}
+	rec := Record{Stream: t.flow.KinesisStream, DeliveryStream: t.flow.DeliveryStream, PartitionKey: key, Data: data, Path: t.path, File: t.st.id, Offset: start}
 	if !t.a.budget.tryAcquire(charge, 1) {
 		t.flushStats() // the wait may be long; counters should not lag behind it
 		t.a.underPressure()
@@ -360,27 +380,23 @@ func (t *tailer) verify() bool {
 	return true
 }
 
-// truncated restarts reading at the start of new content. The records of the old content are
-// acknowledged first, so the checkpoint never mixes offsets of the two; the old fingerprint
-// and position are kept to recognise a copy of the old content (copytruncate) if one shows up.
+// truncated restarts reading at the start of new content, at once: the records of the old
+// content stay in the file's window until they are acknowledged (or re-sent), and the
+// checkpoint stays with the old content until then (see switchContentLocked). Waiting for them
+// instead would leave the new content unread for as long as delivery takes, up to the sink's
+// buffer age, and a further truncation meanwhile would destroy it unread. A multi-line record
+// being gathered is complete, since the old content cannot grow any more, and is sent first;
+// a last line without a newline is not: a copy of the old content (copytruncate) resumes at
+// it.
 func (t *tailer) truncated(why string) bool {
 	t.log.Info("file truncated or replaced; reading it again from its start", "reason", why, "offset", t.readPos())
 	t.a.stats.truncations.Add(1)
-	t.reset(0)
-	t.st.mu.Lock()
-	t.st.draining = true
-	t.st.mu.Unlock()
-	recorded := false
-	defer func() {
-		if !recorded {
-			t.st.mu.Lock()
-			t.st.draining = false
-			t.st.mu.Unlock()
+	if t.pend != nil {
+		if err := t.flushPending(); err != nil {
+			return false
 		}
-	}()
-	if err := t.st.waitDrained(t.ctx); err != nil {
-		return false
 	}
+	t.reset(0)
 	fp, err := readFingerprint(t.f)
 	if err != nil {
 		t.log.Error("cannot read file", "err", err)
@@ -391,10 +407,7 @@ func (t *tailer) truncated(why string) bool {
 		return false
 	}
 	t.st.mu.Lock()
-	t.st.addPrevLocked(t.st.fp, "", t.st.next)
-	t.st.fp, t.st.committed, t.st.next = fp, 0, 0
-	t.st.draining = false
-	recorded = true
+	t.st.switchContentLocked(fp)
 	t.st.mu.Unlock()
 	t.fp = fp
 	t.lastSize = 0
@@ -433,13 +446,21 @@ func (t *tailer) atEOF() bool {
 		t.log = t.fr.log.With("path", path)
 	}
 	idle := now.Sub(t.lastGrowth)
-	orphan := !inGlob && idle >= min(maxOrphanGrace, t.flow.CloseInactive)
-	if idle >= t.flow.PartialLineTimeout || orphan {
+	partial := t.discarding || (t.cur != nil && t.used > t.lineStart)
+	// A file that left the pattern is closed soon after its last growth: writers that still
+	// hold a rotated file usually stop within moments. One that ends mid-line is given
+	// PartialLineTimeout to finish the line first.
+	orphan := !inGlob && idle >= min(maxOrphanGrace, t.flow.CloseInactive) &&
+		(!partial || idle >= t.flow.PartialLineTimeout)
+	inactive := idle >= t.flow.CloseInactive && (!partial || idle >= t.flow.PartialLineTimeout)
+	if partial && (orphan || inactive) {
+		// The file is being closed: what it ends with is sent as it is rather than held.
 		if err := t.flushPartial(); err != nil {
 			return true
 		}
+		partial = false
 	}
-	if t.pend != nil && (now.Sub(t.pendAt) >= t.flow.PartialLineTimeout || orphan) {
+	if t.pend != nil && (now.Sub(t.pendAt) >= t.flow.MultiLineTimeout || orphan) {
 		if err := t.flushPending(); err != nil {
 			return true
 		}
@@ -448,13 +469,13 @@ func (t *tailer) atEOF() bool {
 		t.log.Debug("closing file that no longer matches the pattern, read to its end")
 		return true
 	}
-	partial := t.discarding || (t.cur != nil && t.used > t.lineStart) || t.pend != nil
+	partial = partial || t.pend != nil
 	if !partial && t.cur != nil {
 		// Nothing waits in the buffer: give it back, so idle files hold no memory.
 		t.cur.release()
 		t.cur, t.used, t.lineStart, t.scanFrom = nil, 0, 0, 0
 	}
-	if !partial && idle >= t.flow.CloseInactive {
+	if !partial && inactive {
 		t.log.Debug("closing inactive file; it is opened again when it changes")
 		return true
 	}

@@ -54,9 +54,12 @@ type fileState struct {
 	// position reading stopped at, to resume a copy of them (copytruncate). A few are kept
 	// because a copy may be found only after the file was truncated again.
 	prev []prevContent
-	// draining is set while the reader waits for the records of content that was just
-	// truncated away; a copy of that content must wait too, since where it starts depends on
-	// what of the old content turns out delivered.
+	// switches are the truncations whose old content still has records in the window, oldest
+	// first. The reader goes on with the new content at once; the checkpoint stays with the
+	// oldest content that has records in flight until they are all acknowledged.
+	switches []contentSwitch
+	// draining is set while switches is not empty: a copy of truncated content must wait,
+	// since where it starts depends on what of that content turns out delivered.
 	draining bool
 	inGlob   bool
 	open     bool // a reader holds the file
@@ -195,6 +198,9 @@ func (st *fileState) ack(seq uint64, attempt uint32, err error) {
 	st.backoff = 0
 	st.h.acked(st, &e.rec)
 	for st.n > 0 {
+		if len(st.switches) > 0 {
+			st.settleSwitchesLocked()
+		}
 		f := &st.ring[st.head]
 		if f.state != entryDone {
 			break
@@ -207,6 +213,9 @@ func (st *fileState) ack(seq uint64, attempt uint32, err error) {
 		st.head = (st.head + 1) % len(st.ring)
 		st.n--
 		st.base++
+	}
+	if len(st.switches) > 0 {
+		st.settleSwitchesLocked()
 	}
 	empty := st.n == 0
 	st.mu.Unlock()
@@ -287,15 +296,59 @@ func (st *fileState) position() (committed, next int64) {
 
 // entryLocked is the file's checkpoint; st.mu must be held.
 func (st *fileState) entryLocked() checkpointEntry {
+	fp := st.fp
+	if len(st.switches) > 0 {
+		// The checkpoint still counts in the content before the oldest pending truncation. A
+		// restart finds the file's start changed, reads the new content from its start, and
+		// resumes a copy of the old content, if one is found, at this offset.
+		fp = st.switches[0].fp
+	}
 	e := checkpointEntry{
 		Flow: st.flowKey, Path: st.path, Dev: st.id.Dev, Ino: st.id.Ino,
-		FingerprintLen: st.fp.len(), Fingerprint: st.fp.hash(), Offset: st.committed,
+		FingerprintLen: fp.len(), Fingerprint: fp.hash(), Offset: st.committed,
 		LastSeen: st.lastSeen.UTC().Truncate(time.Second),
 	}
 	if len(st.prev) > 0 {
 		e.PrevFingerprint, e.PrevOffset = st.prev[0].hash, st.prev[0].off
 	}
 	return e
+}
+
+// contentSwitch is a truncation seen while records of the content before it were still in
+// flight: the records from sequence number seq on belong to the new content, fp is the old
+// content's fingerprint and off the position reading of it stopped at.
+type contentSwitch struct {
+	seq uint64
+	fp  fingerprint
+	off int64
+}
+
+// switchContentLocked starts new content (after a truncation) without waiting for the records
+// of the old one: they stay in the window and are acknowledged or re-sent as before, and the
+// checkpoint keeps counting in the old content until they are all done, so it never names an
+// offset of one content with the fingerprint of another. The Amazon Kinesis Agent's
+// SourceFileTracker (onTruncationWithoutRotation, a tracking anomaly that resets tailing to
+// the newest file from its start) does not wait for the old records either.
+// st.mu must be held.
+func (st *fileState) switchContentLocked(fp fingerprint) {
+	st.switches = append(st.switches, contentSwitch{seq: st.base + uint64(st.n), fp: st.fp, off: st.next})
+	st.fp, st.next = fp, 0
+	st.settleSwitchesLocked()
+}
+
+// settleSwitchesLocked moves the checkpoint to the content after each truncation whose older
+// records are all acknowledged; st.mu must be held.
+func (st *fileState) settleSwitchesLocked() {
+	for len(st.switches) > 0 && st.switches[0].seq <= st.base {
+		s := st.switches[0]
+		st.switches = st.switches[1:]
+		st.addPrevLocked(s.fp, "", s.off)
+		st.committed = 0
+	}
+	if len(st.switches) == 0 {
+		st.switches = nil
+	}
+	st.draining = len(st.switches) > 0
 }
 
 // prevContent is content a file had before a truncation: the hash of its full fingerprint and

@@ -7,15 +7,21 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
+	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	cwschemas "github.com/aws/aws-sdk-go-v2/service/cloudwatch/schemas"
+	"github.com/aws/aws-sdk-go-v2/service/firehose"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go/transport/http/protocol/awsquery"
 
 	"github.com/shardline/shardline/agent"
@@ -42,6 +48,7 @@ type daemon struct {
 	cfg   *agent.Config
 	reg   *metrics.Registry
 	sink  *agent.ProducerSink
+	fh    *agent.FirehoseSink
 	agent *agent.Agent
 	pub   *metrics.CloudWatchPublisher
 }
@@ -62,6 +69,9 @@ func start(ctx context.Context, o options, log *slog.Logger) (*daemon, error) {
 	if err != nil {
 		return nil, err
 	}
+	// ADDEC2METADATA reads the instance identity through IMDSv2, at the endpoint the AWS
+	// configuration names (AWS_EC2_METADATA_SERVICE_ENDPOINT, or the standard one).
+	cfg.InstanceIdentity = imds.NewFromConfig(awsCfg)
 	kinesisEndpoint, err := endpointURL(cfg.KinesisEndpoint)
 	if err != nil {
 		return nil, &configError{fmt.Errorf("kinesis.endpoint: %w", err)}
@@ -75,9 +85,27 @@ func start(ctx context.Context, o options, log *slog.Logger) (*daemon, error) {
 	if err != nil {
 		return nil, &configError{err}
 	}
-	d.agent, err = agent.New(cfg, d.sink)
+	firehoseEndpoint, err := endpointURL(cfg.FirehoseEndpoint)
 	if err != nil {
 		_ = d.sink.Close(context.Background())
+		return nil, &configError{fmt.Errorf("firehose.endpoint: %w", err)}
+	}
+	// Firehose flows get their own client; without firehose.endpoint it is the region's, or
+	// AWS_ENDPOINT_URL_FIREHOSE's, as the SDK resolves it.
+	fc := firehose.NewFromConfig(awsCfg, func(o *firehose.Options) {
+		if firehoseEndpoint != "" {
+			o.BaseEndpoint = aws.String(firehoseEndpoint)
+		}
+	})
+	d.fh, err = agent.NewFirehoseSink(fc, cfg, log)
+	if err != nil {
+		_ = d.sink.Close(context.Background())
+		return nil, &configError{err}
+	}
+	d.agent, err = agent.New(cfg, agent.Destinations{Kinesis: d.sink, Firehose: d.fh})
+	if err != nil {
+		_ = d.sink.Close(context.Background())
+		_ = d.fh.Close(context.Background())
 		return nil, &configError{err}
 	}
 	if cfg.CloudWatchEmitMetrics {
@@ -87,13 +115,20 @@ func start(ctx context.Context, o options, log *slog.Logger) (*daemon, error) {
 			return nil, &configError{err}
 		}
 	}
+	var deliveryStreams []string
+	for _, f := range cfg.Flows {
+		if f.DeliveryStream != "" && !slices.Contains(deliveryStreams, f.DeliveryStream) {
+			deliveryStreams = append(deliveryStreams, f.DeliveryStream)
+		}
+	}
 	streams := make([]string, 0)
 	for name, pc := range d.sink.ProducerConfigs() {
 		streams = append(streams, fmt.Sprintf("%s (linger %v, batch %d records/%d bytes)", name, pc.Linger, pc.MaxBatchRecords, pc.MaxBatchBytes))
 	}
 	log.Info("starting", "version", version.Version(), "config", o.configPath, "checkpointFile", cfg.CheckpointFile,
 		"flows", len(cfg.Flows), "region", awsCfg.Region, "kinesisEndpoint", orDefault(kinesisEndpoint),
-		"metrics", cfg.CloudWatchEmitMetrics, "streams", joinNonEmpty(streams))
+		"metrics", cfg.CloudWatchEmitMetrics, "streams", joinNonEmpty(streams),
+		"deliveryStreams", joinNonEmpty(deliveryStreams), "firehoseEndpoint", orDefault(firehoseEndpoint))
 	return d, nil
 }
 
@@ -131,8 +166,50 @@ func loadAWSConfig(ctx context.Context, cfg *agent.Config, log *slog.Logger) (aw
 	if ac.Region == "" {
 		return ac, &configError{errors.New("no AWS region: set kinesis.region in the configuration, or AWS_REGION in the environment")}
 	}
+	if err := applyCredentials(&ac, cfg, log); err != nil {
+		return ac, err
+	}
 	return ac, nil
 }
+
+// applyCredentials puts the configuration's credential settings in front of the standard
+// sources, as the Amazon Kinesis Agent's AgentAWSCredentialsProviderChain and AgentContext
+// do: awsAccessKeyId and awsSecretAccessKey first, then (when assumeRoleARN is set) that
+// role, assumed with STS on top of whatever credentials were found. Only the key ID and the
+// role are logged, never a secret.
+func applyCredentials(ac *aws.Config, cfg *agent.Config, log *slog.Logger) error {
+	if cfg.AWSAccessKeyID != "" {
+		ac.Credentials = aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider(cfg.AWSAccessKeyID, cfg.AWSSecretAccessKey, ""))
+		log.Info("credentials from the configuration", "awsAccessKeyId", cfg.AWSAccessKeyID)
+	}
+	if cfg.AssumeRoleARN == "" {
+		return nil
+	}
+	stsEndpoint, err := endpointURL(cfg.STSEndpoint)
+	if err != nil {
+		return &configError{fmt.Errorf("sts.endpoint: %w", err)}
+	}
+	stsClient := sts.NewFromConfig(*ac, func(o *sts.Options) {
+		if stsEndpoint != "" {
+			o.BaseEndpoint = aws.String(stsEndpoint)
+		}
+	})
+	provider := stscreds.NewAssumeRoleProvider(stsClient, cfg.AssumeRoleARN, func(o *stscreds.AssumeRoleOptions) {
+		o.RoleSessionName = assumeRoleSessionName
+		o.Duration = cfg.AssumeRoleDuration
+		if cfg.AssumeRoleExternalID != "" {
+			o.ExternalID = aws.String(cfg.AssumeRoleExternalID)
+		}
+	})
+	ac.Credentials = aws.NewCredentialsCache(provider)
+	log.Info("credentials from an assumed role", "assumeRoleARN", cfg.AssumeRoleARN,
+		"externalId", cfg.AssumeRoleExternalID != "", "stsEndpoint", orDefault(stsEndpoint), "duration", cfg.AssumeRoleDuration)
+	return nil
+}
+
+// assumeRoleSessionName is the Amazon Kinesis Agent's (AgentConfiguration.ASSUME_ROLE_SESSION),
+// so CloudTrail shows the same session name after a switch.
+const assumeRoleSessionName = "AWSKinesisAgent"
 
 // endpointURL turns an agent.json endpoint into a URL. The Amazon Kinesis Agent's examples
 // give bare host names ("kinesis.us-east-1.amazonaws.com"), which mean HTTPS.
@@ -249,6 +326,9 @@ func (d *daemon) shutdown(runErr error, requested bool) int {
 	if err := d.sink.Close(ctx); err != nil {
 		d.log.Warn("closing the producers", "err", err)
 	}
+	if err := d.fh.Close(ctx); err != nil {
+		d.log.Warn("closing the Firehose sink", "err", err)
+	}
 	if d.pub != nil {
 		if err := d.pub.Close(ctx); err != nil {
 			d.log.Warn("publishing the last metrics", "err", err)
@@ -278,6 +358,10 @@ func (d *daemon) reload() {
 	cfg.Metrics = d.reg
 	for _, name := range restartOnly(d.cfg, cfg) {
 		d.log.Warn("setting changed; it takes effect after a restart", "setting", name)
+	}
+	if err := d.fh.Update(cfg); err != nil {
+		d.log.Error("reload failed; the configuration in use is kept", "err", err)
+		return
 	}
 	if err := d.sink.Update(cfg); err != nil {
 		d.log.Error("reload failed; the configuration in use is kept", "err", err)
@@ -313,6 +397,8 @@ func (d *daemon) logProgress(msg string) {
 		"kinesisRecordsPut", kinesisPut, "producerPending", pending, "producerRetries", retries,
 		"throttled", throttled, "expired", expired, "producerFailed", failed, "userRecordsPut", put,
 	}
+	fs := d.fh.Stats()
+	attrs = append(attrs, "firehosePut", fs.RecordsPut, "firehoseFailed", fs.RecordsFailed, "firehoseCalls", fs.Calls)
 	if d.pub != nil {
 		ps := d.pub.Stats()
 		attrs = append(attrs, "metricsSent", ps.DatumsSent, "metricsDropped", ps.DatumsDropped)

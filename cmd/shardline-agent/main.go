@@ -8,16 +8,18 @@
 //	shardline-agent [-config /etc/shardline-agent/agent.json] [-state-dir DIR]
 //	                [-log-level info] [-stats-interval 60s] [-version]
 //
-// AWS credentials and settings come from the standard places: environment variables, the
-// shared config and credentials files, and the instance or container role. The region is the
+// AWS credentials come from the configuration's awsAccessKeyId and awsSecretAccessKey, else
+// the standard places: environment variables, the shared config and credentials files, and
+// the instance or container role; with assumeRoleARN that role is assumed on top of them
+// through STS (sts.endpoint), as the Amazon Kinesis Agent does. The region is the
 // configuration's kinesis.region, else AWS_REGION or the profile's, else the one named in
 // kinesis.endpoint, else the EC2 instance's. The Kinesis endpoint is kinesis.endpoint, else
 // AWS_ENDPOINT_URL_KINESIS (or AWS_ENDPOINT_URL), else the region's.
 //
 // Signals: SIGTERM and SIGINT stop reading, send what is in flight and save the checkpoints
 // within shutdownTimeoutMillis; a second one exits at once. SIGHUP reloads the configuration
-// without losing any file's position; kinesis.* and cloudwatch.* settings change only with a
-// restart.
+// without losing any file's position; kinesis.*, firehose.*, cloudwatch.* and credential
+// settings change only with a restart.
 //
 // Logs go to standard error, one line each, with a progress line every -stats-interval.
 //
@@ -175,6 +177,11 @@ func restartOnly(old, cur *agent.Config) []string {
 	check("cloudwatch.emitMetrics", old.CloudWatchEmitMetrics != cur.CloudWatchEmitMetrics)
 	check("cloudwatch.endpoint", old.CloudWatchEndpoint != cur.CloudWatchEndpoint)
 	check("cloudwatch.namespace", old.CloudWatchNamespace != cur.CloudWatchNamespace)
+	check("firehose.endpoint", old.FirehoseEndpoint != cur.FirehoseEndpoint)
+	check("awsAccessKeyId", old.AWSAccessKeyID != cur.AWSAccessKeyID || old.AWSSecretAccessKey != cur.AWSSecretAccessKey)
+	check("assumeRoleARN", old.AssumeRoleARN != cur.AssumeRoleARN || old.AssumeRoleExternalID != cur.AssumeRoleExternalID ||
+		old.AssumeRoleDuration != cur.AssumeRoleDuration)
+	check("sts.endpoint", old.STSEndpoint != cur.STSEndpoint)
 	return out
 }
 

@@ -24,6 +24,18 @@ func TestCommandLine(t *testing.T) {
 	if err := os.WriteFile(tooLarge, []byte(`{"flows": [{"filePattern": "/var/log/x.log", "kinesisStream": "s", "maxRecordSizeBytes": 2097152}]}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	stateDir := "/proc/self/shardline-state" // root can create files anywhere but under /proc
+	if os.Geteuid() != 0 {
+		ro := filepath.Join(dir, "ro")
+		if err := os.Mkdir(ro, 0o555); err != nil {
+			t.Fatal(err)
+		}
+		stateDir = filepath.Join(ro, "state")
+	}
+	unusable := filepath.Join(dir, "unusable.json")
+	if err := os.WriteFile(unusable, []byte(`{"cloudwatch.emitMetrics": false, "stateDirectory": "`+stateDir+`", "flows": [{"filePattern": "/var/log/x.log", "kinesisStream": "s"}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		args     []string
 		code     int
@@ -36,6 +48,7 @@ func TestCommandLine(t *testing.T) {
 		{[]string{"extra"}, exitUsage, `unexpected argument "extra"`, false},
 		{[]string{"-log-level", "loud"}, exitUsage, "-log-level", false},
 		{[]string{"-config", filepath.Join(dir, "missing.json")}, exitConfig, "no such file or directory", false},
+		{[]string{"-config", unusable}, exitConfig, "state directory not usable: " + stateDir, false},
 		{[]string{"-config", tooLarge}, exitConfig, "flows[0].maxRecordSizeBytes: 2097152 is more than the producer can put in one record", false},
 	}
 	for _, c := range cases {
@@ -121,8 +134,8 @@ func TestStateDirOverride(t *testing.T) {
 	}
 
 	old, cur := *cfg, *cfg
-	cur.KinesisEndpoint, cur.CloudWatchNamespace = "http://x", "N"
-	if got := restartOnly(&old, &cur); strings.Join(got, ",") != "kinesis.endpoint,cloudwatch.namespace" {
+	cur.KinesisEndpoint, cur.CloudWatchNamespace, cur.AssumeRoleARN = "http://x", "N", "arn:aws:iam::1:role/r"
+	if got := restartOnly(&old, &cur); strings.Join(got, ",") != "kinesis.endpoint,cloudwatch.namespace,assumeRoleARN" {
 		t.Errorf("restartOnly = %v", got)
 	}
 }

@@ -77,7 +77,7 @@ func TestReloadAddsFlowKeepingPositions(t *testing.T) {
 	}
 	config := func(flows ...map[string]any) map[string]any {
 		return map[string]any{
-			"awsAccessKeyId":         "AKIDEXAMPLE", // the Amazon Kinesis Agent's, ignored with a warning
+			"maxSendingThreads":      4, // the Amazon Kinesis Agent's, ignored with a warning
 			"cloudwatch.emitMetrics": true,
 			"cloudwatch.endpoint":    cwEndpoint,
 			"cloudwatch.namespace":   namespace,
@@ -106,7 +106,7 @@ func TestReloadAddsFlowKeepingPositions(t *testing.T) {
 		u, _ := countLines(t, r1.all(), "a", 300)
 		return u == 300
 	})
-	if n := strings.Count(proc.out.String(), "awsAccessKeyId: ignored"); n != 1 {
+	if n := strings.Count(proc.out.String(), "maxSendingThreads: ignored"); n != 1 {
 		t.Errorf("the ignored setting was reported %d times, want once", n)
 	}
 
