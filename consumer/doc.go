@@ -78,6 +78,16 @@
 // instead and says so in its log and in the RetrievalFallbacks metric; so does a shard whose
 // subscription fails for good, from the last record delivered.
 //
+// A shard read that answers ResourceNotFoundException (GetShardIterator, GetRecords, or a
+// subscription that falls back to them) is checked against the stream's shard list. When the
+// stream is gone, Run stops with ErrStreamNotFound. When the stream is there and the shard is
+// not (a lease left from before the shard expired past retention, or from an earlier stream of
+// the same name), the shard is ended as the KCL ends it (KinesisDataFetcher's terminal result,
+// then ShutdownTask's SHARD_END path with no children): the processor's ShardEnded checkpoints
+// SHARD_END, so child leases waiting on it start, and the lease, being neither listed nor a
+// parent of a listed shard, is deleted after LeaseCleanupDelay, as LeaseCleanupManager deletes
+// garbage leases. Stats.VanishedShards counts these shards.
+//
 // # Stopping
 //
 // Run returns when its context ends, after a graceful shutdown: no more leases are taken,

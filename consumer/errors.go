@@ -10,7 +10,9 @@ var (
 	// ErrInvalidConfig: New was given a Config it cannot run with; the message says which field.
 	ErrInvalidConfig = errors.New("consumer: invalid configuration")
 	// ErrStreamNotFound: the stream does not exist (never created, or deleted while the worker
-	// ran). Run returns it after shutting down gracefully.
+	// ran). Run returns it after shutting down gracefully. A ResourceNotFoundException from a
+	// read of one shard is not enough: the worker lists the stream first, and when the stream
+	// is there but the shard is not, only that shard is ended (see the package documentation).
 	ErrStreamNotFound = errors.New("consumer: stream not found")
 	// ErrKilled: the worker was stopped with Kill, without a graceful shutdown.
 	ErrKilled = errors.New("consumer: worker killed")

@@ -92,7 +92,8 @@ type fetchResult struct {
 type shardSource interface {
 	// next blocks until the next batch (possibly empty), the end of the shard or ctx ends. It
 	// retries what it can recover from (throttling, expired iterators, network errors) and
-	// returns only errors it cannot: ctx's, and ones matching ErrStreamNotFound.
+	// returns only errors it cannot: ctx's, and ones matching errResourceNotFound (the shard
+	// or the whole stream is gone; the shardConsumer tells which).
 	next(ctx context.Context) (fetchResult, error)
 	// close releases the source's resources.
 	close()
@@ -218,7 +219,7 @@ func (s *pollingSource) next(ctx context.Context) (fetchResult, error) {
 		if ctx.Err() != nil {
 			return fetchResult{}, ctx.Err()
 		}
-		if errors.Is(err, ErrStreamNotFound) {
+		if errors.Is(err, errResourceNotFound) {
 			return fetchResult{}, err
 		}
 		s.failures++
@@ -235,7 +236,7 @@ func (s *pollingSource) next(ctx context.Context) (fetchResult, error) {
 func (s *pollingSource) poll(ctx context.Context) (fetchResult, error) {
 	if s.iterator == nil {
 		if err := s.getIterator(ctx); err != nil {
-			return fetchResult{}, classifyKinesisError(err)
+			return fetchResult{}, classifyReadError(err)
 		}
 		if s.ended {
 			return fetchResult{shardEnded: true}, nil
@@ -246,7 +247,7 @@ func (s *pollingSource) poll(ctx context.Context) (fetchResult, error) {
 	out, err := s.f.client.GetRecords(cctx, &kinesis.GetRecordsInput{ShardIterator: s.iterator, Limit: aws.Int32(s.f.limit)})
 	cancel()
 	if err != nil {
-		err = classifyKinesisError(err)
+		err = classifyReadError(err)
 		var expired *types.ExpiredIteratorException
 		var invalid *types.InvalidArgumentException
 		switch {
@@ -286,7 +287,26 @@ func (s *pollingSource) poll(ctx context.Context) (fetchResult, error) {
 	return res, nil
 }
 
-// classifyKinesisError marks a missing stream with ErrStreamNotFound.
+// errResourceNotFound marks a ResourceNotFoundException from a call about one shard
+// (GetShardIterator, GetRecords, SubscribeToShard): either the shard is gone (it expired past
+// the stream's retention, or the lease was left by a stream of the same name that was deleted
+// and created again) or the whole stream is. Only a look at the stream tells them apart; see
+// shardConsumer.resolveNotFound.
+var errResourceNotFound = errors.New("consumer: resource not found")
+
+// classifyReadError marks a ResourceNotFoundException from a shard read with
+// errResourceNotFound.
+func classifyReadError(err error) error {
+	var rnf *types.ResourceNotFoundException
+	if errors.As(err, &rnf) {
+		return fmt.Errorf("%w: %w", errResourceNotFound, err)
+	}
+	return err
+}
+
+// classifyKinesisError marks a missing stream with ErrStreamNotFound. Only for calls about the
+// stream as a whole (ListShards, DescribeStreamSummary), where ResourceNotFoundException can
+// mean nothing else.
 func classifyKinesisError(err error) error {
 	var rnf *types.ResourceNotFoundException
 	if errors.As(err, &rnf) {

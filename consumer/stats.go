@@ -20,7 +20,7 @@ type counters struct {
 	processorErrors, shardEndNotCheckpointed, shardsEnded                 atomic.Int64
 	renewals, renewalFailures, renewalNanos                               atomic.Int64
 	iteratorsExpired, readsThrottled, readErrors, shardSyncs              atomic.Int64
-	retrievalFallbacks                                                    atomic.Int64
+	retrievalFallbacks, vanishedShards, foreignLeases                     atomic.Int64
 }
 
 // workerMetrics holds the registry handles; every handle is a no-op with a nil registry.
@@ -141,6 +141,8 @@ type Stats struct {
 	ProcessorErrors         int64 // failed or panicking processor calls
 	ShardEndNotCheckpointed int64 // ShardEnded calls without the SHARD_END checkpoint
 	ShardsEnded             int64 // shards processed to SHARD_END
+	VanishedShards          int64 // leased shards the stream no longer has, ended as at SHARD_END
+	ForeignLeases           int64 // lease-table rows of other streams, seen by the last scan and ignored
 
 	Renewals             int64                     // successful renewals
 	RenewalFailures      int64                     // renewals that failed for a reason other than a lost lease
@@ -188,6 +190,8 @@ func (w *Worker) Stats() Stats {
 		ProcessorErrors:         c.processorErrors.Load(),
 		ShardEndNotCheckpointed: c.shardEndNotCheckpointed.Load(),
 		ShardsEnded:             c.shardsEnded.Load(),
+		VanishedShards:          c.vanishedShards.Load(),
+		ForeignLeases:           c.foreignLeases.Load(),
 		Renewals:                c.renewals.Load(),
 		RenewalFailures:         c.renewalFailures.Load(),
 		IteratorsExpired:        c.iteratorsExpired.Load(),
