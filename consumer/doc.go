@@ -34,6 +34,12 @@
 //     outside the shard's range (written under an older shard map and re-sent by the
 //     producer), and hands batches to the processor.
 //
+// A worker consumes one stream and uses only the lease-table rows keyed by a bare shard ID.
+// Rows of a KCL multi-stream application sharing the table (keys
+// "account:stream:creationEpoch:shardId", with streamName and shardId attributes, as the KCL's
+// MultiStreamLease) are never taken, ended or deleted, even for a stream of the same name;
+// Stats.ForeignLeases counts them.
+//
 // Every ownership write (take, renew, checkpoint, release) is conditional on the counter the
 // writer saw, so of several workers acting on one view at most one succeeds, and a worker that
 // lost a lease cannot overwrite its new owner's checkpoint.

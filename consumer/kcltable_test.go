@@ -175,3 +175,63 @@ func TestDeletedStreamIsFatal(t *testing.T) {
 		t.Fatalf("Run returned %v, want ErrStreamNotFound", err)
 	}
 }
+
+// kclMultiStreamLease is a multi-stream lease row as a KCL 3.x multi-stream application
+// writes it: DynamoDBMultiStreamLeaseSerializer adds streamName (the serialized
+// StreamIdentifier) and shardId, both of type S, to the single-stream attributes, and
+// MultiStreamLease.getLeaseKey joins the two with a colon.
+func kclMultiStreamLease(streamID, shardID, owner, counter, cp string) map[string]ddbtypes.AttributeValue {
+	item := kclLease(streamID+":"+shardID, owner, counter, cp)
+	item["streamName"] = kclS(streamID)
+	item["shardId"] = kclS(shardID)
+	return item
+}
+
+// TestSingleStreamWorkerIgnoresMultiStreamLeases shares a lease table with a KCL multi-stream
+// application that consumes a stream of the same name (another account) with the same shard
+// IDs: one lease nobody holds and one whose owner is gone. A single-stream worker must create
+// and process its own leases and leave those rows exactly as they were.
+func TestSingleStreamWorkerIgnoresMultiStreamLeases(t *testing.T) {
+	checkNoLeak(t)
+	env := newEmuEnv(t, 2, nil, nil)
+	streamID := "123456789012:" + env.stream + ":1700000000"
+	foreign := []map[string]ddbtypes.AttributeValue{
+		kclMultiStreamLease(streamID, "shardId-000000000000", "", "0", staleSeq),
+		kclMultiStreamLease(streamID, "shardId-000000000001", "kcl-ms-gone", "5", staleSeq),
+	}
+	putKCLItems(t, env, foreign...)
+	before := leaseKeys(t, env)
+
+	c := newCollector()
+	prod := newTestProducer(t, env.kc, env.stream)
+	n, err := prod.produce(context.Background(), testKeys(40), 2, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := reshardFleet(t, env, c, 2, nil)
+	started := time.Now()
+	c.waitDistinct(t, n, 60*time.Second)
+	// Long enough for the gone owner's lease to look expired to every worker.
+	if d := 2*emuFailover - time.Since(started); d > 0 {
+		time.Sleep(d)
+	}
+	after := leaseKeys(t, env)
+	for _, item := range foreign {
+		key := item["leaseKey"].(*ddbtypes.AttributeValueMemberS).Value
+		b, a := before[key], after[key]
+		if a.Owner != b.Owner || a.Counter != b.Counter || a.Checkpoint != b.Checkpoint || a.StreamIdentifier != streamID {
+			t.Errorf("multi-stream lease %s changed: before %+v, after %+v", key, b, a)
+		}
+	}
+	for _, id := range []string{"shardId-000000000000", "shardId-000000000001"} {
+		if _, ok := after[id]; !ok {
+			t.Errorf("no lease of its own for %s", id)
+		}
+	}
+	for _, rw := range ws {
+		if got := rw.w.Stats().ForeignLeases; got != 2 {
+			t.Errorf("worker %s: ForeignLeases = %d, want 2", rw.w.WorkerID(), got)
+		}
+	}
+	stopAll(t, ws)
+}

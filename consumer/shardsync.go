@@ -93,7 +93,7 @@ func (s *shardSyncer) sync(ctx context.Context) error {
 		return err
 	}
 	lctx, cancel := context.WithTimeout(ctx, max(w.cfg.kinesisCallTimeout(), w.cfg.TakeInterval*2))
-	leases, err := w.store.ListLeases(lctx)
+	leases, err := w.listLeases(lctx)
 	cancel()
 	if err != nil {
 		return fmt.Errorf("consumer: listing leases: %w", err)

@@ -60,7 +60,7 @@ func (t *leaseTaker) scan(ctx context.Context) time.Duration {
 	w := t.w
 	cfg := &w.cfg
 	sctx, cancel := context.WithTimeout(ctx, cfg.TakeInterval)
-	leases, err := w.store.ListLeases(sctx)
+	leases, err := w.listLeases(sctx)
 	cancel()
 	if err != nil {
 		if ctx.Err() == nil {
