@@ -130,7 +130,7 @@ func (s *DynamoDBStore) Stats() DynamoDBStats { return s.stats.snapshot() }
 func (s *DynamoDBStore) wrap(op, key string, err error) error {
 	var rnf *types.ResourceNotFoundException
 	if errors.As(err, &rnf) {
-		return fmt.Errorf("checkpoint: %s %q: table %s does not exist (call EnsureTable): %w", op, key, s.cfg.TableName, err)
+		return fmt.Errorf("checkpoint: %s %q: %w: table %s does not exist (call EnsureTable): %w", op, key, ErrTableNotFound, s.cfg.TableName, err)
 	}
 	return fmt.Errorf("checkpoint: %s %q on table %s: %w", op, key, s.cfg.TableName, err)
 }
