@@ -235,3 +235,25 @@ func TestSingleStreamWorkerIgnoresMultiStreamLeases(t *testing.T) {
 	}
 	stopAll(t, ws)
 }
+
+// TestDeletedLeaseTableStopsRun deletes the lease table under a running worker: Run must
+// return an error a supervisor can match, instead of running on with warnings while no shard
+// is processed.
+func TestDeletedLeaseTableStopsRun(t *testing.T) {
+	checkNoLeak(t)
+	env := newEmuEnv(t, 2, nil, nil)
+	c := newCollector()
+	w, err := New(env.config(t, "w1", processorFor(c, "w1", nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rw := runWorker(t, w)
+	waitFor(t, 20*time.Second, "the worker holding both leases", func() bool { return w.Stats().LeasesHeld == 2 })
+	if _, err := env.ddb.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(env.table)}); err != nil {
+		t.Fatal(err)
+	}
+	err = rw.wait(30 * time.Second)
+	if !errors.Is(err, ErrLeaseTableNotFound) || !errors.Is(err, checkpoint.ErrTableNotFound) {
+		t.Fatalf("Run returned %v, want ErrLeaseTableNotFound", err)
+	}
+}

@@ -76,6 +76,7 @@ func (s *shardSyncer) run(ctx context.Context) {
 			if errors.Is(err, ErrStreamNotFound) {
 				s.w.reportFatal(err)
 			}
+			s.w.checkTableGone(err)
 			next = bo.NextBackOff()
 			s.w.log.Warn("consumer: shard sync failed", "error", err, "retry_in", next)
 		} else {

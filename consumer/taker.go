@@ -63,7 +63,7 @@ func (t *leaseTaker) scan(ctx context.Context) time.Duration {
 	leases, err := w.listLeases(sctx)
 	cancel()
 	if err != nil {
-		if ctx.Err() == nil {
+		if ctx.Err() == nil && !w.checkTableGone(err) {
 			w.log.Warn("consumer: listing leases failed", "error", err)
 		}
 		return cfg.TakeInterval / 2
