@@ -108,7 +108,10 @@ type Config struct {
 
 	// InitialPosition is where shards without a checkpoint start. Default: Latest.
 	InitialPosition InitialPosition
-	// InitialTimestamp is the start time for AtTimestamp.
+	// InitialTimestamp is the start time for AtTimestamp, also used for leases another worker
+	// (or a KCL application) left at AT_TIMESTAMP: the lease table stores that position without
+	// its time. With another InitialPosition it is ignored, and such leases are read from
+	// TRIM_HORIZON.
 	InitialTimestamp time.Time
 
 	// FailoverTime is how long a lease's counter must stay still, as this worker observes it
@@ -274,6 +277,16 @@ func (c Config) withDefaults() (Config, error) {
 		c.Logger = slog.Default()
 	}
 	return c, nil
+}
+
+// atTimestamp is the time a lease checkpointed AT_TIMESTAMP starts at: InitialTimestamp when
+// the worker is configured AtTimestamp, zero (no time known) otherwise, as the KCL's
+// InitialPositionInStreamExtended has a timestamp only for AT_TIMESTAMP.
+func (c Config) atTimestamp() time.Time {
+	if c.InitialPosition != AtTimestamp {
+		return time.Time{}
+	}
+	return c.InitialTimestamp
 }
 
 // renewDeadline is how long after the start of its last successful renewal a worker keeps

@@ -113,7 +113,9 @@
 //	HandoffTimeout          30 s                        the KCL 3.x's gracefulLeaseHandoffTimeoutMillis
 //	ShardSyncInterval       1 min                       the KCL's shardSyncIntervalMillis
 //	LeaseCleanupDelay       5 min
-//	InitialPosition         LATEST                      the KCL's
+//	InitialPosition         LATEST                      the KCL's; a lease left at AT_TIMESTAMP
+//	                                                    uses InitialTimestamp when configured
+//	                                                    AtTimestamp, TRIM_HORIZON otherwise
 //	Retrieval               Polling
 //	ConsumerName            ApplicationName             the KCL's
 //	FanOutShardCheckInterval 10 s

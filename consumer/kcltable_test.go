@@ -3,6 +3,7 @@ package consumer
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	kinesistypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/shardline/shardline/checkpoint"
 )
@@ -255,5 +257,58 @@ func TestDeletedLeaseTableStopsRun(t *testing.T) {
 	err = rw.wait(30 * time.Second)
 	if !errors.Is(err, ErrLeaseTableNotFound) || !errors.Is(err, checkpoint.ErrTableNotFound) {
 		t.Fatalf("Run returned %v, want ErrLeaseTableNotFound", err)
+	}
+}
+
+// iteratorRecorder passes Kinesis calls through and keeps the GetShardIterator requests.
+type iteratorRecorder struct {
+	KinesisAPI
+	mu   sync.Mutex
+	reqs []kinesis.GetShardIteratorInput
+}
+
+func (r *iteratorRecorder) GetShardIterator(ctx context.Context, in *kinesis.GetShardIteratorInput, optFns ...func(*kinesis.Options)) (*kinesis.GetShardIteratorOutput, error) {
+	r.mu.Lock()
+	r.reqs = append(r.reqs, *in)
+	r.mu.Unlock()
+	return r.KinesisAPI.GetShardIterator(ctx, in, optFns...)
+}
+
+// TestKCLLeaseAtTimestampWithoutConfiguredTime gives a worker configured LATEST a lease a KCL
+// application left at AT_TIMESTAMP. The lease table has no time for that position (the KCL
+// keeps it in its InitialPositionInStreamExtended configuration), so the worker has none to
+// ask for: it must read from TRIM_HORIZON, delivering every record, and never ask for an
+// iterator at the zero time.
+func TestKCLLeaseAtTimestampWithoutConfiguredTime(t *testing.T) {
+	checkNoLeak(t)
+	env := newEmuEnv(t, 1, nil, nil)
+	putKCLItems(t, env, kclLease("shardId-000000000000", "", "0", "AT_TIMESTAMP"))
+	c := newCollector()
+	prod := newTestProducer(t, env.kc, env.stream)
+	n, err := prod.produce(context.Background(), testKeys(30), 2, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &iteratorRecorder{KinesisAPI: env.kc}
+	cfg := env.config(t, "w1", processorFor(c, "w1", nil))
+	cfg.InitialPosition = Latest
+	cfg.Kinesis = rec
+	w, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rw := runWorker(t, w)
+	c.waitDistinct(t, n, 30*time.Second)
+	if err := rw.stop(); err != nil {
+		t.Fatal(err)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.reqs) == 0 {
+		t.Fatal("no GetShardIterator request")
+	}
+	first := rec.reqs[0]
+	if first.ShardIteratorType != kinesistypes.ShardIteratorTypeTrimHorizon || first.Timestamp != nil {
+		t.Errorf("first GetShardIterator: type %s, timestamp %v; want TRIM_HORIZON without a time", first.ShardIteratorType, first.Timestamp)
 	}
 }

@@ -165,6 +165,10 @@ func TestPositionFor(t *testing.T) {
 			t.Errorf("%v: %s, want %s", tc.cp, p.kind, tc.kind)
 		}
 	}
+	// Without a configured time, AT_TIMESTAMP reads from the oldest record.
+	if p := positionFor(checkpoint.AtTimestamp, time.Time{}); p.kind != types.ShardIteratorTypeTrimHorizon || !p.ts.IsZero() {
+		t.Errorf("AT_TIMESTAMP without a time: %s", p)
+	}
 }
 
 func TestRecordFuncRetriesFromTheFailingRecord(t *testing.T) {

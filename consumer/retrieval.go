@@ -64,6 +64,14 @@ func (p startPosition) String() string {
 // number when it was. A checkpoint (S, 0) cannot tell a plain record from the first user
 // record of an aggregate, and AFTER_SEQUENCE_NUMBER would skip the rest of that aggregate;
 // reading S again costs one record and is right in both cases.
+//
+// The lease table stores AT_TIMESTAMP without a time: the KCL keeps the time in its
+// configuration (InitialPositionInStreamExtended) and IteratorBuilder fills it in from there,
+// so initialTS is the worker's Config.InitialTimestamp when it is configured AtTimestamp and
+// zero otherwise. A KCL worker without an AT_TIMESTAMP configuration has no time for such a
+// lease (its getTimestamp() is null, and the shard never starts); Shardline reads the shard
+// from TRIM_HORIZON instead, which delivers every record the AT_TIMESTAMP position would have,
+// and more, rather than guessing a time or skipping records as LATEST would.
 func positionFor(cp checkpoint.ExtendedSequenceNumber, initialTS time.Time) startPosition {
 	switch cp.SequenceNumber {
 	case checkpoint.SentinelTrimHorizon:
@@ -71,6 +79,9 @@ func positionFor(cp checkpoint.ExtendedSequenceNumber, initialTS time.Time) star
 	case checkpoint.SentinelLatest:
 		return startPosition{kind: types.ShardIteratorTypeLatest}
 	case checkpoint.SentinelAtTimestamp:
+		if initialTS.IsZero() {
+			return startPosition{kind: types.ShardIteratorTypeTrimHorizon}
+		}
 		return startPosition{kind: types.ShardIteratorTypeAtTimestamp, ts: initialTS}
 	}
 	return startPosition{kind: types.ShardIteratorTypeAtSequenceNumber, seq: cp.SequenceNumber}

@@ -218,7 +218,7 @@ func (c *shardConsumer) process() {
 		c.finish(proc)
 		return
 	}
-	from := positionFor(l.Checkpoint, cfg.InitialTimestamp)
+	from := positionFor(l.Checkpoint, cfg.atTimestamp())
 	src, err := c.w.sources().open(c.stopCtx, c.shardID, from)
 	if err != nil {
 		c.log.Error("consumer: opening the shard failed", "error", err)
