@@ -462,6 +462,21 @@ func (s *DynamoDBStore) InitiateHandoff(ctx context.Context, lease Lease, nextOw
 	return s.update(ctx, OpInitiateHandoff, lease.Key, e, nil)
 }
 
+// CancelHandoff is one conditional UpdateItem that leaves the counter alone.
+func (s *DynamoDBStore) CancelHandoff(ctx context.Context, lease Lease) (Lease, error) {
+	s.stats.call(OpCancelHandoff)
+	if err := validateCancelHandoff(lease); err != nil {
+		return Lease{}, err
+	}
+	e := newExpr()
+	e.cond("attribute_exists(" + e.n(AttrLeaseKey) + ")")
+	e.cond(e.eqOrAbsent(AttrLeaseOwner, lease.Owner))
+	e.cond(e.eqOrAbsent(AttrCheckpointOwner, lease.CheckpointOwner))
+	e.set(AttrLeaseOwner, attrS(lease.CheckpointOwner))
+	e.remove(AttrCheckpointOwner)
+	return s.update(ctx, OpCancelHandoff, lease.Key, e, nil)
+}
+
 // UpdateChildShards is one UpdateItem conditional only on the lease existing.
 func (s *DynamoDBStore) UpdateChildShards(ctx context.Context, key string, childShardIDs []string) (Lease, error) {
 	s.stats.call(OpUpdateChildShards)
