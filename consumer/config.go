@@ -143,8 +143,10 @@ type Config struct {
 	// reprocessed from its last checkpoint, so records after it are processed twice.
 	DisableGracefulHandoff bool
 	// HandoffTimeout bounds how long a worker that asked for a lease waits for the current
-	// owner to release it; then it takes the lease outright. Default: DefaultHandoffTimeout
-	// (the KCL 3.x's gracefulLeaseHandoffTimeoutMillis).
+	// owner to release it. Then, if the owner still renews, the request is withdrawn and the
+	// owner's leases are balanced by the KCL 2.x steal rule (see the package documentation);
+	// a lease whose owner stopped renewing is taken when it expires. Default:
+	// DefaultHandoffTimeout (the KCL 3.x's gracefulLeaseHandoffTimeoutMillis).
 	HandoffTimeout time.Duration
 
 	// ShardSyncInterval is the time between shard listings that create leases for new shards

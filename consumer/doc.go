@@ -47,8 +47,16 @@
 // Moving a lease to balance the load is a graceful handoff (the KCL 3.x checkpointOwner
 // protocol): the thief asks for the lease, the owner's processor gets ShutdownRequested and
 // checkpoints, the owner releases the lease, and only then does the thief start, from that
-// checkpoint, so rebalancing delivers no record twice. An owner that does not release within
-// HandoffTimeout loses the lease the ordinary way.
+// checkpoint, so rebalancing delivers no record twice. A lease whose counter still moves is
+// never taken because a handoff timed out: an owner that stops renewing during the handoff
+// loses the lease when it expires, and one that renews without answering within
+// HandoffTimeout (a KCL 2.x worker in a mixed fleet, which does not know the request, or a
+// processor stuck in ShutdownRequested) gets the request withdrawn (its leaseOwner restored,
+// the counter untouched, so its renewals go on) and from then on is balanced by the KCL 2.x
+// steal rule (DynamoDBLeaseTaker): only while this worker is below the target of
+// ceil(leases / workers) leases and the owner at or above it, at most MaxLeasesToStealAtOnce
+// leases a scan, taken outright, as a KCL 2.x worker steals. Stats.HandoffsCancelled counts
+// the withdrawn requests.
 //
 // # The processor contract
 //

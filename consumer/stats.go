@@ -14,7 +14,7 @@ import (
 // registry is configured.
 type counters struct {
 	leasesTaken, leasesLost, leasesReleased, leasesCreated, leasesDeleted atomic.Int64
-	handoffsRequested                                                     atomic.Int64
+	handoffsRequested, handoffsCancelled                                  atomic.Int64
 	recordsProcessed, bytesProcessed, batches, processingNanos            atomic.Int64
 	deaggregationErrors, corruptRecords, outsideRange                     atomic.Int64
 	processorErrors, shardEndNotCheckpointed, shardsEnded                 atomic.Int64
@@ -128,6 +128,7 @@ type Stats struct {
 	LeasesCreated     int64 // leases this worker's shard syncs created
 	LeasesDeleted     int64 // finished leases this worker cleaned up
 	HandoffsRequested int64 // graceful handoffs this worker asked for
+	HandoffsCancelled int64 // handoff requests withdrawn: the owner kept renewing without answering
 
 	RecordsProcessed    int64         // user records handed to processors
 	BytesProcessed      int64         // their data bytes
@@ -180,6 +181,7 @@ func (w *Worker) Stats() Stats {
 		LeasesCreated:           c.leasesCreated.Load(),
 		LeasesDeleted:           c.leasesDeleted.Load(),
 		HandoffsRequested:       c.handoffsRequested.Load(),
+		HandoffsCancelled:       c.handoffsCancelled.Load(),
 		RecordsProcessed:        c.recordsProcessed.Load(),
 		BytesProcessed:          c.bytesProcessed.Load(),
 		Batches:                 c.batches.Load(),

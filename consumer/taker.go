@@ -17,7 +17,10 @@ type leaseTaker struct {
 	w       *Worker
 	obs     *leaseObserver
 	pending map[string]time.Time // handoffs asked for, by lease key
-	rng     *rand.Rand
+	// silent are owners that let a handoff request time out while renewing (KCL 2.x
+	// workers), forgotten once they own no lease.
+	silent map[string]bool
+	rng    *rand.Rand
 }
 
 func newLeaseTaker(w *Worker) *leaseTaker {
@@ -25,6 +28,7 @@ func newLeaseTaker(w *Worker) *leaseTaker {
 		w:       w,
 		obs:     newLeaseObserver(),
 		pending: map[string]time.Time{},
+		silent:  map[string]bool{},
 		rng:     rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 	}
 }
@@ -72,6 +76,17 @@ func (t *leaseTaker) scan(ctx context.Context) time.Duration {
 	t.obs.update(leases, now)
 	view := t.obs.snapshot()
 	w.publishView(view)
+	if len(t.silent) > 0 {
+		owners := map[string]bool{}
+		for _, ol := range view {
+			owners[ol.lease.ActualOwner()] = true
+		}
+		for o := range t.silent {
+			if !owners[o] {
+				delete(t.silent, o)
+			}
+		}
+	}
 
 	plan := planBalance(balanceInput{
 		me:             cfg.WorkerID,
@@ -85,7 +100,26 @@ func (t *leaseTaker) scan(ctx context.Context) time.Duration {
 		maxSteal:       cfg.MaxLeasesToStealAtOnce,
 		hysteresis:     cfg.BalanceHysteresis,
 		graceful:       !cfg.DisableGracefulHandoff,
+		silent:         t.silent,
 	}, t.rng)
+
+	for _, l := range plan.cancel {
+		delete(t.pending, l.Key)
+		cctx, cancel := context.WithTimeout(ctx, cfg.TakeInterval)
+		_, err := w.store.CancelHandoff(cctx, l)
+		cancel()
+		switch {
+		case err == nil:
+			t.silent[l.CheckpointOwner] = true
+			w.stats.handoffsCancelled.Add(1)
+			w.log.Warn("consumer: the owner did not answer the handoff request but still renews the lease; request withdrawn, and its leases are balanced by the KCL 2.x steal rule from now on",
+				"lease", l.Key, "owner", l.CheckpointOwner, "timeout", cfg.HandoffTimeout)
+		case errors.Is(err, checkpoint.ErrLeaseLost), errors.Is(err, checkpoint.ErrLeaseNotFound):
+			w.log.Debug("consumer: handoff changed before it could be withdrawn", "lease", l.Key, "error", err)
+		default:
+			w.log.Warn("consumer: withdrawing a handoff request failed", "lease", l.Key, "error", err)
+		}
+	}
 
 	for _, key := range plan.abandon {
 		w.log.Info("consumer: handoff abandoned: the lease went elsewhere", "lease", key)
@@ -99,14 +133,20 @@ func (t *leaseTaker) scan(ctx context.Context) time.Duration {
 		delete(t.pending, l.Key)
 		t.take(ctx, l, "handoff")
 	}
-	if len(plan.take) > 0 || len(plan.steal) > 0 {
-		w.log.Info("consumer: lease balance", "workers", plan.workers, "fair_share", round2(plan.fair), "my_load", round2(plan.myLoad), "max_load", round2(plan.maxLoad), "taking", len(plan.take), "stealing", len(plan.steal))
+	if len(plan.take) > 0 || len(plan.steal) > 0 || len(plan.seize) > 0 {
+		w.log.Info("consumer: lease balance", "workers", plan.workers, "fair_share", round2(plan.fair), "my_load", round2(plan.myLoad), "max_load", round2(plan.maxLoad), "taking", len(plan.take), "stealing", len(plan.steal)+len(plan.seize))
 	}
 	for _, l := range plan.take {
 		if ctx.Err() != nil {
 			break
 		}
 		t.take(ctx, l, "available")
+	}
+	for _, l := range plan.seize {
+		if ctx.Err() != nil {
+			break
+		}
+		t.take(ctx, l, "steal from an owner that does not answer handoffs")
 	}
 	for _, l := range plan.steal {
 		if ctx.Err() != nil {
@@ -142,7 +182,7 @@ func (t *leaseTaker) scan(ctx context.Context) time.Duration {
 // previous owner released the lease.
 func (t *leaseTaker) pollPending(ctx context.Context) {
 	w := t.w
-	for key, started := range t.pending {
+	for key := range t.pending {
 		gctx, cancel := context.WithTimeout(ctx, w.cfg.TakeInterval)
 		l, err := w.store.GetLease(gctx, key)
 		cancel()
@@ -153,7 +193,9 @@ func (t *leaseTaker) pollPending(ctx context.Context) {
 			continue
 		case l.Owner != w.cfg.WorkerID || l.Checkpoint.IsShardEnd():
 			delete(t.pending, key)
-		case l.CheckpointOwner == "" || time.Since(started) >= w.cfg.HandoffTimeout:
+		case l.CheckpointOwner == "":
+			// Released. A request that timed out is judged by the scan, which knows whether
+			// the owner's counter still moves.
 			delete(t.pending, key)
 			t.take(ctx, l, "handoff")
 		}
