@@ -135,8 +135,27 @@
 //	WorkerID                host name + random suffix
 //	LeaseTableName          ApplicationName
 //
-// A worker dies and its shards resume elsewhere within FailoverTime + TakeInterval (the taker
-// also scans at the moment a silent lease expires), plus the first read.
+// # Takeover bound
+//
+// When one worker dies, each of its shards resumes on another worker within FailoverTime +
+// TakeInterval of the death, plus the first read: a survivor saw the lease's last counter
+// change at a scan no later than TakeInterval after the renewal, the lease expires
+// FailoverTime after that sighting on the survivor's clock, and the survivor scans again at
+// that moment. The bound holds on these conditions:
+//
+//   - The survivors have room. A worker takes expired leases only up to its fair share of the
+//     load (the dead worker no longer counts) and never past MaxLeasesPerWorker; the survivors'
+//     shares together cover every lease, but a cap that leaves them short leaves shards
+//     unprocessed until a worker has room.
+//   - The failures do not overlap. A survivor that took a lease and dies before its first
+//     renewal gives that lease a fresh expiry, so a shard caught in two failures may take up
+//     to twice the bound; a worker that starts after the death (a fleet restarted at once)
+//     presumes every owned lease alive for FailoverTime from its own first scan.
+//   - The shard's parents are finished: a child waits for them whatever the failover does.
+//
+// A worker cut off from the lease table stops processing by 0.8 × FailoverTime after its
+// last successful renewal, before another worker may take its leases, so the takeover never
+// has two workers processing one shard.
 //
 // # Cost of the lease table
 //

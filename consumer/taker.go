@@ -20,7 +20,10 @@ type leaseTaker struct {
 	// silent are owners that let a handoff request time out while renewing (KCL 2.x
 	// workers), forgotten once they own no lease.
 	silent map[string]bool
-	rng    *rand.Rand
+	// from names the owner each handoff was asked of: once it releases the lease, the lease
+	// names only this worker, and the log should name the worker it came from.
+	from map[string]string
+	rng  *rand.Rand
 }
 
 func newLeaseTaker(w *Worker) *leaseTaker {
@@ -29,6 +32,7 @@ func newLeaseTaker(w *Worker) *leaseTaker {
 		obs:     newLeaseObserver(),
 		pending: map[string]time.Time{},
 		silent:  map[string]bool{},
+		from:    map[string]string{},
 		rng:     rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 	}
 }
@@ -105,6 +109,7 @@ func (t *leaseTaker) scan(ctx context.Context) time.Duration {
 
 	for _, l := range plan.cancel {
 		delete(t.pending, l.Key)
+		delete(t.from, l.Key)
 		cctx, cancel := context.WithTimeout(ctx, cfg.TakeInterval)
 		_, err := w.store.CancelHandoff(cctx, l)
 		cancel()
@@ -124,14 +129,18 @@ func (t *leaseTaker) scan(ctx context.Context) time.Duration {
 	for _, key := range plan.abandon {
 		w.log.Info("consumer: handoff abandoned: the lease went elsewhere", "lease", key)
 		delete(t.pending, key)
+		delete(t.from, key)
 	}
 	for _, l := range plan.complete {
-		forced := l.CheckpointOwner != ""
-		if forced {
-			w.log.Warn("consumer: previous owner did not release the lease in time, taking it", "lease", l.Key, "owner", l.CheckpointOwner, "timeout", cfg.HandoffTimeout)
+		why := "handoff"
+		if l.CheckpointOwner != "" {
+			// planBalance completes an unreleased handoff only when the lease expired: the
+			// owner stopped renewing, which is a failure, not a late answer.
+			why = "expired during the handoff"
+			w.log.Warn("consumer: the owner stopped renewing the lease during the handoff; taking the expired lease", "lease", l.Key, "owner", l.CheckpointOwner, "failover", cfg.FailoverTime)
 		}
 		delete(t.pending, l.Key)
-		t.take(ctx, l, "handoff")
+		t.take(ctx, l, why)
 	}
 	if len(plan.take) > 0 || len(plan.steal) > 0 || len(plan.seize) > 0 {
 		w.log.Info("consumer: lease balance", "workers", plan.workers, "fair_share", round2(plan.fair), "my_load", round2(plan.myLoad), "max_load", round2(plan.maxLoad), "taking", len(plan.take), "stealing", len(plan.steal)+len(plan.seize))
@@ -140,7 +149,14 @@ func (t *leaseTaker) scan(ctx context.Context) time.Duration {
 		if ctx.Err() != nil {
 			break
 		}
-		t.take(ctx, l, "available")
+		why := "unassigned"
+		switch {
+		case l.Owner == w.cfg.WorkerID && l.CheckpointOwner == "":
+			why = "left by an earlier run of this worker"
+		case !l.IsUnassigned():
+			why = "expired"
+		}
+		t.take(ctx, l, why)
 	}
 	for _, l := range plan.seize {
 		if ctx.Err() != nil {
@@ -162,6 +178,7 @@ func (t *leaseTaker) scan(ctx context.Context) time.Duration {
 		switch {
 		case err == nil:
 			t.pending[l.Key] = time.Now()
+			t.from[l.Key] = l.Owner
 			w.stats.handoffsRequested.Add(1)
 			w.log.Info("consumer: asked for a lease to balance the load", "lease", l.Key, "from", l.Owner)
 		case errors.Is(err, checkpoint.ErrLeaseLost), errors.Is(err, checkpoint.ErrLeaseNotFound), errors.Is(err, checkpoint.ErrInvalidLease):
@@ -189,10 +206,12 @@ func (t *leaseTaker) pollPending(ctx context.Context) {
 		switch {
 		case errors.Is(err, checkpoint.ErrLeaseNotFound):
 			delete(t.pending, key)
+			delete(t.from, key)
 		case err != nil:
 			continue
 		case l.Owner != w.cfg.WorkerID || l.Checkpoint.IsShardEnd():
 			delete(t.pending, key)
+			delete(t.from, key)
 		case l.CheckpointOwner == "":
 			// Released. A request that timed out is judged by the scan, which knows whether
 			// the owner's counter still moves.
@@ -209,6 +228,7 @@ func (t *leaseTaker) releasePending(ctx context.Context) {
 	w := t.w
 	for key := range t.pending {
 		delete(t.pending, key)
+		delete(t.from, key)
 		gctx, cancel := context.WithTimeout(ctx, w.cfg.RenewInterval)
 		l, err := w.store.GetLease(gctx, key)
 		if err == nil && l.Owner == w.cfg.WorkerID && l.CheckpointOwner == "" && !w.holds(key) {
@@ -239,10 +259,11 @@ func (t *leaseTaker) take(ctx context.Context, l checkpoint.Lease, why string) {
 		}
 		return
 	}
-	prev := l.Owner
-	if l.CheckpointOwner != "" {
-		prev = l.CheckpointOwner
+	prev := l.ActualOwner()
+	if from, ok := t.from[l.Key]; ok && l.CheckpointOwner == "" && l.Owner == w.cfg.WorkerID {
+		prev = from
 	}
+	delete(t.from, l.Key)
 	w.log.Info("consumer: took lease", "lease", l.Key, "reason", why, "previous_owner", prev, "checkpoint", got.Checkpoint.String())
 	w.startShard(got, start)
 }
