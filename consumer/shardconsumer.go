@@ -308,7 +308,21 @@ func (c *shardConsumer) handleBatch(proc RecordProcessor, dec *recordDecoder, re
 			c.log.Error("consumer: record with an invalid sequence number", "error", err)
 		}
 	}
-	return len(recs) == 0 || c.deliver(proc, recs, res.millisBehindLatest, dec.stats.userBytes)
+	if len(recs) == 0 {
+		if p, ok := proc.(idleProcessor); ok && c.stopping() == stopNone {
+			if err := p.idle(c.ctx, c.ucp); err != nil && c.stopping() == stopNone {
+				c.log.Warn("consumer: checkpoint of an idle shard failed", "error", err)
+			}
+		}
+		return true
+	}
+	return c.deliver(proc, recs, res.millisBehindLatest, dec.stats.userBytes)
+}
+
+// idleProcessor is a processor that wants to hear of reads that brought no records (RecordFunc,
+// to checkpoint progress its cadence held back).
+type idleProcessor interface {
+	idle(ctx context.Context, cp *Checkpointer) error
 }
 
 // deliver hands one batch to the processor, again after a pause while it fails. It returns
