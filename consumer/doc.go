@@ -78,9 +78,10 @@
 // start until it checkpoints. RecordFunc wraps a per-record function and checkpoints after
 // each batch, or on a cadence (CheckpointInterval, CheckpointEveryRecords, checked after each
 // batch and, for the interval, on an idle read too), and always at shard end, at a handoff or
-// graceful shutdown, and before a failed batch comes again. At 10 records a second per shard,
-// CheckpointInterval(10 * time.Second) turns about 18,000 checkpoint writes per shard-hour
-// (one a batch, at five reads a second) into 360, which then also renew the lease.
+// graceful shutdown, and before a failed batch comes again. On a shard with records every
+// read, checkpointing after each batch writes up to 18,000 times a shard-hour (five reads a
+// second); CheckpointInterval(10 * time.Second) writes 360, each of which also renews the
+// lease.
 //
 // A checkpoint inside a KPL aggregate keeps its subsequence number; the next owner reads
 // the aggregate again (AT_SEQUENCE_NUMBER) and skips the user records the checkpoint covers,
