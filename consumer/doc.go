@@ -89,6 +89,11 @@
 //
 // # Retrieval
 //
+// The stream is named by StreamName or by StreamARN; with an ARN every request names the
+// stream by ARN (ListShards, GetShardIterator, GetRecords, and fan-out skips looking the ARN
+// up), which is how a worker reads a stream of another account whose resource policy lets the
+// worker's credentials in. The lease table stays in the worker's own account.
+//
 // Polling (the default) reads each shard with GetRecords, sharing the shard's read throughput
 // with every other application. FanOut reads with enhanced fan-out: the application
 // registers one stream consumer (ConsumerName), which every worker reuses, and each shard is

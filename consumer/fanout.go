@@ -42,7 +42,10 @@ func (w *Worker) setupFanOut(ctx context.Context) error {
 	}
 	rctx, cancel := context.WithTimeout(ctx, registrationTimeout)
 	defer cancel()
-	streamARN, err := fanout.StreamARN(rctx, client, cfg.StreamName)
+	streamARN, err := cfg.StreamARN, error(nil)
+	if streamARN == "" {
+		streamARN, err = fanout.StreamARN(rctx, client, cfg.StreamName)
+	}
 	if err != nil {
 		if err := classifyKinesisError(err); errors.Is(err, ErrStreamNotFound) {
 			return err

@@ -127,7 +127,7 @@ type retrievalHooks struct {
 // pollingFactory opens GetRecords-based sources.
 type pollingFactory struct {
 	client    KinesisAPI
-	stream    string
+	stream    streamRef
 	limit     int32
 	idle      time.Duration
 	minSpace  time.Duration
@@ -175,10 +175,10 @@ func (s *pollingSource) resume() startPosition {
 func (s *pollingSource) getIterator(ctx context.Context) error {
 	p := s.resume()
 	in := &kinesis.GetShardIteratorInput{
-		StreamName:        aws.String(s.f.stream),
 		ShardId:           aws.String(s.shardID),
 		ShardIteratorType: p.kind,
 	}
+	in.StreamName, in.StreamARN = s.f.stream.input()
 	switch p.kind {
 	case types.ShardIteratorTypeAtSequenceNumber, types.ShardIteratorTypeAfterSequenceNumber:
 		in.StartingSequenceNumber = aws.String(p.seq)
@@ -255,7 +255,12 @@ func (s *pollingSource) poll(ctx context.Context) (fetchResult, error) {
 	}
 	s.lastCall = time.Now()
 	cctx, cancel := context.WithTimeout(ctx, s.f.callLimit)
-	out, err := s.f.client.GetRecords(cctx, &kinesis.GetRecordsInput{ShardIterator: s.iterator, Limit: aws.Int32(s.f.limit)})
+	in := &kinesis.GetRecordsInput{ShardIterator: s.iterator, Limit: aws.Int32(s.f.limit)}
+	if s.f.stream.arn != "" {
+		// As the KCL's KinesisDataFetcher does: a stream of another account is read by ARN.
+		in.StreamARN = aws.String(s.f.stream.arn)
+	}
+	out, err := s.f.client.GetRecords(cctx, in)
 	cancel()
 	if err != nil {
 		err = classifyReadError(err)
@@ -390,7 +395,7 @@ func (w *Worker) pollingSources() *pollingFactory {
 	}
 	return &pollingFactory{
 		client:    cfg.Kinesis,
-		stream:    cfg.StreamName,
+		stream:    cfg.stream(),
 		limit:     cfg.MaxRecords,
 		idle:      cfg.IdleTimeBetweenReads,
 		minSpace:  cfg.MinTimeBetweenReads,

@@ -280,7 +280,7 @@ func (c *shardConsumer) process() {
 // gone (true); when it lists it, the refusal was passing and the read is retried.
 func (c *shardConsumer) resolveNotFound(readErr error) (bool, error) {
 	w := c.w
-	shards, err := listShards(c.stopCtx, w.cfg.Kinesis, w.cfg.StreamName, w.cfg.kinesisCallTimeout())
+	shards, err := listStreamShards(c.stopCtx, w.cfg.Kinesis, w.cfg.stream(), w.cfg.kinesisCallTimeout())
 	if err != nil {
 		if errors.Is(err, ErrStreamNotFound) {
 			return false, fmt.Errorf("%w: %s (reading shard %s: %w)", ErrStreamNotFound, w.cfg.StreamName, c.shardID, err)
