@@ -58,6 +58,26 @@
 // leases a scan, taken outright, as a KCL 2.x worker steals. Stats.HandoffsCancelled counts
 // the withdrawn requests.
 //
+// # Several streams
+//
+// A MultiStreamWorker consumes several streams with one lease table, as a KCL 3.x
+// multi-stream application does, and a KCL multi-stream application's table carries over in
+// either direction: each lease is keyed "account:stream:creationEpoch:shardId" (the KCL's
+// serialized StreamIdentifier and the shard ID, as MultiStreamLease) and carries them in the
+// streamName and shardId attributes, while parents and children stay bare shard IDs. The
+// identifier is StreamConfig.Identifier or, by default, the stream ARN's account and the
+// stream's creation time in seconds from DescribeStreamSummary. The list of streams comes
+// from a StreamListFunc, called at start and every StreamListInterval as the KCL calls
+// MultiStreamTracker.streamConfigList; each stream has its own name or ARN and initial
+// position. At start, streams the table has leases of but the list lacks are consumed too,
+// with new shards at LATEST, as the KCL consumes such orphaned streams. A stream that leaves
+// the list keeps being consumed by default (the KCL's NoLeaseDeletionStrategy); with
+// FormerStreamLeaseDeletionDelay it is stopped and its leases deleted once it stayed away that
+// long (AutoDetectionAndDeferredDeletionStrategy). A deleted stream that is no longer listed
+// has its leases deleted. Each stream runs as a Worker over its own leases, sharing the table,
+// the clients and the worker ID; leases are balanced per stream, so each stream spreads over
+// the fleet (the KCL balances all leases together).
+//
 // # The processor contract
 //
 // A RecordProcessor serves one shard for as long as the worker holds its lease:
