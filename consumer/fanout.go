@@ -144,7 +144,7 @@ func (s *fanoutSource) next(ctx context.Context) (fetchResult, error) {
 		if n := len(b.Records); n > 0 {
 			s.lastSeq = deref(b.Records[n-1].SequenceNumber)
 		}
-		return fetchResult{records: b.Records, millisBehindLatest: b.MillisBehindLatest, shardEnded: b.ShardEnded, childShards: b.ChildShards}, nil
+		return fetchResult{records: b.Records, millisBehindLatest: b.MillisBehindLatest, shardEnded: b.ShardEnded, shardGone: b.ShardGone, childShards: b.ChildShards}, nil
 	case ctx.Err() != nil:
 		return fetchResult{}, ctx.Err()
 	case errors.Is(err, io.EOF):

@@ -92,8 +92,14 @@ const staleSeq = "49590338271490256608559692538361571095921575989136588898"
 // those shards as the KCL does (so the real child starts), clean their leases up, and keep
 // running.
 func TestStaleLeaseForVanishedShard(t *testing.T) {
+	for _, mode := range retrievalModes() {
+		t.Run(mode.String(), func(t *testing.T) { testStaleLease(t, mode) })
+	}
+}
+
+func testStaleLease(t *testing.T, mode Retrieval) {
 	checkNoLeak(t)
-	env := newEmuEnv(t, 2, nil, nil)
+	env := newModeEnv(t, 2, mode)
 	const (
 		stale     = "shardId-000000000099"
 		staleRoot = "shardId-000000000098"
@@ -111,7 +117,14 @@ func TestStaleLeaseForVanishedShard(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ws := reshardFleet(t, env, c, 2, nil)
+	var ws []*runningWorker
+	for _, id := range []string{"w1", "w2"} {
+		w, err := New(modeConfig(env.config(t, id, processorFor(c, id, nil)), mode))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ws = append(ws, runWorker(t, w))
+	}
 
 	deadline := time.Now().Add(60 * time.Second)
 	for c.distinct() < n {

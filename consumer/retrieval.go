@@ -95,6 +95,8 @@ type fetchResult struct {
 	// shards that replaced it when the source knows them.
 	shardEnded  bool
 	childShards []types.ChildShard
+	// shardGone is set with shardEnded when the stream no longer lists the shard.
+	shardGone bool
 }
 
 // shardSource reads one shard. The shardConsumer asks for batches one at a time and delivers

@@ -266,6 +266,10 @@ func (c *shardConsumer) process() {
 			break
 		}
 		if res.shardEnded {
+			if res.shardGone {
+				c.log.Warn("consumer: the stream no longer has this shard; ending it as the KCL does so its children can start")
+				c.w.stats.vanishedShards.Add(1)
+			}
 			c.shardEnd(proc, res.childShards)
 			return
 		}
