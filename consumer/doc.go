@@ -164,6 +164,10 @@
 //	MaxProcessingBackoff    10 s
 //	WorkerID                host name + random suffix
 //	LeaseTableName          ApplicationName
+//	StreamARN               none                        requests name the stream
+//	RecordFunc cadence      after every batch           CheckpointInterval, CheckpointEveryRecords
+//	StreamListInterval      1 min                       MultiStreamWorker
+//	FormerStreamLeaseDeletionDelay 0 (never)            the KCL's NoLeaseDeletionStrategy
 //
 // # Takeover bound
 //
