@@ -125,9 +125,6 @@ func NewMultiStream(cfg MultiStreamConfig) (*MultiStreamWorker, error) {
 	case cfg.Processor == nil && cfg.ProcessorFor == nil:
 		return nil, fmt.Errorf("%w: Processor or ProcessorFor is required", ErrInvalidConfig)
 	}
-	if _, ok := cfg.Kinesis.(describeAPI); !ok && cfg.Kinesis != nil {
-		return nil, fmt.Errorf("%w: Kinesis must offer DescribeStreamSummary for a multi-stream worker", ErrInvalidConfig)
-	}
 	// Check the shared settings once, with a placeholder stream.
 	probe := cfg.Config
 	probe.StreamName = "multi-stream"
@@ -321,9 +318,7 @@ func (m *MultiStreamWorker) sync(ctx context.Context, first bool) error {
 			m.mu.Unlock()
 		}
 	}
-	if m.cfg.FormerStreamLeaseDeletionDelay == 0 {
-		return nil
-	}
+	delay := m.cfg.FormerStreamLeaseDeletionDelay
 	m.mu.Lock()
 	var due []*streamUnit
 	for id, u := range m.units {
@@ -332,9 +327,13 @@ func (m *MultiStreamWorker) sync(ctx context.Context, first bool) error {
 		}
 		if u.absent.IsZero() {
 			u.absent = now
-			m.log.Info("consumer: stream left the list; its leases are deleted if it stays away", "stream_id", id, "delay", m.cfg.FormerStreamLeaseDeletionDelay)
+			if delay > 0 {
+				m.log.Info("consumer: stream left the list; its leases are deleted if it stays away", "stream_id", id, "delay", delay)
+			} else {
+				m.log.Info("consumer: stream left the list; its leases stay and are still processed", "stream_id", id)
+			}
 		}
-		if now.Sub(u.absent) >= m.cfg.FormerStreamLeaseDeletionDelay {
+		if delay > 0 && now.Sub(u.absent) >= delay {
 			due = append(due, u)
 		}
 	}
@@ -361,7 +360,7 @@ func (m *MultiStreamWorker) reap(ctx context.Context) error {
 		switch {
 		case errors.Is(u.err, ErrLeaseTableNotFound), errors.Is(u.err, checkpoint.ErrTableSchema):
 			return u.err
-		case errors.Is(u.err, ErrStreamNotFound) && (u.orphan || !u.absent.IsZero()):
+		case errors.Is(u.err, ErrStreamNotFound) && !u.absent.IsZero():
 			// A deleted stream that is no longer listed: its leases go, as the KCL's
 			// DeletedStreamListProvider has them deleted.
 			m.deleteLeases(ctx, u.id)
@@ -409,10 +408,14 @@ func (m *MultiStreamWorker) identify(ctx context.Context, sc StreamConfig) (stri
 	if ok {
 		return id, nil
 	}
+	describe, ok := m.cfg.Kinesis.(describeAPI)
+	if !ok {
+		return "", fmt.Errorf("%w: StreamConfig %s needs an Identifier: the Kinesis client has no DescribeStreamSummary", ErrInvalidConfig, key)
+	}
 	in := &kinesis.DescribeStreamSummaryInput{}
 	in.StreamName, in.StreamARN = ref.input()
 	dctx, cancel := context.WithTimeout(ctx, m.cfg.kinesisTimeout())
-	out, err := m.cfg.Kinesis.(describeAPI).DescribeStreamSummary(dctx, in)
+	out, err := describe.DescribeStreamSummary(dctx, in)
 	cancel()
 	if err != nil {
 		return "", classifyKinesisError(err)

@@ -246,3 +246,57 @@ func TestScopedStore(t *testing.T) {
 		t.Errorf("left %v", all)
 	}
 }
+
+// TestMultiStreamOrphanedStream starts a multi-stream worker on a table that has leases of a
+// stream its list lacks. As the KCL's Scheduler does (syncStreamsFromLeaseTableOnAppInit),
+// the worker consumes that orphaned stream from its leases; when the stream is then deleted
+// from Kinesis, its leases are deleted, as the KCL deletes the leases of deleted streams that
+// are not listed.
+func TestMultiStreamOrphanedStream(t *testing.T) {
+	checkNoLeak(t)
+	env := newEmuEnv(t, 1, nil, nil) // the listed stream
+	orphan := testenv.CreateStream(t, env.kc, 1)
+	_, idO := streamIdentity(t, env.kc, orphan)
+	putKCLItems(t, env, kclMultiStreamLease(idO, "shardId-000000000000", "", "0", "TRIM_HORIZON"))
+	c := newCollector()
+	ctx := context.Background()
+	n, err := newTestProducer(t, env.kc, orphan).produce(ctx, keysWithPrefix("o", 20), 2, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := env.config(t, "w1", processorFor(c, "w1", nil))
+	base.StreamName, base.InitialPosition = "", Latest
+	m, err := NewMultiStream(MultiStreamConfig{
+		Config: base,
+		Streams: func(context.Context) ([]StreamConfig, error) {
+			return []StreamConfig{{StreamName: env.stream, InitialPosition: TrimHorizon}}, nil
+		},
+		StreamListInterval: 500 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- m.Run(rctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	c.waitDistinct(t, n, 30*time.Second)
+	if _, ok := m.Stats()[idO]; !ok {
+		t.Errorf("orphaned stream %s not consumed: %v", idO, m.Stats())
+	}
+	if _, err := env.kc.DeleteStream(ctx, &kinesis.DeleteStreamInput{StreamName: aws.String(orphan), EnforceConsumerDeletion: aws.Bool(true)}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the deleted orphan's leases deleted", func() bool {
+		leases, err := newScopedStore(storeFor(t, env), idO).ListLeases(ctx)
+		return err == nil && len(leases) == 0
+	})
+	if _, ok := m.Stats()[idO]; ok {
+		t.Errorf("deleted orphaned stream %s still running", idO)
+	}
+}
