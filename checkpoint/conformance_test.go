@@ -335,6 +335,37 @@ func runConformance(t *testing.T, newStore storeFactory) {
 				t.Fatalf("A checkpointed after B took: %v", err)
 			}
 		}},
+		{"CancelHandoff", func(t *testing.T, s Store) {
+			a := mustTake(t, s, "k", "A")
+			h, err := s.InitiateHandoff(ctx, a, "B")
+			if err != nil {
+				t.Fatal(err)
+			}
+			// A does not answer and keeps renewing, as a KCL 2.x worker does.
+			r, err := s.RenewLease(ctx, a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// B withdraws its request on the view it had before that renewal: only the owners
+			// are compared, never the counter, which A keeps moving.
+			cancelled, err := s.CancelHandoff(ctx, h)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cancelled.Owner != "A" || cancelled.CheckpointOwner != "" || cancelled.Counter != r.Counter {
+				t.Fatalf("after cancel: %+v", cancelled)
+			}
+			// A renews on as before, and a second cancel finds no handoff to withdraw.
+			if _, err := s.RenewLease(ctx, r); err != nil {
+				t.Fatalf("A renew after cancel: %v", err)
+			}
+			if _, err := s.CancelHandoff(ctx, h); !errors.Is(err, ErrLeaseLost) {
+				t.Fatalf("second cancel: %v", err)
+			}
+			if _, err := s.CancelHandoff(ctx, a); !errors.Is(err, ErrInvalidLease) {
+				t.Fatalf("cancel without a handoff: %v", err)
+			}
+		}},
 		{"HandoffInvalid", func(t *testing.T, s Store) {
 			l := mustCreate(t, s, "k")
 			if _, err := s.InitiateHandoff(ctx, l, "B"); !errors.Is(err, ErrInvalidLease) {

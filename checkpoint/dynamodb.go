@@ -130,7 +130,7 @@ func (s *DynamoDBStore) Stats() DynamoDBStats { return s.stats.snapshot() }
 func (s *DynamoDBStore) wrap(op, key string, err error) error {
 	var rnf *types.ResourceNotFoundException
 	if errors.As(err, &rnf) {
-		return fmt.Errorf("checkpoint: %s %q: table %s does not exist (call EnsureTable): %w", op, key, s.cfg.TableName, err)
+		return fmt.Errorf("checkpoint: %s %q: %w: table %s does not exist (call EnsureTable): %w", op, key, ErrTableNotFound, s.cfg.TableName, err)
 	}
 	return fmt.Errorf("checkpoint: %s %q on table %s: %w", op, key, s.cfg.TableName, err)
 }
@@ -460,6 +460,21 @@ func (s *DynamoDBStore) InitiateHandoff(ctx context.Context, lease Lease, nextOw
 	e.set(AttrLeaseOwner, attrS(nextOwner))
 	e.set(AttrCheckpointOwner, attrS(lease.Owner))
 	return s.update(ctx, OpInitiateHandoff, lease.Key, e, nil)
+}
+
+// CancelHandoff is one conditional UpdateItem that leaves the counter alone.
+func (s *DynamoDBStore) CancelHandoff(ctx context.Context, lease Lease) (Lease, error) {
+	s.stats.call(OpCancelHandoff)
+	if err := validateCancelHandoff(lease); err != nil {
+		return Lease{}, err
+	}
+	e := newExpr()
+	e.cond("attribute_exists(" + e.n(AttrLeaseKey) + ")")
+	e.cond(e.eqOrAbsent(AttrLeaseOwner, lease.Owner))
+	e.cond(e.eqOrAbsent(AttrCheckpointOwner, lease.CheckpointOwner))
+	e.set(AttrLeaseOwner, attrS(lease.CheckpointOwner))
+	e.remove(AttrCheckpointOwner)
+	return s.update(ctx, OpCancelHandoff, lease.Key, e, nil)
 }
 
 // UpdateChildShards is one UpdateItem conditional only on the lease existing.

@@ -463,3 +463,34 @@ func TestItemSizeEstimate(t *testing.T) {
 	}
 
 }
+
+// TestDynamoDBMissingTableIsTyped checks that every kind of request on a missing or deleted
+// lease table fails with an error matching ErrTableNotFound, so a caller can tell it from a
+// passing failure.
+func TestDynamoDBMissingTableIsTyped(t *testing.T) {
+	ctx := context.Background()
+	client, table := dynamoTable(t)
+	store := newDynamoStore(t, client, table)
+	if _, err := store.ListLeases(ctx); !errors.Is(err, ErrTableNotFound) {
+		t.Fatalf("ListLeases before EnsureTable: %v, want ErrTableNotFound", err)
+	}
+	if err := store.EnsureTable(ctx); err != nil {
+		t.Fatal(err)
+	}
+	held := mustTake(t, store, "shardId-000000000000", "w1")
+	l := held
+	if _, err := client.DeleteTable(ctx, &dynamodb.DeleteTableInput{TableName: aws.String(table)}); err != nil {
+		t.Fatal(err)
+	}
+	checks := map[string]error{}
+	_, checks["ListLeases"] = store.ListLeases(ctx)
+	_, checks["GetLease"] = store.GetLease(ctx, l.Key)
+	_, checks["RenewLease"] = store.RenewLease(ctx, held)
+	_, checks["CreateLeaseIfNotExists"] = store.CreateLeaseIfNotExists(ctx, Lease{Key: "shardId-000000000001", Checkpoint: TrimHorizon})
+	checks["DeleteLease"] = store.DeleteLease(ctx, held)
+	for op, err := range checks {
+		if !errors.Is(err, ErrTableNotFound) {
+			t.Errorf("%s on a deleted table: %v, want ErrTableNotFound", op, err)
+		}
+	}
+}

@@ -32,6 +32,9 @@ var (
 	ErrStoreClosed = errors.New("lease store closed")
 	// ErrTableSchema: the table exists but its key is not the lease table's (leaseKey, type S).
 	ErrTableSchema = errors.New("table is not a lease table")
+	// ErrTableNotFound: the lease table does not exist (DynamoDB answered
+	// ResourceNotFoundException): it was never created (call EnsureTable) or was deleted.
+	ErrTableNotFound = errors.New("lease table not found")
 )
 
 // LeaseError describes a refused lease operation: which operation, on which lease, the

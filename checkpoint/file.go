@@ -296,6 +296,11 @@ func (s *FileStore) InitiateHandoff(ctx context.Context, lease Lease, nextOwner 
 	return s.core.handoff(ctx, lease, nextOwner)
 }
 
+// CancelHandoff implements Store.
+func (s *FileStore) CancelHandoff(ctx context.Context, lease Lease) (Lease, error) {
+	return s.core.cancelHandoff(ctx, lease)
+}
+
 // UpdateChildShards implements Store.
 func (s *FileStore) UpdateChildShards(ctx context.Context, key string, childShardIDs []string) (Lease, error) {
 	return s.core.childShards(ctx, key, childShardIDs)

@@ -145,6 +145,13 @@ type Store interface {
 	// it sets the checkpoint owner to the current owner and the owner to nextOwner. The counter
 	// is left alone so the current owner's renewals and its final checkpoint still succeed.
 	InitiateHandoff(ctx context.Context, lease Lease, nextOwner string) (Lease, error)
+	// CancelHandoff withdraws a handoff request that its owner did not answer: on condition
+	// that the owner is still lease.Owner (the worker that asked) and the checkpoint owner
+	// still lease.CheckpointOwner, it makes the checkpoint owner the owner again and clears the
+	// checkpoint owner. The counter is left alone: the worker still processing the shard (a KCL
+	// 2.x worker, whose renewals are conditional on the counter alone, never answers a
+	// request) keeps renewing without noticing.
+	CancelHandoff(ctx context.Context, lease Lease) (Lease, error)
 	// UpdateChildShards records the child shards of a shard that reached its end. It needs the
 	// lease to exist but not to be held, and leaves the counter alone.
 	UpdateChildShards(ctx context.Context, key string, childShardIDs []string) (Lease, error)
@@ -166,6 +173,7 @@ const (
 	OpEvictLease         = "EvictLease"
 	OpUpdateCheckpoint   = "UpdateCheckpoint"
 	OpInitiateHandoff    = "InitiateHandoff"
+	OpCancelHandoff      = "CancelHandoff"
 	OpUpdateChildShards  = "UpdateChildShards"
 	OpUpdateHashKeyRange = "UpdateHashKeyRange"
 	OpDeleteLease        = "DeleteLease"
@@ -237,6 +245,16 @@ func validateHandoff(l Lease, next string) error {
 		return invalid(OpInitiateHandoff, l.Key, "next owner %q must differ from the owner", next)
 	case l.CheckpointOwner != "":
 		return invalid(OpInitiateHandoff, l.Key, "a handoff to %q is already under way", l.Owner)
+	}
+	return nil
+}
+
+func validateCancelHandoff(l Lease) error {
+	switch {
+	case l.Key == "":
+		return invalid(OpCancelHandoff, l.Key, "empty lease key")
+	case l.Owner == "" || l.CheckpointOwner == "" || l.Owner == l.CheckpointOwner:
+		return invalid(OpCancelHandoff, l.Key, "no handoff under way")
 	}
 	return nil
 }

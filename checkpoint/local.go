@@ -247,6 +247,23 @@ func (c *localCore) handoff(ctx context.Context, l Lease, next string) (Lease, e
 	})
 }
 
+func (c *localCore) cancelHandoff(ctx context.Context, l Lease) (Lease, error) {
+	if err := validateCancelHandoff(l); err != nil {
+		return Lease{}, err
+	}
+	return c.mutate(ctx, OpCancelHandoff, l.Key, func(cur Lease, exists bool) (Lease, bool, error) {
+		switch {
+		case !exists:
+			return Lease{}, false, notFound(OpCancelHandoff, l.Key)
+		case cur.Owner != l.Owner || cur.CheckpointOwner != l.CheckpointOwner:
+			return Lease{}, false, lost(OpCancelHandoff, l.Key, "the handoff ended or changed", cur)
+		}
+		cur.Owner = cur.CheckpointOwner
+		cur.CheckpointOwner = ""
+		return cur, false, nil
+	})
+}
+
 func (c *localCore) childShards(ctx context.Context, key string, ids []string) (Lease, error) {
 	if err := validateChildShards(key, ids); err != nil {
 		return Lease{}, err

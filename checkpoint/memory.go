@@ -58,6 +58,11 @@ func (s *MemoryStore) InitiateHandoff(ctx context.Context, lease Lease, nextOwne
 	return s.core.handoff(ctx, lease, nextOwner)
 }
 
+// CancelHandoff implements Store.
+func (s *MemoryStore) CancelHandoff(ctx context.Context, lease Lease) (Lease, error) {
+	return s.core.cancelHandoff(ctx, lease)
+}
+
 // UpdateChildShards implements Store.
 func (s *MemoryStore) UpdateChildShards(ctx context.Context, key string, childShardIDs []string) (Lease, error) {
 	return s.core.childShards(ctx, key, childShardIDs)

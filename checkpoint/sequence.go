@@ -2,7 +2,6 @@ package checkpoint
 
 import (
 	"fmt"
-	"math/big"
 )
 
 // Sentinel checkpoint values. They are the strings the Java KCL stores in the checkpoint
@@ -125,9 +124,7 @@ func (e ExtendedSequenceNumber) Compare(o ExtendedSequenceNumber) int {
 	}
 	switch re {
 	case 4:
-		a, _ := new(big.Int).SetString(e.SequenceNumber, 10)
-		b, _ := new(big.Int).SetString(o.SequenceNumber, 10)
-		if c := a.Cmp(b); c != 0 {
+		if c := CompareDecimal(e.SequenceNumber, o.SequenceNumber); c != 0 {
 			return c
 		}
 	case 0:
@@ -139,6 +136,34 @@ func (e ExtendedSequenceNumber) Compare(o ExtendedSequenceNumber) int {
 		}
 	}
 	return cmpInt(e.SubSequenceNumber, o.SubSequenceNumber)
+}
+
+// CompareDecimal returns -1, 0 or +1 as the decimal number a is less than, equal to or greater
+// than b, without converting either: past leading zeros the longer run of digits is the
+// larger number, and runs of the same length compare as text. Both must be non-empty runs of
+// ASCII digits (see Validate); it is what Compare uses for sequence numbers, which allocates
+// nothing on the consumer's per-record path.
+func CompareDecimal(a, b string) int {
+	a, b = trimZeros(a), trimZeros(b)
+	if len(a) != len(b) {
+		return cmpInt(len(a), len(b))
+	}
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// trimZeros drops leading zeros, keeping one digit of an all-zero number.
+func trimZeros(s string) string {
+	i := 0
+	for i < len(s)-1 && s[i] == '0' {
+		i++
+	}
+	return s[i:]
 }
 
 func cmpInt[T int | int64](a, b T) int {
@@ -157,7 +182,19 @@ func isDigits(s string) bool {
 	if s == "" {
 		return false
 	}
-	for i := 0; i < len(s); i++ {
+	i := 0
+	// Eight bytes at a time: every byte is below 0x80, none reaches 0x80 when 0x46 is added
+	// (so none is above '9'), and each does when 0x50 is added (so none is below '0'). No
+	// byte below 0x80 carries into the next under either addition.
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	for ; i+8 <= len(s); i += 8 {
+		w := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+		if w&highs != 0 || (w+0x46*ones)&highs != 0 || (w+0x50*ones)&highs != highs {
+			return false
+		}
+	}
+	for ; i < len(s); i++ {
 		if s[i] < '0' || s[i] > '9' {
 			return false
 		}

@@ -2,6 +2,7 @@ package checkpoint
 
 import (
 	"errors"
+	"math/big"
 	"testing"
 )
 
@@ -82,5 +83,61 @@ func TestExtendedSequenceNumberPredicates(t *testing.T) {
 	}
 	if TrimHorizon.String() != "TRIM_HORIZON" {
 		t.Error("String")
+	}
+}
+
+// BenchmarkExtendedSequenceNumberCompare compares two 56-digit sequence numbers of one shard,
+// as the consumer does for every record it delivers.
+func BenchmarkExtendedSequenceNumberCompare(b *testing.B) {
+	x := esn("49590338271490256608559692538361571095921575989136588898", 3)
+	y := esn("49590338271490256608559692538361571095921575989136588899", 0)
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		n += x.Compare(y)
+	}
+	if n >= 0 {
+		b.Fatal("wrong order")
+	}
+}
+
+// FuzzCompareDecimal checks the digit-run comparison and the word-at-a-time digit check
+// against math/big on arbitrary strings.
+func FuzzCompareDecimal(f *testing.F) {
+	for _, s := range [][2]string{
+		{"49590338271490256608559692538361571095921575989136588898", "49590338271490256608559692538361571095921575989136588899"},
+		{"9", "10"}, {"007", "7"}, {"0", "000"}, {"12345678", "1234567/"}, {"1234567:", "12345678"},
+		{"18446744073709551616", "18446744073709551615"},
+	} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, a, b string) {
+		for _, s := range []string{a, b} {
+			want := s != ""
+			for i := 0; i < len(s); i++ {
+				want = want && s[i] >= '0' && s[i] <= '9'
+			}
+			if got := isDigits(s); got != want {
+				t.Fatalf("isDigits(%q) = %v, want %v", s, got, want)
+			}
+		}
+		if !isDigits(a) || !isDigits(b) {
+			return
+		}
+		x, _ := new(big.Int).SetString(a, 10)
+		y, _ := new(big.Int).SetString(b, 10)
+		if got, want := CompareDecimal(a, b), x.Cmp(y); got != want {
+			t.Fatalf("CompareDecimal(%q, %q) = %d, want %d", a, b, got, want)
+		}
+	})
+}
+
+// TestCompareDoesNotAllocate: the consumer compares positions for every record it delivers,
+// so comparing two sequence numbers must not allocate (it parsed both into big.Ints).
+func TestCompareDoesNotAllocate(t *testing.T) {
+	x := esn("49590338271490256608559692538361571095921575989136588898", 3)
+	y := esn("49590338271490256608559692538361571095921575989136588899", 0)
+	if n := testing.AllocsPerRun(100, func() { _ = x.Compare(y) }); n != 0 {
+		t.Errorf("Compare allocates %.1f times, want 0", n)
 	}
 }

@@ -82,14 +82,24 @@ type balanceInput struct {
 	maxSteal       int
 	hysteresis     float64
 	graceful       bool
+	// silent are the owners that let a handoff request time out while they kept renewing:
+	// KCL 2.x workers, which do not know the request. Their leases are balanced by the KCL
+	// 2.x steal rule instead (see kcl2StealCount).
+	silent map[string]bool
 }
 
 // balancePlan is what the lease taker does after a scan.
 type balancePlan struct {
 	take     []checkpoint.Lease // unassigned or expired leases to take
 	steal    []checkpoint.Lease // leases to ask for (graceful) or take outright
-	complete []checkpoint.Lease // handoffs to finish by taking the released (or timed-out) lease
+	complete []checkpoint.Lease // handoffs to finish by taking the released (or expired) lease
 	abandon  []string           // handoffs that will not complete (the lease went elsewhere)
+	// cancel are handoff requests to withdraw: the owner did not answer within the handoff
+	// timeout but its counter still moves, so it is alive and processing.
+	cancel []checkpoint.Lease
+	// seize are leases to take outright from an owner that does not answer handoffs, as a KCL
+	// 2.x worker steals (DynamoDBLeaseTaker.chooseLeasesToSteal).
+	seize []checkpoint.Lease
 
 	// Figures of the decision, for logs and tests.
 	workers  int
@@ -153,13 +163,34 @@ func planBalance(in balanceInput, rng *rand.Rand) balancePlan {
 		case !ok || ol.lease.Owner != in.me || ol.lease.Checkpoint.IsShardEnd() || in.held[key]:
 			plan.abandon = append(plan.abandon, key)
 		case ol.lease.CheckpointOwner == "":
+			// Released: the handoff is done.
 			plan.complete = append(plan.complete, ol.lease)
-		case expired(ol) || in.now.Sub(started) >= in.handoffTimeout:
+		case expired(ol):
+			// The owner stopped renewing during the handoff: it died, and the lease is free.
 			plan.complete = append(plan.complete, ol.lease)
+		case in.now.Sub(started) >= in.handoffTimeout:
+			// No answer, but the counter moves: the owner is alive and still processing (a
+			// KCL 2.x worker never answers). Taking the lease now would have two workers
+			// process the shard at once; withdraw the request instead.
+			plan.cancel = append(plan.cancel, ol.lease)
+		}
+	}
+	// A request of this worker's that it no longer tracks (a take that lost a race, or an
+	// earlier run with the same worker ID) is withdrawn the same way while its owner lives.
+	for i := range in.leases {
+		ol := &in.leases[i]
+		l := &ol.lease
+		if l.Owner == in.me && l.CheckpointOwner != "" && !in.held[l.Key] && in.pending[l.Key].IsZero() && !expired(ol) && !l.Checkpoint.IsShardEnd() {
+			plan.cancel = append(plan.cancel, *l)
 		}
 	}
 	slices.Sort(plan.abandon)
 	slices.SortFunc(plan.complete, func(a, b checkpoint.Lease) int { return cmp.Compare(a.Key, b.Key) })
+	slices.SortFunc(plan.cancel, func(a, b checkpoint.Lease) int { return cmp.Compare(a.Key, b.Key) })
+	cancelling := make(map[string]bool, len(plan.cancel))
+	for _, l := range plan.cancel {
+		cancelling[l.Key] = true
+	}
 
 	// Who holds what. A lease being handed over counts for the worker it goes to.
 	loads := map[string]float64{in.me: 0}
@@ -171,15 +202,19 @@ func planBalance(in balanceInput, rng *rand.Rand) balancePlan {
 		ol := byKey[l.Key]
 		w := plan.weights[l.Key]
 		total += w
-		mine := in.held[l.Key] || (l.Owner == in.me && in.pending[l.Key] != time.Time{})
+		mine := in.held[l.Key] || (l.Owner == in.me && in.pending[l.Key] != time.Time{} && !cancelling[l.Key])
 		switch {
 		case mine:
 			loads[in.me] += w
 			counts[in.me]++
-		case l.IsUnassigned() || expired(ol) || l.Owner == in.me:
+		case l.IsUnassigned() || expired(ol) || (l.Owner == in.me && l.CheckpointOwner == ""):
 			// A lease the table says is this worker's but that it does not hold was left by
-			// an earlier run with the same worker ID: free to take at once.
+			// an earlier run with the same worker ID: free to take at once. One that names a
+			// checkpoint owner too is that owner's until it releases the lease or expires.
 			available = append(available, l)
+		case cancelling[l.Key]:
+			loads[l.CheckpointOwner] += w
+			counts[l.CheckpointOwner]++
 		default:
 			loads[l.Owner] += w
 			counts[l.Owner]++
@@ -224,6 +259,19 @@ func planBalance(in balanceInput, rng *rand.Rand) balancePlan {
 			if victim == "" || loads[victim] <= plan.fair {
 				break
 			}
+			if in.silent[victim] {
+				// The victim does not answer handoff requests: steal as a KCL 2.x worker
+				// would, so a mixed fleet follows one rule.
+				k := kcl2StealCount(len(active), len(loads), myCount, counts[victim], in.maxSteal-n)
+				cands := owned[victim]
+				rng.Shuffle(len(cands), func(i, j int) { cands[i], cands[j] = cands[j], cands[i] })
+				for _, l := range cands[:min(k, len(cands))] {
+					plan.seize = append(plan.seize, *l)
+					myLoad += plan.weights[l.Key]
+					myCount++
+				}
+				break
+			}
 			var best *checkpoint.Lease
 			bestGap := math.Inf(1)
 			cands := owned[victim]
@@ -266,6 +314,27 @@ func planBalance(in balanceInput, rng *rand.Rand) balancePlan {
 		}
 	}
 	return plan
+}
+
+// kcl2StealCount is how many leases the KCL 2.x's DynamoDBLeaseTaker steals from the most
+// loaded worker when none are free: its target is the lease count over the worker count,
+// rounded up; it steals only while below the target and from a worker at or above it, at most
+// the victim's excess over the target (one, when it needs more than one and the victim has no
+// excess), and at most maxLeasesToStealAtOneTime (here the steals left this scan).
+func kcl2StealCount(leases, workers, mine, victims, maxSteal int) int {
+	if workers == 0 || maxSteal <= 0 {
+		return 0
+	}
+	target := (leases + workers - 1) / workers
+	needed := target - mine
+	if needed <= 0 || victims < target {
+		return 0
+	}
+	n := min(needed, victims-target)
+	if needed > 1 && n == 0 {
+		n = 1
+	}
+	return min(n, maxSteal)
 }
 
 // waitingOnParents returns 1 when one of the lease's parents still has a lease that is not

@@ -194,12 +194,68 @@ func TestBalanceHandoffs(t *testing.T) {
 	if !slices.Equal(p.abandon, []string{"c"}) {
 		t.Errorf("abandon %v, want [c]", p.abandon)
 	}
-	// The owner did not answer in time.
+	// The owner did not answer in time but still renews: the request is withdrawn, and the
+	// lease is not taken while its counter moves.
 	in.now = t0.Add(31 * time.Second)
 	view[0].lastChange = in.now
 	p = planBalance(in, rng())
-	if got := keysOf(p.complete); !slices.Contains(got, "a") {
-		t.Errorf("complete %v after the handoff timeout, want a", got)
+	if got := keysOf(p.complete); slices.Contains(got, "a") {
+		t.Errorf("complete %v after the handoff timeout with a live owner, want a not taken", got)
+	}
+	if got := keysOf(p.cancel); !slices.Equal(got, []string{"a"}) {
+		t.Errorf("cancel %v, want [a]", got)
+	}
+	// The owner stopped renewing during the handoff: the lease is free.
+	view[0].lastChange = in.now.Add(-testFailover)
+	p = planBalance(in, rng())
+	if got := keysOf(p.complete); !slices.Contains(got, "a") || len(p.cancel) != 0 {
+		t.Errorf("complete %v, cancel %v after the owner expired, want a completed", got, keysOf(p.cancel))
+	}
+}
+
+// TestKCL2StealCount checks the steal rule of the KCL 2.x's DynamoDBLeaseTaker
+// (chooseLeasesToSteal with target = ceil(leases / workers)).
+func TestKCL2StealCount(t *testing.T) {
+	cases := []struct{ leases, workers, mine, victim, maxSteal, want int }{
+		{2, 2, 0, 2, 1, 1},   // target 1: steal one
+		{3, 2, 1, 2, 1, 0},   // target 2: the victim has no excess and one is needed
+		{4, 2, 1, 3, 1, 1},   // target 2
+		{10, 2, 0, 10, 1, 1}, // capped by maxLeasesToStealAtOneTime
+		{10, 2, 0, 10, 3, 3}, // excess 5, needed 5, cap 3
+		{9, 3, 0, 3, 2, 1},   // target 3, needed 3, no excess: one
+		{4, 2, 2, 2, 1, 0},   // at target
+		{4, 2, 0, 1, 1, 0},   // victim below target
+	}
+	for _, c := range cases {
+		if got := kcl2StealCount(c.leases, c.workers, c.mine, c.victim, c.maxSteal); got != c.want {
+			t.Errorf("kcl2StealCount%+v = %d, want %d", c, got, c.want)
+		}
+	}
+}
+
+// TestBalanceSilentOwner checks that an owner that does not answer handoffs is balanced by
+// the KCL 2.x rule: no handoff request, an outright steal only when the count rule allows it.
+func TestBalanceSilentOwner(t *testing.T) {
+	// Hot leases of the silent owner weigh more, so the weighted balance wants one; the KCL
+	// 2.x count rule (target 2 of 3 leases, victim holding 2) does not.
+	view := table(map[string]string{"a": "kcl", "b": "kcl", "c": "me"}, nil, map[string]float64{"a": 100, "b": 100, "c": 0})
+	in := input("me", view)
+	in.silent = map[string]bool{"kcl": true}
+	p := planBalance(in, rng())
+	if len(p.steal) != 0 || len(p.seize) != 0 {
+		t.Errorf("steal %v seize %v, want nothing from a silent owner at its KCL 2.x target", keysOf(p.steal), keysOf(p.seize))
+	}
+	in.silent = nil
+	if p := planBalance(in, rng()); len(p.steal) != 1 {
+		t.Fatalf("steal %v without the silent rule, want one (the scenario must differ)", keysOf(p.steal))
+	}
+	// Four leases all held by the silent owner: target 2, steal one outright.
+	view = table(map[string]string{"a": "kcl", "b": "kcl", "c": "kcl", "d": "kcl"}, nil, nil)
+	in = input("me", view)
+	in.silent = map[string]bool{"kcl": true}
+	p = planBalance(in, rng())
+	if len(p.seize) != 1 || len(p.steal) != 0 {
+		t.Errorf("seize %v steal %v, want one lease seized and no handoff request", keysOf(p.seize), keysOf(p.steal))
 	}
 }
 

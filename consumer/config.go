@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
 	"github.com/shardline/shardline/checkpoint"
@@ -78,12 +80,19 @@ const (
 	DefaultMaxProcessingBackoff   = 10 * time.Second
 )
 
-// Config configures a Worker. StreamName, ApplicationName, Processor, Kinesis and one of
+// Config configures a Worker. StreamName or StreamARN, ApplicationName, Processor, Kinesis and one of
 // DynamoDB or LeaseStore are required; every other field has a default used when it is left
 // zero. The package documentation has the table of defaults.
 type Config struct {
-	// StreamName is the Kinesis data stream to consume.
+	// StreamName is the Kinesis data stream to consume. One of StreamName and StreamARN is
+	// required; with StreamARN alone it is taken from the ARN, and with both they must agree.
 	StreamName string
+	// StreamARN is the stream's ARN ("arn:aws:kinesis:region:account:stream/name"). Requests
+	// then name the stream by ARN, as AWS recommends, which is also how a worker reads a stream
+	// of another account: the Kinesis client's credentials need the stream's resource policy
+	// (or an assumed role) to allow it, and the lease table stays in the worker's account.
+	// Default: none, requests name the stream.
+	StreamARN string
 	// ApplicationName names the consumer application. Workers with the same application name
 	// share the work of one stream; it is also the lease table's name, as in the KCL, so a
 	// fleet moving from the KCL keeps its checkpoints.
@@ -108,7 +117,10 @@ type Config struct {
 
 	// InitialPosition is where shards without a checkpoint start. Default: Latest.
 	InitialPosition InitialPosition
-	// InitialTimestamp is the start time for AtTimestamp.
+	// InitialTimestamp is the start time for AtTimestamp, also used for leases another worker
+	// (or a KCL application) left at AT_TIMESTAMP: the lease table stores that position without
+	// its time. With another InitialPosition it is ignored, and such leases are read from
+	// TRIM_HORIZON.
 	InitialTimestamp time.Time
 
 	// FailoverTime is how long a lease's counter must stay still, as this worker observes it
@@ -140,8 +152,10 @@ type Config struct {
 	// reprocessed from its last checkpoint, so records after it are processed twice.
 	DisableGracefulHandoff bool
 	// HandoffTimeout bounds how long a worker that asked for a lease waits for the current
-	// owner to release it; then it takes the lease outright. Default: DefaultHandoffTimeout
-	// (the KCL 3.x's gracefulLeaseHandoffTimeoutMillis).
+	// owner to release it. Then, if the owner still renews, the request is withdrawn and the
+	// owner's leases are balanced by the KCL 2.x steal rule (see the package documentation);
+	// a lease whose owner stopped renewing is taken when it expires. Default:
+	// DefaultHandoffTimeout (the KCL 3.x's gracefulLeaseHandoffTimeoutMillis).
 	HandoffTimeout time.Duration
 
 	// ShardSyncInterval is the time between shard listings that create leases for new shards
@@ -188,9 +202,19 @@ type Config struct {
 
 // withDefaults validates c and fills in the defaults.
 func (c Config) withDefaults() (Config, error) {
+	if c.StreamARN != "" {
+		name, err := streamNameFromARN(c.StreamARN)
+		switch {
+		case err != nil:
+			return c, fmt.Errorf("%w: StreamARN: %w", ErrInvalidConfig, err)
+		case c.StreamName != "" && c.StreamName != name:
+			return c, fmt.Errorf("%w: StreamName %q differs from the stream %q of StreamARN", ErrInvalidConfig, c.StreamName, name)
+		}
+		c.StreamName = name
+	}
 	switch {
 	case c.StreamName == "":
-		return c, fmt.Errorf("%w: StreamName is required", ErrInvalidConfig)
+		return c, fmt.Errorf("%w: StreamName or StreamARN is required", ErrInvalidConfig)
 	case c.ApplicationName == "":
 		return c, fmt.Errorf("%w: ApplicationName is required", ErrInvalidConfig)
 	case c.Processor == nil:
@@ -274,6 +298,54 @@ func (c Config) withDefaults() (Config, error) {
 		c.Logger = slog.Default()
 	}
 	return c, nil
+}
+
+// stream names the configured stream in requests.
+func (c Config) stream() streamRef { return streamRef{name: c.StreamName, arn: c.StreamARN} }
+
+// streamRef names a stream in requests: by ARN when one is configured, by name otherwise.
+type streamRef struct{ name, arn string }
+
+func (r streamRef) String() string {
+	if r.arn != "" {
+		return r.arn
+	}
+	return r.name
+}
+
+// input returns the StreamName and StreamARN fields of a request: one of them is set.
+func (r streamRef) input() (name, arn *string) {
+	if r.arn != "" {
+		return nil, aws.String(r.arn)
+	}
+	return aws.String(r.name), nil
+}
+
+// streamNameFromARN returns the stream name of a Kinesis stream ARN,
+// arn:PARTITION:kinesis:REGION:ACCOUNT:stream/NAME, checking each part's shape.
+func streamNameFromARN(arn string) (string, error) {
+	parts := strings.SplitN(arn, ":", 6)
+	if len(parts) != 6 || parts[0] != "arn" || parts[1] == "" || parts[2] != "kinesis" || parts[3] == "" {
+		return "", fmt.Errorf("%q is not a Kinesis stream ARN (arn:PARTITION:kinesis:REGION:ACCOUNT:stream/NAME)", arn)
+	}
+	if len(parts[4]) != 12 || strings.Trim(parts[4], "0123456789") != "" {
+		return "", fmt.Errorf("%q: account %q is not 12 digits", arn, parts[4])
+	}
+	name, ok := strings.CutPrefix(parts[5], "stream/")
+	if !ok || name == "" || len(name) > 128 || strings.Trim(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != "" {
+		return "", fmt.Errorf("%q: resource %q is not stream/NAME with a name of 1 to 128 letters, digits, '_', '.' and '-'", arn, parts[5])
+	}
+	return name, nil
+}
+
+// atTimestamp is the time a lease checkpointed AT_TIMESTAMP starts at: InitialTimestamp when
+// the worker is configured AtTimestamp, zero (no time known) otherwise, as the KCL's
+// InitialPositionInStreamExtended has a timestamp only for AT_TIMESTAMP.
+func (c Config) atTimestamp() time.Time {
+	if c.InitialPosition != AtTimestamp {
+		return time.Time{}
+	}
+	return c.InitialTimestamp
 }
 
 // renewDeadline is how long after the start of its last successful renewal a worker keeps

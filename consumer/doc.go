@@ -34,6 +34,12 @@
 //     outside the shard's range (written under an older shard map and re-sent by the
 //     producer), and hands batches to the processor.
 //
+// A worker consumes one stream and uses only the lease-table rows keyed by a bare shard ID.
+// Rows of a KCL multi-stream application sharing the table (keys
+// "account:stream:creationEpoch:shardId", with streamName and shardId attributes, as the KCL's
+// MultiStreamLease) are never taken, ended or deleted, even for a stream of the same name;
+// Stats.ForeignLeases counts them.
+//
 // Every ownership write (take, renew, checkpoint, release) is conditional on the counter the
 // writer saw, so of several workers acting on one view at most one succeeds, and a worker that
 // lost a lease cannot overwrite its new owner's checkpoint.
@@ -41,8 +47,36 @@
 // Moving a lease to balance the load is a graceful handoff (the KCL 3.x checkpointOwner
 // protocol): the thief asks for the lease, the owner's processor gets ShutdownRequested and
 // checkpoints, the owner releases the lease, and only then does the thief start, from that
-// checkpoint, so rebalancing delivers no record twice. An owner that does not release within
-// HandoffTimeout loses the lease the ordinary way.
+// checkpoint, so rebalancing delivers no record twice. A lease whose counter still moves is
+// never taken because a handoff timed out: an owner that stops renewing during the handoff
+// loses the lease when it expires, and one that renews without answering within
+// HandoffTimeout (a KCL 2.x worker in a mixed fleet, which does not know the request, or a
+// processor stuck in ShutdownRequested) gets the request withdrawn (its leaseOwner restored,
+// the counter untouched, so its renewals go on) and from then on is balanced by the KCL 2.x
+// steal rule (DynamoDBLeaseTaker): only while this worker is below the target of
+// ceil(leases / workers) leases and the owner at or above it, at most MaxLeasesToStealAtOnce
+// leases a scan, taken outright, as a KCL 2.x worker steals. Stats.HandoffsCancelled counts
+// the withdrawn requests.
+//
+// # Several streams
+//
+// A MultiStreamWorker consumes several streams with one lease table, as a KCL 3.x
+// multi-stream application does, and a KCL multi-stream application's table carries over in
+// either direction: each lease is keyed "account:stream:creationEpoch:shardId" (the KCL's
+// serialized StreamIdentifier and the shard ID, as MultiStreamLease) and carries them in the
+// streamName and shardId attributes, while parents and children stay bare shard IDs. The
+// identifier is StreamConfig.Identifier or, by default, the stream ARN's account and the
+// stream's creation time in seconds from DescribeStreamSummary. The list of streams comes
+// from a StreamListFunc, called at start and every StreamListInterval as the KCL calls
+// MultiStreamTracker.streamConfigList; each stream has its own name or ARN and initial
+// position. At start, streams the table has leases of but the list lacks are consumed too,
+// with new shards at LATEST, as the KCL consumes such orphaned streams. A stream that leaves
+// the list keeps being consumed by default (the KCL's NoLeaseDeletionStrategy); with
+// FormerStreamLeaseDeletionDelay it is stopped and its leases deleted once it stayed away that
+// long (AutoDetectionAndDeferredDeletionStrategy). A deleted stream that is no longer listed
+// has its leases deleted. Each stream runs as a Worker over its own leases, sharing the table,
+// the clients and the worker ID; leases are balanced per stream, so each stream spreads over
+// the fleet (the KCL balances all leases together).
 //
 // # The processor contract
 //
@@ -62,13 +96,23 @@
 // (ErrShardEndNotCheckpointed, logged and counted in ShardEndNotCheckpointed) and is called
 // again after a pause, as the KCL retries its shard-end task: the shard's children cannot
 // start until it checkpoints. RecordFunc wraps a per-record function and checkpoints after
-// each batch, at shard end and at a graceful shutdown.
+// each batch, or on a cadence (CheckpointInterval, CheckpointEveryRecords, checked after each
+// batch and, for the interval, on an idle read too), and always at shard end, at a handoff or
+// graceful shutdown, and before a failed batch comes again. On a shard with records every
+// read, checkpointing after each batch writes up to 18,000 times a shard-hour (five reads a
+// second); CheckpointInterval(10 * time.Second) writes 360, each of which also renews the
+// lease.
 //
 // A checkpoint inside a KPL aggregate keeps its subsequence number; the next owner reads
 // the aggregate again (AT_SEQUENCE_NUMBER) and skips the user records the checkpoint covers,
 // which is also right for a record that was not aggregated.
 //
 // # Retrieval
+//
+// The stream is named by StreamName or by StreamARN; with an ARN every request names the
+// stream by ARN (ListShards, GetShardIterator, GetRecords, and fan-out skips looking the ARN
+// up), which is how a worker reads a stream of another account whose resource policy lets the
+// worker's credentials in. The lease table stays in the worker's own account.
 //
 // Polling (the default) reads each shard with GetRecords, sharing the shard's read throughput
 // with every other application. FanOut reads with enhanced fan-out: the application
@@ -77,6 +121,16 @@
 // fan-out (a client without SubscribeToShard, a registration that fails) reads by polling
 // instead and says so in its log and in the RetrievalFallbacks metric; so does a shard whose
 // subscription fails for good, from the last record delivered.
+//
+// A shard read that answers ResourceNotFoundException (GetShardIterator, GetRecords, or a
+// subscription that falls back to them) is checked against the stream's shard list. When the
+// stream is gone, Run stops with ErrStreamNotFound. When the stream is there and the shard is
+// not (a lease left from before the shard expired past retention, or from an earlier stream of
+// the same name), the shard is ended as the KCL ends it (KinesisDataFetcher's terminal result,
+// then ShutdownTask's SHARD_END path with no children): the processor's ShardEnded checkpoints
+// SHARD_END, so child leases waiting on it start, and the lease, being neither listed nor a
+// parent of a listed shard, is deleted after LeaseCleanupDelay, as LeaseCleanupManager deletes
+// garbage leases. Stats.VanishedShards counts these shards.
 //
 // # Stopping
 //
@@ -97,7 +151,9 @@
 //	HandoffTimeout          30 s                        the KCL 3.x's gracefulLeaseHandoffTimeoutMillis
 //	ShardSyncInterval       1 min                       the KCL's shardSyncIntervalMillis
 //	LeaseCleanupDelay       5 min
-//	InitialPosition         LATEST                      the KCL's
+//	InitialPosition         LATEST                      the KCL's; a lease left at AT_TIMESTAMP
+//	                                                    uses InitialTimestamp when configured
+//	                                                    AtTimestamp, TRIM_HORIZON otherwise
 //	Retrieval               Polling
 //	ConsumerName            ApplicationName             the KCL's
 //	FanOutShardCheckInterval 10 s
@@ -108,9 +164,32 @@
 //	MaxProcessingBackoff    10 s
 //	WorkerID                host name + random suffix
 //	LeaseTableName          ApplicationName
+//	StreamARN               none                        requests name the stream
+//	RecordFunc cadence      after every batch           CheckpointInterval, CheckpointEveryRecords
+//	StreamListInterval      1 min                       MultiStreamWorker
+//	FormerStreamLeaseDeletionDelay 0 (never)            the KCL's NoLeaseDeletionStrategy
 //
-// A worker dies and its shards resume elsewhere within FailoverTime + TakeInterval (the taker
-// also scans at the moment a silent lease expires), plus the first read.
+// # Takeover bound
+//
+// When one worker dies, each of its shards resumes on another worker within FailoverTime +
+// TakeInterval of the death, plus the first read: a survivor saw the lease's last counter
+// change at a scan no later than TakeInterval after the renewal, the lease expires
+// FailoverTime after that sighting on the survivor's clock, and the survivor scans again at
+// that moment. The bound holds on these conditions:
+//
+//   - The survivors have room. A worker takes expired leases only up to its fair share of the
+//     load (the dead worker no longer counts) and never past MaxLeasesPerWorker; the survivors'
+//     shares together cover every lease, but a cap that leaves them short leaves shards
+//     unprocessed until a worker has room.
+//   - The failures do not overlap. A survivor that took a lease and dies before its first
+//     renewal gives that lease a fresh expiry, so a shard caught in two failures may take up
+//     to twice the bound; a worker that starts after the death (a fleet restarted at once)
+//     presumes every owned lease alive for FailoverTime from its own first scan.
+//   - The shard's parents are finished: a child waits for them whatever the failover does.
+//
+// A worker cut off from the lease table stops processing by 0.8 × FailoverTime after its
+// last successful renewal, before another worker may take its leases, so the takeover never
+// has two workers processing one shard.
 //
 // # Cost of the lease table
 //

@@ -10,8 +10,17 @@ var (
 	// ErrInvalidConfig: New was given a Config it cannot run with; the message says which field.
 	ErrInvalidConfig = errors.New("consumer: invalid configuration")
 	// ErrStreamNotFound: the stream does not exist (never created, or deleted while the worker
-	// ran). Run returns it after shutting down gracefully.
+	// ran). Run returns it after shutting down gracefully. A ResourceNotFoundException from a
+	// read of one shard is not enough: the worker lists the stream first, and when the stream
+	// is there but the shard is not, only that shard is ended (see the package documentation).
 	ErrStreamNotFound = errors.New("consumer: stream not found")
+	// ErrLeaseTableNotFound: the lease table disappeared while the worker ran (deleted by hand,
+	// or by a stack update). Run shuts down and returns it, also matching
+	// checkpoint.ErrTableNotFound. The worker does not create the table again: a new table has
+	// none of the fleet's checkpoints, and every shard would start over from InitialPosition,
+	// which is a decision for whoever supervises the fleet. (A missing table at start is
+	// created, as the KCL creates it.)
+	ErrLeaseTableNotFound = errors.New("consumer: lease table not found")
 	// ErrKilled: the worker was stopped with Kill, without a graceful shutdown.
 	ErrKilled = errors.New("consumer: worker killed")
 	// ErrAlreadyStarted: Run was called more than once on one Worker.

@@ -42,7 +42,10 @@ func (w *Worker) setupFanOut(ctx context.Context) error {
 	}
 	rctx, cancel := context.WithTimeout(ctx, registrationTimeout)
 	defer cancel()
-	streamARN, err := fanout.StreamARN(rctx, client, cfg.StreamName)
+	streamARN, err := cfg.StreamARN, error(nil)
+	if streamARN == "" {
+		streamARN, err = fanout.StreamARN(rctx, client, cfg.StreamName)
+	}
 	if err != nil {
 		if err := classifyKinesisError(err); errors.Is(err, ErrStreamNotFound) {
 			return err
@@ -141,7 +144,7 @@ func (s *fanoutSource) next(ctx context.Context) (fetchResult, error) {
 		if n := len(b.Records); n > 0 {
 			s.lastSeq = deref(b.Records[n-1].SequenceNumber)
 		}
-		return fetchResult{records: b.Records, millisBehindLatest: b.MillisBehindLatest, shardEnded: b.ShardEnded, childShards: b.ChildShards}, nil
+		return fetchResult{records: b.Records, millisBehindLatest: b.MillisBehindLatest, shardEnded: b.ShardEnded, shardGone: b.ShardGone, childShards: b.ChildShards}, nil
 	case ctx.Err() != nil:
 		return fetchResult{}, ctx.Err()
 	case errors.Is(err, io.EOF):

@@ -225,24 +225,92 @@ func (c *Checkpointer) LastDelivered() (checkpoint.ExtendedSequenceNumber, bool)
 }
 
 // RecordFunc returns a ProcessorFactory for the common case: fn is called for each record in
-// order, and the worker checkpoints after each batch fn processed without error, at shard end,
-// and at a graceful shutdown or handoff. When fn fails, the records before the failing one are
-// checkpointed and the batch is delivered again from the failing record after a pause, so a
-// record is skipped only when fn returns nil for it. Records after the last checkpoint may be
-// passed to fn again after a failover: fn should be idempotent.
-func RecordFunc(fn func(ctx context.Context, r Record) error) ProcessorFactory {
-	return ProcessorFactoryFunc(func(string) RecordProcessor { return &recordFuncProcessor{fn: fn} })
+// order, and the worker checkpoints what fn processed without error on a cadence: after every
+// batch by default, or as the options say (CheckpointInterval, CheckpointEveryRecords), and
+// always at shard end, at a graceful shutdown or handoff, and before a batch is delivered again
+// after a failure. When fn fails, the records before the failing one are checkpointed and the
+// batch is delivered again from the failing record after a pause, so a record is skipped only
+// when fn returns nil for it. Records after the last checkpoint may be passed to fn again
+// after a failover: fn should be idempotent, and a longer cadence means more such records.
+func RecordFunc(fn func(ctx context.Context, r Record) error, opts ...RecordFuncOption) ProcessorFactory {
+	var cad cadence
+	for _, o := range opts {
+		o(&cad)
+	}
+	return ProcessorFactoryFunc(func(string) RecordProcessor { return &recordFuncProcessor{fn: fn, cadence: cad} })
+}
+
+// RecordFuncOption sets how often RecordFunc checkpoints.
+type RecordFuncOption func(*cadence)
+
+// CheckpointInterval makes RecordFunc checkpoint at most once per d while records flow, as
+// KCL applications checkpoint every few seconds to a minute instead of after every batch: the
+// lease table then takes one checkpoint write per shard and interval, and after a failover up
+// to about d of records are processed again. Processed records are also checkpointed when
+// the shard goes idle for d (on the next empty read), so none wait for the next record. With
+// CheckpointEveryRecords too, whichever comes first checkpoints. d <= 0 keeps the default,
+// a checkpoint after every batch.
+func CheckpointInterval(d time.Duration) RecordFuncOption {
+	return func(c *cadence) { c.interval = max(d, 0) }
+}
+
+// CheckpointEveryRecords makes RecordFunc checkpoint once at least n records were processed
+// since the last checkpoint, checked at the end of each batch. n <= 0 keeps the default.
+func CheckpointEveryRecords(n int) RecordFuncOption {
+	return func(c *cadence) { c.records = max(n, 0) }
+}
+
+// cadence is when RecordFunc checkpoints during processing; the zero value is after every
+// batch.
+type cadence struct {
+	interval time.Duration
+	records  int
 }
 
 type recordFuncProcessor struct {
-	fn func(context.Context, Record) error
+	fn      func(context.Context, Record) error
+	cadence cadence
 	// done is the position of the last record fn accepted, so a batch delivered again after a
 	// failure resumes at the failing record.
 	done    checkpoint.ExtendedSequenceNumber
 	hasDone bool
+	// Progress since the last checkpoint, for the cadence.
+	lastCheckpoint time.Time
+	pending        int // records accepted since the last checkpoint
 }
 
-func (p *recordFuncProcessor) Initialize(context.Context, InitializeInput) error { return nil }
+func (p *recordFuncProcessor) Initialize(context.Context, InitializeInput) error {
+	p.lastCheckpoint = time.Now()
+	return nil
+}
+
+// due reports whether the cadence asks for a checkpoint now.
+func (p *recordFuncProcessor) due(now time.Time) bool {
+	c := p.cadence
+	if c.interval == 0 && c.records == 0 {
+		return true
+	}
+	return (c.records > 0 && p.pending >= c.records) || (c.interval > 0 && now.Sub(p.lastCheckpoint) >= c.interval)
+}
+
+// checkpointDone checkpoints the last record fn accepted.
+func (p *recordFuncProcessor) checkpointDone(ctx context.Context, cp *Checkpointer) error {
+	if err := cp.CheckpointAt(ctx, p.done.SequenceNumber, p.done.SubSequenceNumber); err != nil {
+		return err
+	}
+	p.lastCheckpoint, p.pending = time.Now(), 0
+	return nil
+}
+
+// idle is called by the shard consumer after a read that brought no records: progress
+// waiting for the interval is checkpointed once it is due, so an idle shard does not keep
+// processed records unrecorded.
+func (p *recordFuncProcessor) idle(ctx context.Context, cp *Checkpointer) error {
+	if p.pending == 0 || p.cadence.interval == 0 || time.Since(p.lastCheckpoint) < p.cadence.interval {
+		return nil
+	}
+	return p.checkpointDone(ctx, cp)
+}
 
 func (p *recordFuncProcessor) ProcessRecords(ctx context.Context, in ProcessRecordsInput) error {
 	for i := range in.Records {
@@ -251,17 +319,21 @@ func (p *recordFuncProcessor) ProcessRecords(ctx context.Context, in ProcessReco
 			continue
 		}
 		if err := p.fn(ctx, *r); err != nil {
-			if p.hasDone {
+			if p.hasDone && p.pending > 0 {
 				// Keep what was done; the failing record comes again.
-				if cerr := in.Checkpointer.CheckpointAt(ctx, p.done.SequenceNumber, p.done.SubSequenceNumber); cerr != nil {
+				if cerr := p.checkpointDone(ctx, in.Checkpointer); cerr != nil {
 					return cerr
 				}
 			}
 			return err
 		}
 		p.done, p.hasDone = r.Position(), true
+		p.pending++
 	}
-	return in.Checkpointer.Checkpoint(ctx)
+	if p.pending == 0 || !p.due(time.Now()) {
+		return nil
+	}
+	return p.checkpointDone(ctx, in.Checkpointer)
 }
 
 func (p *recordFuncProcessor) LeaseLost(context.Context, LeaseLostInput) {}
@@ -271,8 +343,8 @@ func (p *recordFuncProcessor) ShardEnded(ctx context.Context, in ShardEndedInput
 }
 
 func (p *recordFuncProcessor) ShutdownRequested(ctx context.Context, in ShutdownRequestedInput) error {
-	if !p.hasDone {
+	if !p.hasDone || p.pending == 0 {
 		return nil
 	}
-	return in.Checkpointer.CheckpointAt(ctx, p.done.SequenceNumber, p.done.SubSequenceNumber)
+	return p.checkpointDone(ctx, in.Checkpointer)
 }

@@ -2,7 +2,6 @@ package consumer
 
 import (
 	"errors"
-	"math/big"
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
@@ -153,20 +152,5 @@ func deref(s *string) string {
 	return *s
 }
 
-// compareSeq compares two decimal sequence numbers as integers.
-func compareSeq(a, b string) int {
-	if len(a) != len(b) {
-		x, ok1 := new(big.Int).SetString(a, 10)
-		y, ok2 := new(big.Int).SetString(b, 10)
-		if ok1 && ok2 {
-			return x.Cmp(y)
-		}
-	}
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
+// compareSeq compares two decimal sequence numbers as integers, without allocating.
+func compareSeq(a, b string) int { return checkpoint.CompareDecimal(a, b) }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -165,6 +166,10 @@ func TestPositionFor(t *testing.T) {
 			t.Errorf("%v: %s, want %s", tc.cp, p.kind, tc.kind)
 		}
 	}
+	// Without a configured time, AT_TIMESTAMP reads from the oldest record.
+	if p := positionFor(checkpoint.AtTimestamp, time.Time{}); p.kind != types.ShardIteratorTypeTrimHorizon || !p.ts.IsZero() {
+		t.Errorf("AT_TIMESTAMP without a time: %s", p)
+	}
 }
 
 func TestRecordFuncRetriesFromTheFailingRecord(t *testing.T) {
@@ -232,5 +237,107 @@ func TestConfigDefaults(t *testing.T) {
 		if _, err := New(c); !errors.Is(err, ErrInvalidConfig) {
 			t.Errorf("case %d: %v, want ErrInvalidConfig", i, err)
 		}
+	}
+}
+
+// recordFuncHarness drives a RecordFunc processor by hand on a memory store.
+func recordFuncHarness(t *testing.T, opts ...RecordFuncOption) (RecordProcessor, *Checkpointer, func(seqs ...string) ProcessRecordsInput) {
+	t.Helper()
+	store := checkpoint.NewMemoryStore()
+	ctx := context.Background()
+	l, _ := store.CreateLeaseIfNotExists(ctx, checkpoint.Lease{Key: "s", Checkpoint: checkpoint.TrimHorizon})
+	l, _ = store.TakeLease(ctx, l, "w")
+	holder, _ := checkpoint.NewLeaseHolder(store, l)
+	cp := &Checkpointer{shardID: "s", cp: checkpoint.NewCheckpointer(holder), holder: holder}
+	proc := RecordFunc(func(ctx context.Context, r Record) error { return nil }, opts...).NewProcessor("s")
+	if err := proc.Initialize(ctx, InitializeInput{ShardID: "s", Checkpoint: checkpoint.TrimHorizon}); err != nil {
+		t.Fatal(err)
+	}
+	batch := func(seqs ...string) ProcessRecordsInput {
+		var recs []Record
+		for _, s := range seqs {
+			recs = append(recs, Record{SequenceNumber: s, Data: []byte(s)})
+		}
+		_ = cp.cp.SetLastDelivered(seqs[len(seqs)-1], 0)
+		return ProcessRecordsInput{ShardID: "s", Records: recs, Checkpointer: cp}
+	}
+	return proc, cp, batch
+}
+
+func TestRecordFuncCheckpointCadence(t *testing.T) {
+	ctx := context.Background()
+	t.Run("every batch by default", func(t *testing.T) {
+		proc, cp, batch := recordFuncHarness(t)
+		if err := proc.ProcessRecords(ctx, batch("1", "2")); err != nil {
+			t.Fatal(err)
+		}
+		if c := cp.Checkpointed(); c.SequenceNumber != "2" {
+			t.Errorf("checkpoint %v after the batch, want 2", c)
+		}
+	})
+	t.Run("record count", func(t *testing.T) {
+		proc, cp, batch := recordFuncHarness(t, CheckpointEveryRecords(5))
+		for i, want := range []string{"TRIM_HORIZON", "TRIM_HORIZON", "6"} {
+			a, b := fmt.Sprint(2*i+1), fmt.Sprint(2*i+2)
+			if err := proc.ProcessRecords(ctx, batch(a, b)); err != nil {
+				t.Fatal(err)
+			}
+			if c := cp.Checkpointed(); c.SequenceNumber != want {
+				t.Errorf("after %d records: checkpoint %v, want %s", 2*i+2, c, want)
+			}
+		}
+	})
+	t.Run("interval, idle shard, shutdown and shard end", func(t *testing.T) {
+		const d = 50 * time.Millisecond
+		proc, cp, batch := recordFuncHarness(t, CheckpointInterval(d))
+		if err := proc.ProcessRecords(ctx, batch("1", "2")); err != nil {
+			t.Fatal(err)
+		}
+		if c := cp.Checkpointed(); c != checkpoint.TrimHorizon {
+			t.Errorf("checkpoint %v before the interval passed, want none", c)
+		}
+		idle := proc.(idleProcessor)
+		if err := idle.idle(ctx, cp); err != nil || cp.Checkpointed() != checkpoint.TrimHorizon {
+			t.Errorf("idle before the interval: %v, checkpoint %v; want none", err, cp.Checkpointed())
+		}
+		time.Sleep(d)
+		if err := idle.idle(ctx, cp); err != nil || cp.Checkpointed().SequenceNumber != "2" {
+			t.Errorf("idle after the interval: %v, checkpoint %v; want 2", err, cp.Checkpointed())
+		}
+		if err := proc.ProcessRecords(ctx, batch("3")); err != nil {
+			t.Fatal(err)
+		}
+		if err := proc.ShutdownRequested(ctx, ShutdownRequestedInput{ShardID: "s", Cause: CauseHandoff, Checkpointer: cp}); err != nil || cp.Checkpointed().SequenceNumber != "3" {
+			t.Errorf("handoff: %v, checkpoint %v; want 3", err, cp.Checkpointed())
+		}
+		if err := proc.ProcessRecords(ctx, batch("4")); err != nil {
+			t.Fatal(err)
+		}
+		cp.cp.SetShardEnded()
+		if err := proc.ShardEnded(ctx, ShardEndedInput{ShardID: "s", Checkpointer: cp}); err != nil || !cp.Checkpointed().IsShardEnd() {
+			t.Errorf("shard end: %v, checkpoint %v; want SHARD_END", err, cp.Checkpointed())
+		}
+	})
+}
+
+// TestRecordFuncIntervalCheckpointsIdleShard runs a worker whose RecordFunc checkpoints on an
+// interval: records processed in one burst are checkpointed once the shard stays idle for the
+// interval, without waiting for more records or a shutdown.
+func TestRecordFuncIntervalCheckpointsIdleShard(t *testing.T) {
+	checkNoLeak(t)
+	f := newFakeKinesis("s", 1)
+	store := checkpoint.NewMemoryStore()
+	total := putKeys(f, testKeys(5), 4, map[string]int{})
+	var seen atomic.Int64
+	cfg := fakeConfig(t, f, store, "w1", RecordFunc(func(ctx context.Context, r Record) error { seen.Add(1); return nil }, CheckpointInterval(200*time.Millisecond)))
+	w, _ := New(cfg)
+	rw := runWorker(t, w)
+	waitFor(t, 5*time.Second, "every record", func() bool { return seen.Load() == int64(total) })
+	waitFor(t, 5*time.Second, "the idle shard's checkpoint", func() bool {
+		l, err := store.GetLease(context.Background(), "shardId-000000000000")
+		return err == nil && !isStartSentinel(l.Checkpoint)
+	})
+	if err := rw.stop(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -140,6 +140,7 @@ func (r *leaseRenewer) renew(ctx context.Context, c *shardConsumer) {
 	case errors.Is(err, checkpoint.ErrLeaseLost), errors.Is(err, checkpoint.ErrLeaseNotFound):
 		c.loseLease(err)
 	case ctx.Err() != nil:
+	case w.checkTableGone(err):
 	default:
 		w.stats.renewalFailures.Add(1)
 		w.log.Warn("consumer: lease renewal failed", "lease", c.shardID, "error", err, "since_last_renewal", time.Since(h.lastRenewedAt()).Round(time.Millisecond))

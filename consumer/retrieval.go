@@ -64,6 +64,14 @@ func (p startPosition) String() string {
 // number when it was. A checkpoint (S, 0) cannot tell a plain record from the first user
 // record of an aggregate, and AFTER_SEQUENCE_NUMBER would skip the rest of that aggregate;
 // reading S again costs one record and is right in both cases.
+//
+// The lease table stores AT_TIMESTAMP without a time: the KCL keeps the time in its
+// configuration (InitialPositionInStreamExtended) and IteratorBuilder fills it in from there,
+// so initialTS is the worker's Config.InitialTimestamp when it is configured AtTimestamp and
+// zero otherwise. A KCL worker without an AT_TIMESTAMP configuration has no time for such a
+// lease (its getTimestamp() is null, and the shard never starts); Shardline reads the shard
+// from TRIM_HORIZON instead, which delivers every record the AT_TIMESTAMP position would have,
+// and more, rather than guessing a time or skipping records as LATEST would.
 func positionFor(cp checkpoint.ExtendedSequenceNumber, initialTS time.Time) startPosition {
 	switch cp.SequenceNumber {
 	case checkpoint.SentinelTrimHorizon:
@@ -71,6 +79,9 @@ func positionFor(cp checkpoint.ExtendedSequenceNumber, initialTS time.Time) star
 	case checkpoint.SentinelLatest:
 		return startPosition{kind: types.ShardIteratorTypeLatest}
 	case checkpoint.SentinelAtTimestamp:
+		if initialTS.IsZero() {
+			return startPosition{kind: types.ShardIteratorTypeTrimHorizon}
+		}
 		return startPosition{kind: types.ShardIteratorTypeAtTimestamp, ts: initialTS}
 	}
 	return startPosition{kind: types.ShardIteratorTypeAtSequenceNumber, seq: cp.SequenceNumber}
@@ -84,6 +95,8 @@ type fetchResult struct {
 	// shards that replaced it when the source knows them.
 	shardEnded  bool
 	childShards []types.ChildShard
+	// shardGone is set with shardEnded when the stream no longer lists the shard.
+	shardGone bool
 }
 
 // shardSource reads one shard. The shardConsumer asks for batches one at a time and delivers
@@ -92,7 +105,8 @@ type fetchResult struct {
 type shardSource interface {
 	// next blocks until the next batch (possibly empty), the end of the shard or ctx ends. It
 	// retries what it can recover from (throttling, expired iterators, network errors) and
-	// returns only errors it cannot: ctx's, and ones matching ErrStreamNotFound.
+	// returns only errors it cannot: ctx's, and ones matching errResourceNotFound (the shard
+	// or the whole stream is gone; the shardConsumer tells which).
 	next(ctx context.Context) (fetchResult, error)
 	// close releases the source's resources.
 	close()
@@ -115,7 +129,7 @@ type retrievalHooks struct {
 // pollingFactory opens GetRecords-based sources.
 type pollingFactory struct {
 	client    KinesisAPI
-	stream    string
+	stream    streamRef
 	limit     int32
 	idle      time.Duration
 	minSpace  time.Duration
@@ -163,10 +177,10 @@ func (s *pollingSource) resume() startPosition {
 func (s *pollingSource) getIterator(ctx context.Context) error {
 	p := s.resume()
 	in := &kinesis.GetShardIteratorInput{
-		StreamName:        aws.String(s.f.stream),
 		ShardId:           aws.String(s.shardID),
 		ShardIteratorType: p.kind,
 	}
+	in.StreamName, in.StreamARN = s.f.stream.input()
 	switch p.kind {
 	case types.ShardIteratorTypeAtSequenceNumber, types.ShardIteratorTypeAfterSequenceNumber:
 		in.StartingSequenceNumber = aws.String(p.seq)
@@ -218,7 +232,7 @@ func (s *pollingSource) next(ctx context.Context) (fetchResult, error) {
 		if ctx.Err() != nil {
 			return fetchResult{}, ctx.Err()
 		}
-		if errors.Is(err, ErrStreamNotFound) {
+		if errors.Is(err, errResourceNotFound) {
 			return fetchResult{}, err
 		}
 		s.failures++
@@ -235,7 +249,7 @@ func (s *pollingSource) next(ctx context.Context) (fetchResult, error) {
 func (s *pollingSource) poll(ctx context.Context) (fetchResult, error) {
 	if s.iterator == nil {
 		if err := s.getIterator(ctx); err != nil {
-			return fetchResult{}, classifyKinesisError(err)
+			return fetchResult{}, classifyReadError(err)
 		}
 		if s.ended {
 			return fetchResult{shardEnded: true}, nil
@@ -243,10 +257,15 @@ func (s *pollingSource) poll(ctx context.Context) (fetchResult, error) {
 	}
 	s.lastCall = time.Now()
 	cctx, cancel := context.WithTimeout(ctx, s.f.callLimit)
-	out, err := s.f.client.GetRecords(cctx, &kinesis.GetRecordsInput{ShardIterator: s.iterator, Limit: aws.Int32(s.f.limit)})
+	in := &kinesis.GetRecordsInput{ShardIterator: s.iterator, Limit: aws.Int32(s.f.limit)}
+	if s.f.stream.arn != "" {
+		// As the KCL's KinesisDataFetcher does: a stream of another account is read by ARN.
+		in.StreamARN = aws.String(s.f.stream.arn)
+	}
+	out, err := s.f.client.GetRecords(cctx, in)
 	cancel()
 	if err != nil {
-		err = classifyKinesisError(err)
+		err = classifyReadError(err)
 		var expired *types.ExpiredIteratorException
 		var invalid *types.InvalidArgumentException
 		switch {
@@ -286,7 +305,26 @@ func (s *pollingSource) poll(ctx context.Context) (fetchResult, error) {
 	return res, nil
 }
 
-// classifyKinesisError marks a missing stream with ErrStreamNotFound.
+// errResourceNotFound marks a ResourceNotFoundException from a call about one shard
+// (GetShardIterator, GetRecords, SubscribeToShard): either the shard is gone (it expired past
+// the stream's retention, or the lease was left by a stream of the same name that was deleted
+// and created again) or the whole stream is. Only a look at the stream tells them apart; see
+// shardConsumer.resolveNotFound.
+var errResourceNotFound = errors.New("consumer: resource not found")
+
+// classifyReadError marks a ResourceNotFoundException from a shard read with
+// errResourceNotFound.
+func classifyReadError(err error) error {
+	var rnf *types.ResourceNotFoundException
+	if errors.As(err, &rnf) {
+		return fmt.Errorf("%w: %w", errResourceNotFound, err)
+	}
+	return err
+}
+
+// classifyKinesisError marks a missing stream with ErrStreamNotFound. Only for calls about the
+// stream as a whole (ListShards, DescribeStreamSummary), where ResourceNotFoundException can
+// mean nothing else.
 func classifyKinesisError(err error) error {
 	var rnf *types.ResourceNotFoundException
 	if errors.As(err, &rnf) {
@@ -359,7 +397,7 @@ func (w *Worker) pollingSources() *pollingFactory {
 	}
 	return &pollingFactory{
 		client:    cfg.Kinesis,
-		stream:    cfg.StreamName,
+		stream:    cfg.stream(),
 		limit:     cfg.MaxRecords,
 		idle:      cfg.IdleTimeBetweenReads,
 		minSpace:  cfg.MinTimeBetweenReads,

@@ -218,7 +218,7 @@ func (c *shardConsumer) process() {
 		c.finish(proc)
 		return
 	}
-	from := positionFor(l.Checkpoint, cfg.InitialTimestamp)
+	from := positionFor(l.Checkpoint, cfg.atTimestamp())
 	src, err := c.w.sources().open(c.stopCtx, c.shardID, from)
 	if err != nil {
 		c.log.Error("consumer: opening the shard failed", "error", err)
@@ -235,9 +235,27 @@ func (c *shardConsumer) process() {
 			if c.stopping() != stopNone {
 				break
 			}
-			if errors.Is(err, ErrStreamNotFound) {
-				c.w.reportFatal(err)
-				<-c.stopCtx.Done()
+			if errors.Is(err, errResourceNotFound) {
+				gone, rerr := c.resolveNotFound(err)
+				switch {
+				case errors.Is(rerr, ErrStreamNotFound):
+					c.w.reportFatal(rerr)
+					<-c.stopCtx.Done()
+				case gone:
+					// The KCL's KinesisDataFetcher turns ResourceNotFoundException into its
+					// TERMINAL_RESULT, and ShutdownTask then runs the SHARD_END path with no
+					// child shards: the processor checkpoints SHARD_END, so the shard's
+					// children may start, and the lease is cleaned up as garbage
+					// (LeaseCleanupManager.cleanupLeaseForGarbageShard).
+					c.log.Warn("consumer: the stream no longer has this shard; ending it as the KCL does so its children can start", "error", err)
+					c.w.stats.vanishedShards.Add(1)
+					c.shardEnd(proc, nil)
+					return
+				default:
+					c.log.Warn("consumer: the shard is listed but could not be read; retrying", "error", err, "check", rerr)
+					_ = sleepCtx(c.stopCtx, time.Second)
+					continue
+				}
 				break
 			}
 			c.log.Error("consumer: reading the shard failed", "error", err)
@@ -248,11 +266,37 @@ func (c *shardConsumer) process() {
 			break
 		}
 		if res.shardEnded {
+			if res.shardGone {
+				c.log.Warn("consumer: the stream no longer has this shard; ending it as the KCL does so its children can start")
+				c.w.stats.vanishedShards.Add(1)
+			}
 			c.shardEnd(proc, res.childShards)
 			return
 		}
 	}
 	c.finish(proc)
+}
+
+// resolveNotFound tells a vanished shard from a vanished stream after a read of the shard
+// answered ResourceNotFoundException, by listing the stream's shards: when the listing fails
+// with ResourceNotFoundException too, the stream is gone (an error matching ErrStreamNotFound,
+// which stops the worker); when the stream exists and does not list the shard, the shard is
+// gone (true); when it lists it, the refusal was passing and the read is retried.
+func (c *shardConsumer) resolveNotFound(readErr error) (bool, error) {
+	w := c.w
+	shards, err := listStreamShards(c.stopCtx, w.cfg.Kinesis, w.cfg.stream(), w.cfg.kinesisCallTimeout())
+	if err != nil {
+		if errors.Is(err, ErrStreamNotFound) {
+			return false, fmt.Errorf("%w: %s (reading shard %s: %w)", ErrStreamNotFound, w.cfg.StreamName, c.shardID, err)
+		}
+		return false, err
+	}
+	for i := range shards {
+		if deref(shards[i].ShardId) == c.shardID {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // handleBatch decodes one batch and hands it to the processor. It returns false when the
@@ -268,7 +312,21 @@ func (c *shardConsumer) handleBatch(proc RecordProcessor, dec *recordDecoder, re
 			c.log.Error("consumer: record with an invalid sequence number", "error", err)
 		}
 	}
-	return len(recs) == 0 || c.deliver(proc, recs, res.millisBehindLatest, dec.stats.userBytes)
+	if len(recs) == 0 {
+		if p, ok := proc.(idleProcessor); ok && c.stopping() == stopNone {
+			if err := p.idle(c.ctx, c.ucp); err != nil && c.stopping() == stopNone {
+				c.log.Warn("consumer: checkpoint of an idle shard failed", "error", err)
+			}
+		}
+		return true
+	}
+	return c.deliver(proc, recs, res.millisBehindLatest, dec.stats.userBytes)
+}
+
+// idleProcessor is a processor that wants to hear of reads that brought no records (RecordFunc,
+// to checkpoint progress its cadence held back).
+type idleProcessor interface {
+	idle(ctx context.Context, cp *Checkpointer) error
 }
 
 // deliver hands one batch to the processor, again after a pause while it fails. It returns

@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/smithy-go"
@@ -76,6 +75,7 @@ func (s *shardSyncer) run(ctx context.Context) {
 			if errors.Is(err, ErrStreamNotFound) {
 				s.w.reportFatal(err)
 			}
+			s.w.checkTableGone(err)
 			next = bo.NextBackOff()
 			s.w.log.Warn("consumer: shard sync failed", "error", err, "retry_in", next)
 		} else {
@@ -88,12 +88,12 @@ func (s *shardSyncer) run(ctx context.Context) {
 // sync lists shards and leases once, creates the missing leases and cleans up finished ones.
 func (s *shardSyncer) sync(ctx context.Context) error {
 	w := s.w
-	shards, err := listShards(ctx, w.cfg.Kinesis, w.cfg.StreamName, w.cfg.kinesisCallTimeout())
+	shards, err := listStreamShards(ctx, w.cfg.Kinesis, w.cfg.stream(), w.cfg.kinesisCallTimeout())
 	if err != nil {
 		return err
 	}
 	lctx, cancel := context.WithTimeout(ctx, max(w.cfg.kinesisCallTimeout(), w.cfg.TakeInterval*2))
-	leases, err := w.store.ListLeases(lctx)
+	leases, err := w.listLeases(lctx)
 	cancel()
 	if err != nil {
 		return fmt.Errorf("consumer: listing leases: %w", err)
@@ -231,10 +231,16 @@ func (s *shardSyncer) cleanup(ctx context.Context, leases []checkpoint.Lease, sh
 	}
 }
 
-// listShards returns every shard of the stream, open and closed, following NextToken.
+// listShards returns every shard of the named stream, open and closed, following NextToken.
 func listShards(ctx context.Context, client KinesisAPI, stream string, callLimit time.Duration) ([]types.Shard, error) {
+	return listStreamShards(ctx, client, streamRef{name: stream}, callLimit)
+}
+
+// listStreamShards is listShards for a stream named by name or ARN.
+func listStreamShards(ctx context.Context, client KinesisAPI, stream streamRef, callLimit time.Duration) ([]types.Shard, error) {
 	var shards []types.Shard
-	in := &kinesis.ListShardsInput{StreamName: aws.String(stream)}
+	in := &kinesis.ListShardsInput{}
+	in.StreamName, in.StreamARN = stream.input()
 	for {
 		cctx, cancel := context.WithTimeout(ctx, callLimit)
 		out, err := client.ListShards(cctx, in)
@@ -246,7 +252,7 @@ func listShards(ctx context.Context, client KinesisAPI, stream string, callLimit
 		if out.NextToken == nil || *out.NextToken == "" {
 			return shards, nil
 		}
-		// With a NextToken the stream name must be left out.
+		// With a NextToken the stream name and ARN must be left out.
 		in = &kinesis.ListShardsInput{NextToken: out.NextToken}
 	}
 }

@@ -14,13 +14,13 @@ import (
 // registry is configured.
 type counters struct {
 	leasesTaken, leasesLost, leasesReleased, leasesCreated, leasesDeleted atomic.Int64
-	handoffsRequested                                                     atomic.Int64
+	handoffsRequested, handoffsCancelled                                  atomic.Int64
 	recordsProcessed, bytesProcessed, batches, processingNanos            atomic.Int64
 	deaggregationErrors, corruptRecords, outsideRange                     atomic.Int64
 	processorErrors, shardEndNotCheckpointed, shardsEnded                 atomic.Int64
 	renewals, renewalFailures, renewalNanos                               atomic.Int64
 	iteratorsExpired, readsThrottled, readErrors, shardSyncs              atomic.Int64
-	retrievalFallbacks                                                    atomic.Int64
+	retrievalFallbacks, vanishedShards, foreignLeases                     atomic.Int64
 }
 
 // workerMetrics holds the registry handles; every handle is a no-op with a nil registry.
@@ -128,6 +128,7 @@ type Stats struct {
 	LeasesCreated     int64 // leases this worker's shard syncs created
 	LeasesDeleted     int64 // finished leases this worker cleaned up
 	HandoffsRequested int64 // graceful handoffs this worker asked for
+	HandoffsCancelled int64 // handoff requests withdrawn: the owner kept renewing without answering
 
 	RecordsProcessed    int64         // user records handed to processors
 	BytesProcessed      int64         // their data bytes
@@ -141,6 +142,8 @@ type Stats struct {
 	ProcessorErrors         int64 // failed or panicking processor calls
 	ShardEndNotCheckpointed int64 // ShardEnded calls without the SHARD_END checkpoint
 	ShardsEnded             int64 // shards processed to SHARD_END
+	VanishedShards          int64 // leased shards the stream no longer has, ended as at SHARD_END
+	ForeignLeases           int64 // lease-table rows of other streams, seen by the last scan and ignored
 
 	Renewals             int64                     // successful renewals
 	RenewalFailures      int64                     // renewals that failed for a reason other than a lost lease
@@ -178,6 +181,7 @@ func (w *Worker) Stats() Stats {
 		LeasesCreated:           c.leasesCreated.Load(),
 		LeasesDeleted:           c.leasesDeleted.Load(),
 		HandoffsRequested:       c.handoffsRequested.Load(),
+		HandoffsCancelled:       c.handoffsCancelled.Load(),
 		RecordsProcessed:        c.recordsProcessed.Load(),
 		BytesProcessed:          c.bytesProcessed.Load(),
 		Batches:                 c.batches.Load(),
@@ -188,6 +192,8 @@ func (w *Worker) Stats() Stats {
 		ProcessorErrors:         c.processorErrors.Load(),
 		ShardEndNotCheckpointed: c.shardEndNotCheckpointed.Load(),
 		ShardsEnded:             c.shardsEnded.Load(),
+		VanishedShards:          c.vanishedShards.Load(),
+		ForeignLeases:           c.foreignLeases.Load(),
 		Renewals:                c.renewals.Load(),
 		RenewalFailures:         c.renewalFailures.Load(),
 		IteratorsExpired:        c.iteratorsExpired.Load(),

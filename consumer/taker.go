@@ -17,7 +17,13 @@ type leaseTaker struct {
 	w       *Worker
 	obs     *leaseObserver
 	pending map[string]time.Time // handoffs asked for, by lease key
-	rng     *rand.Rand
+	// silent are owners that let a handoff request time out while renewing (KCL 2.x
+	// workers), forgotten once they own no lease.
+	silent map[string]bool
+	// from names the owner each handoff was asked of: once it releases the lease, the lease
+	// names only this worker, and the log should name the worker it came from.
+	from map[string]string
+	rng  *rand.Rand
 }
 
 func newLeaseTaker(w *Worker) *leaseTaker {
@@ -25,6 +31,8 @@ func newLeaseTaker(w *Worker) *leaseTaker {
 		w:       w,
 		obs:     newLeaseObserver(),
 		pending: map[string]time.Time{},
+		silent:  map[string]bool{},
+		from:    map[string]string{},
 		rng:     rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 	}
 }
@@ -60,10 +68,10 @@ func (t *leaseTaker) scan(ctx context.Context) time.Duration {
 	w := t.w
 	cfg := &w.cfg
 	sctx, cancel := context.WithTimeout(ctx, cfg.TakeInterval)
-	leases, err := w.store.ListLeases(sctx)
+	leases, err := w.listLeases(sctx)
 	cancel()
 	if err != nil {
-		if ctx.Err() == nil {
+		if ctx.Err() == nil && !w.checkTableGone(err) {
 			w.log.Warn("consumer: listing leases failed", "error", err)
 		}
 		return cfg.TakeInterval / 2
@@ -72,6 +80,17 @@ func (t *leaseTaker) scan(ctx context.Context) time.Duration {
 	t.obs.update(leases, now)
 	view := t.obs.snapshot()
 	w.publishView(view)
+	if len(t.silent) > 0 {
+		owners := map[string]bool{}
+		for _, ol := range view {
+			owners[ol.lease.ActualOwner()] = true
+		}
+		for o := range t.silent {
+			if !owners[o] {
+				delete(t.silent, o)
+			}
+		}
+	}
 
 	plan := planBalance(balanceInput{
 		me:             cfg.WorkerID,
@@ -85,28 +104,65 @@ func (t *leaseTaker) scan(ctx context.Context) time.Duration {
 		maxSteal:       cfg.MaxLeasesToStealAtOnce,
 		hysteresis:     cfg.BalanceHysteresis,
 		graceful:       !cfg.DisableGracefulHandoff,
+		silent:         t.silent,
 	}, t.rng)
+
+	for _, l := range plan.cancel {
+		delete(t.pending, l.Key)
+		delete(t.from, l.Key)
+		cctx, cancel := context.WithTimeout(ctx, cfg.TakeInterval)
+		_, err := w.store.CancelHandoff(cctx, l)
+		cancel()
+		switch {
+		case err == nil:
+			t.silent[l.CheckpointOwner] = true
+			w.stats.handoffsCancelled.Add(1)
+			w.log.Warn("consumer: the owner did not answer the handoff request but still renews the lease; request withdrawn, and its leases are balanced by the KCL 2.x steal rule from now on",
+				"lease", l.Key, "owner", l.CheckpointOwner, "timeout", cfg.HandoffTimeout)
+		case errors.Is(err, checkpoint.ErrLeaseLost), errors.Is(err, checkpoint.ErrLeaseNotFound):
+			w.log.Debug("consumer: handoff changed before it could be withdrawn", "lease", l.Key, "error", err)
+		default:
+			w.log.Warn("consumer: withdrawing a handoff request failed", "lease", l.Key, "error", err)
+		}
+	}
 
 	for _, key := range plan.abandon {
 		w.log.Info("consumer: handoff abandoned: the lease went elsewhere", "lease", key)
 		delete(t.pending, key)
+		delete(t.from, key)
 	}
 	for _, l := range plan.complete {
-		forced := l.CheckpointOwner != ""
-		if forced {
-			w.log.Warn("consumer: previous owner did not release the lease in time, taking it", "lease", l.Key, "owner", l.CheckpointOwner, "timeout", cfg.HandoffTimeout)
+		why := "handoff"
+		if l.CheckpointOwner != "" {
+			// planBalance completes an unreleased handoff only when the lease expired: the
+			// owner stopped renewing, which is a failure, not a late answer.
+			why = "expired during the handoff"
+			w.log.Warn("consumer: the owner stopped renewing the lease during the handoff; taking the expired lease", "lease", l.Key, "owner", l.CheckpointOwner, "failover", cfg.FailoverTime)
 		}
 		delete(t.pending, l.Key)
-		t.take(ctx, l, "handoff")
+		t.take(ctx, l, why)
 	}
-	if len(plan.take) > 0 || len(plan.steal) > 0 {
-		w.log.Info("consumer: lease balance", "workers", plan.workers, "fair_share", round2(plan.fair), "my_load", round2(plan.myLoad), "max_load", round2(plan.maxLoad), "taking", len(plan.take), "stealing", len(plan.steal))
+	if len(plan.take) > 0 || len(plan.steal) > 0 || len(plan.seize) > 0 {
+		w.log.Info("consumer: lease balance", "workers", plan.workers, "fair_share", round2(plan.fair), "my_load", round2(plan.myLoad), "max_load", round2(plan.maxLoad), "taking", len(plan.take), "stealing", len(plan.steal)+len(plan.seize))
 	}
 	for _, l := range plan.take {
 		if ctx.Err() != nil {
 			break
 		}
-		t.take(ctx, l, "available")
+		why := "unassigned"
+		switch {
+		case l.Owner == w.cfg.WorkerID && l.CheckpointOwner == "":
+			why = "left by an earlier run of this worker"
+		case !l.IsUnassigned():
+			why = "expired"
+		}
+		t.take(ctx, l, why)
+	}
+	for _, l := range plan.seize {
+		if ctx.Err() != nil {
+			break
+		}
+		t.take(ctx, l, "steal from an owner that does not answer handoffs")
 	}
 	for _, l := range plan.steal {
 		if ctx.Err() != nil {
@@ -122,6 +178,7 @@ func (t *leaseTaker) scan(ctx context.Context) time.Duration {
 		switch {
 		case err == nil:
 			t.pending[l.Key] = time.Now()
+			t.from[l.Key] = l.Owner
 			w.stats.handoffsRequested.Add(1)
 			w.log.Info("consumer: asked for a lease to balance the load", "lease", l.Key, "from", l.Owner)
 		case errors.Is(err, checkpoint.ErrLeaseLost), errors.Is(err, checkpoint.ErrLeaseNotFound), errors.Is(err, checkpoint.ErrInvalidLease):
@@ -142,18 +199,22 @@ func (t *leaseTaker) scan(ctx context.Context) time.Duration {
 // previous owner released the lease.
 func (t *leaseTaker) pollPending(ctx context.Context) {
 	w := t.w
-	for key, started := range t.pending {
+	for key := range t.pending {
 		gctx, cancel := context.WithTimeout(ctx, w.cfg.TakeInterval)
 		l, err := w.store.GetLease(gctx, key)
 		cancel()
 		switch {
 		case errors.Is(err, checkpoint.ErrLeaseNotFound):
 			delete(t.pending, key)
+			delete(t.from, key)
 		case err != nil:
 			continue
 		case l.Owner != w.cfg.WorkerID || l.Checkpoint.IsShardEnd():
 			delete(t.pending, key)
-		case l.CheckpointOwner == "" || time.Since(started) >= w.cfg.HandoffTimeout:
+			delete(t.from, key)
+		case l.CheckpointOwner == "":
+			// Released. A request that timed out is judged by the scan, which knows whether
+			// the owner's counter still moves.
 			delete(t.pending, key)
 			t.take(ctx, l, "handoff")
 		}
@@ -167,6 +228,7 @@ func (t *leaseTaker) releasePending(ctx context.Context) {
 	w := t.w
 	for key := range t.pending {
 		delete(t.pending, key)
+		delete(t.from, key)
 		gctx, cancel := context.WithTimeout(ctx, w.cfg.RenewInterval)
 		l, err := w.store.GetLease(gctx, key)
 		if err == nil && l.Owner == w.cfg.WorkerID && l.CheckpointOwner == "" && !w.holds(key) {
@@ -197,10 +259,11 @@ func (t *leaseTaker) take(ctx context.Context, l checkpoint.Lease, why string) {
 		}
 		return
 	}
-	prev := l.Owner
-	if l.CheckpointOwner != "" {
-		prev = l.CheckpointOwner
+	prev := l.ActualOwner()
+	if from, ok := t.from[l.Key]; ok && l.CheckpointOwner == "" && l.Owner == w.cfg.WorkerID {
+		prev = from
 	}
+	delete(t.from, l.Key)
 	w.log.Info("consumer: took lease", "lease", l.Key, "reason", why, "previous_owner", prev, "checkpoint", got.Checkpoint.String())
 	w.startShard(got, start)
 }

@@ -96,7 +96,8 @@ func (w *Worker) WorkerID() string { return w.cfg.WorkerID }
 // leases, asks every processor to shut down (each may checkpoint), and releases the leases
 // so that other workers take them at once instead of after the failover time. The shutdown
 // is bounded by Config.ShutdownTimeout. Run returns nil after a graceful shutdown,
-// ErrKilled after Kill, an error matching ErrStreamNotFound when the stream disappears, or
+// ErrKilled after Kill, an error matching ErrStreamNotFound when the stream disappears,
+// ErrLeaseTableNotFound when the lease table does, or
 // the error that kept it from starting (the lease table could not be created, for example).
 // All goroutines the worker started have ended when Run returns. Run may be called once.
 func (w *Worker) Run(ctx context.Context) error {
@@ -241,6 +242,17 @@ func (w *Worker) reportFatal(err error) {
 	w.fatal = err
 	w.log.Error("consumer: stopping the worker", "error", err)
 	close(w.fatalCh)
+}
+
+// checkTableGone stops the worker with ErrLeaseTableNotFound when err says the lease table
+// does not exist, and reports whether it did. Without the table no lease can be renewed or
+// taken, so carrying on would only log warnings while the shards go unprocessed.
+func (w *Worker) checkTableGone(err error) bool {
+	if !errors.Is(err, checkpoint.ErrTableNotFound) {
+		return false
+	}
+	w.reportFatal(fmt.Errorf("%w: %s: %w", ErrLeaseTableNotFound, w.cfg.LeaseTableName, err))
+	return true
 }
 
 // startShard begins processing a lease this worker just took.

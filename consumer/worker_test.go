@@ -311,7 +311,9 @@ func (p *blockingShutdown) ShutdownRequested(ctx context.Context, in ShutdownReq
 	return ctx.Err()
 }
 
-// A handoff the owner never completes times out, and the thief takes the lease outright.
+// A handoff the owner never completes times out. The owner still renews, so the request is
+// withdrawn, and the thief steals the lease by the KCL 2.x rule (target one of two leases)
+// at a following scan.
 func TestHandoffTimeout(t *testing.T) {
 	checkNoLeak(t)
 	f := newFakeKinesis("s", 2)

@@ -45,6 +45,12 @@ type Batch struct {
 	ShardEnded bool
 	// ChildShards are the shards that continue this one, set when ShardEnded is.
 	ChildShards []types.ChildShard
+	// ShardGone is set with ShardEnded when the stream no longer lists the shard at all (it
+	// expired past the stream's retention, or never was the stream's): the subscription
+	// answered ResourceNotFoundException or stayed idle, and a listing did not have it. The
+	// KCL ends such a shard too (its FanOutRecordsPublisher turns ResourceNotFoundException
+	// into the end of the shard).
+	ShardGone bool
 }
 
 // Config describes one shard subscription.
@@ -295,7 +301,7 @@ func (s *Subscriber) loop(ctx context.Context) error {
 			st, cerr := s.checkShard(ctx, watch)
 			switch {
 			case cerr == nil && st.gone:
-				return s.deliverEnd(ctx, Batch{ShardEnded: true, ChildShards: st.children})
+				return s.deliverEnd(ctx, Batch{ShardEnded: true, ShardGone: true, ChildShards: st.children})
 			case cerr == nil && st.closed:
 				return s.finishClosed(ctx, pos)
 			}
@@ -388,7 +394,7 @@ func (s *Subscriber) subscription(ctx context.Context, pos *types.StartingPositi
 					return true, errShardClosed
 				}
 				if err == nil && st.gone {
-					return true, s.deliverEnd(ctx, Batch{ShardEnded: true, ChildShards: st.children})
+					return true, s.deliverEnd(ctx, Batch{ShardEnded: true, ShardGone: true, ChildShards: st.children})
 				}
 			}
 			idle.Reset(s.cfg.IdleTimeout)
