@@ -27,6 +27,7 @@ type batch struct {
 	wire putRecordsBody           // builds in's body, into a buffer lent for the call
 	sums aggregation.Checksummer  // checksums the request's new aggregates
 	aggs [][]byte                 // the aggregates it is given
+	held []*shard                 // shards whose records are written again (resendGroup)
 	opts []func(*kinesis.Options) // the per-call options, wire's included
 }
 
@@ -45,7 +46,7 @@ type action uint8
 const (
 	actDone action = iota
 	actRequeue
-	actReroute
+	actResend // written again under the current shard map, ahead of later records (resendGroup)
 	actFail
 	actExpire
 )
@@ -245,7 +246,7 @@ func (p *Producer) wakeForLocked(sh *shard, kr *kRecord, wasFull bool) bool {
 	if full && !wasFull {
 		return true // everything ready is due now
 	}
-	if p.inflightReqs >= p.cfg.MaxConcurrentRequests || sh.inflight > 0 {
+	if p.inflightReqs >= p.cfg.MaxConcurrentRequests || sh.inflight > 0 || p.blockedLocked(sh) {
 		return false
 	}
 	now := p.now()
@@ -266,7 +267,7 @@ func (p *Producer) wakeForLocked(sh *shard, kr *kRecord, wasFull bool) bool {
 func (p *Producer) earliestReady(now int64) int64 {
 	d := int64(math.MaxInt64)
 	for _, sh := range p.readyShards {
-		if sh.ready.len() == 0 || sh.inflight > 0 {
+		if sh.ready.len() == 0 || sh.inflight > 0 || p.blockedLocked(sh) {
 			continue
 		}
 		if kr := sh.ready.front(); kr.encoded {
@@ -295,8 +296,8 @@ func (p *Producer) buildBatch(now int64, next *int64, fails *[]*kRecord) *batch 
 			*next = min(*next, sh.retryAt)
 			continue
 		}
-		if sh.inflight > 0 {
-			continue // its completion wakes the dispatcher
+		if sh.inflight > 0 || p.blockedLocked(sh) {
+			continue // its (or its blocker's) completion wakes the dispatcher
 		}
 		took := false
 		for sh.ready.len() > 0 {
@@ -458,21 +459,49 @@ func (p *Producer) handle(b *batch, out *kinesis.PutRecordsOutput, callErr error
 		default:
 			e := &out.Records[i]
 			r.shardID, r.seq = aws.ToString(e.ShardId), aws.ToString(e.SequenceNumber)
+			if kr := b.krs[i]; r.shardID != "" && r.shardID != kr.sh.id {
+				// Landed on a shard other than the predicted one: the map is stale.
+				p.misrouted.Store(true)
+				p.requestRefresh()
+				if !p.visible(kr, r.shardID, p.table.Load()) {
+					r.action = actResend
+				}
+			}
 		}
 		b.res = append(b.res, r)
 	}
 
 	var throttled int64
+	resend := false
 	p.mu.Lock()
+	// A shard whose records must be written again under a new map (some landed where a KCL
+	// reader drops them, or its shard was retired meanwhile) keeps counting this request as
+	// in flight until they are queued again: that holds back the shard and the shards that
+	// took over its range, so that nothing overtakes them.
 	for _, sh := range b.shards {
-		sh.inflight--
+		sh.resend = sh.retired
+	}
+	for i := range b.res {
+		if b.res[i].action == actResend {
+			b.krs[i].sh.resend = true
+		}
+	}
+	for _, sh := range b.shards {
+		if sh.resend {
+			resend = true
+			b.held = append(b.held, sh)
+		} else {
+			sh.inflight--
+		}
 	}
 	// Backwards, so that pushing each retry to the front keeps a shard's retries in order.
 	for i := len(b.krs) - 1; i >= 0; i-- {
 		kr, r := b.krs[i], &b.res[i]
 		sh := kr.sh
 		if r.err == nil {
-			sh.ok = true
+			if r.action != actResend {
+				sh.ok = true
+			}
 			continue
 		}
 		kr.lastErr = r.err
@@ -488,9 +517,8 @@ func (p *Producer) handle(b *batch, out *kinesis.PutRecordsOutput, callErr error
 			r.action = actFail
 		case now >= kr.expires:
 			r.action = actExpire
-		case sh.retired:
-			sh.failed = true
-			r.action = actReroute
+		case sh.resend:
+			r.action = actResend
 		default:
 			sh.failed = true
 			r.action = actRequeue
@@ -516,7 +544,7 @@ func (p *Producer) handle(b *batch, out *kinesis.PutRecordsOutput, callErr error
 			sh.bo.Reset()
 			sh.retryAt = 0
 		}
-		sh.ok, sh.failed, sh.throttle, sh.nThrottled = false, false, false, 0
+		sh.ok, sh.failed, sh.throttle, sh.nThrottled, sh.resend = false, false, false, 0, false
 	}
 	p.inflightReqs--
 	p.mu.Unlock()
@@ -525,6 +553,10 @@ func (p *Producer) handle(b *batch, out *kinesis.PutRecordsOutput, callErr error
 	if throttled > 0 {
 		p.stats.throttled.Add(throttled)
 	}
+	var groups []*resendGroup
+	if resend {
+		groups = p.resendGroups(b)
+	}
 	for i, kr := range b.krs {
 		r := &b.res[i]
 		if r.err != nil && r.code != "" {
@@ -532,8 +564,10 @@ func (p *Producer) handle(b *batch, out *kinesis.PutRecordsOutput, callErr error
 			p.m.errorCode(r.code, 1)
 		}
 		switch {
+		case r.action == actResend:
+			// In its group.
 		case r.err == nil:
-			p.succeed(kr, r.shardID, r.seq)
+			p.complete(kr, r.shardID, r.seq)
 		case r.action == actFail:
 			p.fail(kr, r.err)
 			p.putKR(kr)
@@ -542,12 +576,15 @@ func (p *Producer) handle(b *batch, out *kinesis.PutRecordsOutput, callErr error
 			p.m.expired.Add(int64(len(kr.users)))
 			p.fail(kr, p.expiredError(kr.attempts, r.err))
 			p.putKR(kr)
-		case r.action == actReroute:
-			p.reroute(kr)
 		}
+	}
+	for _, g := range groups {
+		p.resolve(g)
 	}
 	clear(b.krs)
 	clear(b.shards)
+	clear(b.held)
+	b.held = b.held[:0]
 	clear(b.res)
 	clear(b.entries)
 	b.krs, b.shards, b.res, b.entries = b.krs[:0], b.shards[:0], b.res[:0], b.entries[:0]
@@ -579,82 +616,6 @@ func (p *Producer) newBatchLocked() *batch {
 	return b
 }
 
-// succeed settles a Kinesis record the service accepted. It normally landed on the
-// predicted shard; when the service names another one, the records still count as delivered
-// if their hash keys lie in that shard's range, since that is where consumers look for them.
-func (p *Producer) succeed(kr *kRecord, shardID, seq string) {
-	if shardID == kr.sh.id || shardID == "" {
-		p.complete(kr, shardID, seq)
-		return
-	}
-	r, ok := p.table.Load().known[shardID]
-	if !ok {
-		p.park(kr, shardID, seq) // a shard the map does not know yet: decide after a refresh
-		return
-	}
-	p.settle(kr, shardID, seq, r, true)
-}
-
-// settle decides, record by record, whether a Kinesis record that landed on shard r counts
-// as delivered. Records whose hash key is outside r's range are written again: a consumer
-// that filters deaggregated records by the shard's range (as the KCL does) would drop them.
-func (p *Producer) settle(kr *kRecord, shardID, seq string, r aggregation.ShardRange, known bool) {
-	if known && r.Contains(kr.lo) && r.Contains(kr.hi) {
-		p.complete(kr, shardID, seq)
-		return
-	}
-	p.requestRefresh()
-	var again []pending
-	stay := 0
-	for i := range kr.users {
-		u := &kr.users[i]
-		if known && r.Contains(u.hash) {
-			res := Result{ShardID: shardID, SequenceNumber: seq, Attempts: u.tries + kr.attempts}
-			if kr.aggregated {
-				res.SubSequenceNumber = uint64(i)
-			}
-			p.deliver(u, res)
-			kr.users[stay] = *u
-			stay++
-			continue
-		}
-		v := *u
-		v.tries += kr.attempts
-		again = append(again, v)
-	}
-	p.countSuccessUsers(kr.sh, kr.users[:stay])
-	p.release(kr.users[:stay])
-	p.log.Debug("records landed outside the predicted shard", "predicted", kr.sh.id, "actual", shardID, "rewritten", len(again))
-	p.putKR(kr)
-	p.hold(again)
-}
-
-// hold parks records in the unrouted area until the next shard map refresh routes them.
-func (p *Producer) hold(us []pending) {
-	if len(us) == 0 {
-		return
-	}
-	p.unrouted.mu.Lock()
-	p.unrouted.held = append(p.unrouted.held, us...)
-	p.unrouted.mu.Unlock()
-	p.requestRefresh()
-	p.signal()
-}
-
-// reroute sends the records of a Kinesis record whose shard was retired through routing
-// again.
-func (p *Producer) reroute(kr *kRecord) {
-	us := make([]pending, len(kr.users))
-	copy(us, kr.users)
-	for i := range us {
-		us[i].tries += kr.attempts
-	}
-	p.putKR(kr)
-	for i := range us {
-		p.route(&us[i])
-	}
-}
-
 // complete delivers success to every user record of kr and recycles it.
 func (p *Producer) complete(kr *kRecord, shardID, seq string) {
 	for i := range kr.users {
@@ -684,18 +645,4 @@ func (p *Producer) complete(kr *kRecord, shardID, seq string) {
 	}
 	p.release(kr.users)
 	p.putKR(kr)
-}
-
-// countSuccessUsers counts users delivered out of a Kinesis record that was partly
-// rewritten.
-func (p *Producer) countSuccessUsers(sh *shard, us []pending) {
-	var bytes int64
-	for i := range us {
-		bytes += int64(len(us[i].rec.Data))
-	}
-	n := int64(len(us))
-	p.stats.userPut.Add(n)
-	p.stats.userBytes.Add(bytes)
-	sh.m.userPut.Add(n)
-	sh.m.userBytes.Add(bytes)
 }

@@ -82,12 +82,21 @@
 //
 // # Resharding
 //
-// When PutRecords reports a record on a shard other than the predicted one, the record still
-// counts as delivered when its hash key lies in that shard's range; records that do not are
-// written again and the shard map is refreshed, with backoff between refreshes so that a
-// burst of mismatches does not hammer ListShards (ShardMapRefreshes counts refreshes). A
-// refresh moves the records queued for closed shards to their new shards ahead of any later
-// record of the same key.
+// When PutRecords reports a Kinesis record on a shard other than the predicted one (the
+// stream was resharded after the map was loaded), the producer counts it delivered only when
+// a Java KCL application would see it: a plain record always, an aggregate only when the
+// range of the shard it landed on holds every one of its user records, since the KCL drops an
+// aggregate whole when one of them lies outside. Every user record of any other aggregate is
+// written again, re-aggregated under a refreshed map (a misrouted answer brings the next
+// refresh forward to within a second; otherwise refreshes back off so that ListShards is not
+// hammered; ShardMapRefreshes counts them). A duplicate written this way is invisible to KCL
+// readers; the project's consumer package filters per record and is more lenient.
+//
+// Per-key order holds across a reshard, with or without StrictOrdering: a refresh moves the
+// records queued for closed shards to their new shards ahead of any later record of the same
+// key, and while a request to a closed shard is in flight (or its misrouted answer waits for
+// the new map), the shards that took over its range send nothing, so the records it brings
+// back for writing again go first.
 //
 // # Compression
 //

@@ -225,7 +225,8 @@ type userRecord struct {
 }
 
 // read returns every user record in the stream, shard by shard in shard order (parents
-// before children), decoding compression and aggregation as a consumer does.
+// before children), decoding compression and aggregation as a Java KCL consumer does: an
+// aggregate with any user record outside its shard's range is dropped whole.
 func (f *fakeKinesis) read(t testing.TB) []userRecord {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -240,11 +241,10 @@ func (f *fakeKinesis) read(t testing.TB) []userRecord {
 			if err != nil {
 				t.Fatalf("deaggregate: %v", err)
 			}
+			if len(urs) > 0 && urs[0].Aggregated && !allInRange(urs, s.start, s.end) {
+				continue // the KCL drops the whole aggregate, see allInRange
+			}
 			for _, u := range urs {
-				k, _ := aggregation.EffectiveHashKey(u.PartitionKey, u.ExplicitHashKey)
-				if k.Cmp(s.start) < 0 || k.Cmp(s.end) > 0 {
-					continue // a KCL consumer drops records outside the shard's range
-				}
 				out = append(out, userRecord{shard: s.id, pk: u.PartitionKey, data: string(u.Data)})
 			}
 		}
@@ -262,4 +262,19 @@ func (f *fakeKinesis) set(fn func(f *fakeKinesis)) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	fn(f)
+}
+
+// allInRange applies the Java KCL's rule for an aggregate read from a shard
+// (software.amazon.kinesis.retrieval.AggregatorUtil.deaggregate in awslabs/amazon-kinesis-client):
+// as soon as one user record's effective hash key lies outside the shard's range, the records
+// of that aggregate already taken are removed and the rest skipped, so the application sees
+// none of them. A plain (not aggregated) record is passed on without a range check.
+func allInRange(urs []aggregation.UserRecord, start, end aggregation.HashKey) bool {
+	for _, u := range urs {
+		k, err := aggregation.EffectiveHashKey(u.PartitionKey, u.ExplicitHashKey)
+		if err != nil || k.Cmp(start) < 0 || k.Cmp(end) > 0 {
+			return false
+		}
+	}
+	return true
 }

@@ -89,9 +89,13 @@ type shard struct {
 	retryAt  int64
 	bo       *backoff.ExponentialBackOff
 	lim      limiter
+	// waitFor lists retired shards whose range this shard took over and whose requests were
+	// in flight when they were retired: the shard sends nothing while one of them still has
+	// a request in flight, since records of that request may have to be written here first.
+	waitFor []*shard
 	// Scratch used while handling one response.
-	failed, throttle, ok bool
-	nThrottled           int64
+	failed, throttle, ok, resend bool
+	nThrottled                   int64
 
 	m *shardMetrics
 }
@@ -351,6 +355,27 @@ func (p *Producer) enqueueEncoded(sh *shard, kr *kRecord) {
 // which computes those of a whole request together, unless the aggregate is compressed
 // here first.
 func (p *Producer) finishSeal(kr *kRecord) {
+	failErr := p.encode(kr)
+	p.mu.Lock()
+	if kr.dropped {
+		p.mu.Unlock()
+		p.putKR(kr)
+		return
+	}
+	wasFull := p.fullLocked()
+	kr.encoded = true
+	kr.failErr = failErr
+	p.readyBytes += kr.size
+	wake := failErr != nil || p.wakeForLocked(kr.sh, kr, wasFull)
+	p.mu.Unlock()
+	if wake {
+		p.signal()
+	}
+}
+
+// encode turns a sealed kRecord into what is sent: it flushes the aggregate, compresses
+// and sets the size. A non-nil error means the record cannot be sent.
+func (p *Producer) encode(kr *kRecord) error {
 	if kr.agg != nil {
 		var out aggregation.KinesisRecord
 		if p.cfg.Compression == compression.None {
@@ -373,21 +398,7 @@ func (p *Producer) finishSeal(kr *kRecord) {
 		failErr = &ValidationError{Field: "Data", Limit: "Kinesis record (after compression) plus partition key of at most 1048576 bytes",
 			Actual: fmt.Sprintf("%d bytes", kr.size)}
 	}
-	p.mu.Lock()
-	if kr.dropped {
-		p.mu.Unlock()
-		p.putKR(kr)
-		return
-	}
-	wasFull := p.fullLocked()
-	kr.encoded = true
-	kr.failErr = failErr
-	p.readyBytes += kr.size
-	wake := failErr != nil || p.wakeForLocked(kr.sh, kr, wasFull)
-	p.mu.Unlock()
-	if wake {
-		p.signal()
-	}
+	return failErr
 }
 
 // compress replaces kr.data by its compressed frame when that is smaller. A blob that would

@@ -66,7 +66,8 @@ type Producer struct {
 
 	refreshReq chan struct{}
 	parkMu     sync.Mutex
-	parked     []parkedResult
+	parked     []*resendGroup        // groups waiting for a refresh, guarded by parkMu
+	misrouted  atomic.Bool           // a result landed off its predicted shard: refresh soon
 	routeErr   atomic.Pointer[error] // last ListShards failure, the cause of unroutable expiries
 
 	bodies          bodyBufs
