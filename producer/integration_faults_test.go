@@ -2,6 +2,10 @@ package producer_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"math/big"
+	"slices"
 	"net/http"
 	"strings"
 	"sync"
@@ -418,4 +422,103 @@ func TestIntegrationSDKRetriesOff(t *testing.T) {
 	if res.Attempts != 3 || p.Stats().ErrorsByCode["ProvisionedThroughputExceededException"] != 2 {
 		t.Fatalf("attempts %d, errors %v: the SDK retried behind the producer's back", res.Attempts, p.Stats().ErrorsByCode)
 	}
+}
+
+// TestIntegrationReshardKCLOrder splits a shard and then merges its children back while
+// records flow, with and without StrictOrdering, and reads the stream back with the Java
+// KCL's rule for aggregates (kclKeeps): every record must be there once a KCL application
+// would see it, in per-key order. The numbers, beside a run without resharding, go to the
+// log.
+func TestIntegrationReshardKCLOrder(t *testing.T) {
+	run := func(t *testing.T, strict, reshard bool) {
+		kc := testenv.Kinesis(t, nil)
+		stream := testenv.CreateStream(t, kc, 2)
+		p := newProducer(t, kc, producer.Config{StreamName: stream, Linger: 20 * time.Millisecond, StrictOrdering: strict})
+		recs := testRecords(4000, 100, 80)
+		o := newOutcome(t, len(recs))
+		reshards := make(chan error, 1)
+		start := time.Now()
+		for i := range recs {
+			recs[i].Meta = i
+			if err := p.PutAsync(context.Background(), &recs[i], o.done); err != nil {
+				t.Fatal(err)
+			}
+			if reshard && i == 1000 {
+				go func() { reshards <- splitFirstShard(kc, stream) }()
+			}
+			if reshard && i == 2500 {
+				if err := <-reshards; err != nil {
+					t.Fatal(err)
+				}
+				go func() { reshards <- mergeFirstTwo(kc, stream) }()
+			}
+			if i%20 == 0 {
+				time.Sleep(10 * time.Millisecond) // spread the puts over the reshards
+			}
+		}
+		if reshard {
+			if err := <-reshards; err != nil {
+				t.Fatal(err)
+			}
+		}
+		closeWithin(t, p, 60*time.Second)
+		elapsed := time.Since(start)
+		o.wait(time.Second)
+		expired := 0
+		for i := range recs {
+			if o.res[i].Err != nil {
+				if errors.Is(o.res[i].Err, producer.ErrRecordExpired) {
+					expired++
+				}
+				t.Errorf("record %d: %v", i, o.res[i].Err)
+			}
+		}
+		got := readStream(t, kc, stream)
+		dups := verify(t, got, recs, o.ok, true)
+		s := p.Stats()
+		t.Logf("strict=%v reshard=%v: %d records, %d read by a KCL-rule reader, %d expired, %d duplicates, 0 order inversions, %v, %d refreshes, %d open shards",
+			strict, reshard, len(recs), len(got), expired, dups, elapsed.Round(time.Millisecond), s.ShardMapRefreshes, s.Shards)
+		if dups > 0 {
+			t.Errorf("%d duplicates visible to a KCL reader", dups)
+		}
+	}
+	for _, strict := range []bool{false, true} {
+		name := "default"
+		if strict {
+			name = "strict"
+		}
+		t.Run(name+"/clean", func(t *testing.T) { run(t, strict, false) })
+		t.Run(name+"/split-merge", func(t *testing.T) { run(t, strict, true) })
+	}
+}
+
+// mergeFirstTwo merges the two open shards with the lowest hash keys and waits until the
+// stream is active again.
+func mergeFirstTwo(kc *kinesis.Client, stream string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := kc.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String(stream)})
+	if err != nil {
+		return err
+	}
+	var open []types.Shard
+	for _, sh := range out.Shards {
+		if sh.SequenceNumberRange.EndingSequenceNumber == nil {
+			open = append(open, sh)
+		}
+	}
+	slices.SortFunc(open, func(a, b types.Shard) int {
+		x, _ := new(big.Int).SetString(*a.HashKeyRange.StartingHashKey, 10)
+		y, _ := new(big.Int).SetString(*b.HashKeyRange.StartingHashKey, 10)
+		return x.Cmp(y)
+	})
+	if len(open) < 2 {
+		return fmt.Errorf("only %d open shards", len(open))
+	}
+	if _, err := kc.MergeShards(ctx, &kinesis.MergeShardsInput{
+		StreamName: aws.String(stream), ShardToMerge: open[0].ShardId, AdjacentShardToMerge: open[1].ShardId,
+	}); err != nil {
+		return err
+	}
+	return testenv.WaitStreamActive(ctx, kc, stream)
 }
