@@ -12,17 +12,21 @@ import (
 	"github.com/shardline/shardline/aggregation"
 )
 
+// noData stands in for nil Data.
+var noData = []byte{}
+
 // batch is one PutRecords request: the Kinesis records it carries and the shards they
 // belong to. Batches are pooled with their slices.
 type batch struct {
-	krs     []*kRecord
-	shards  []*shard
-	res     []entryResult
-	entries []types.PutRecordsRequestEntry
-	in      kinesis.PutRecordsInput
-	bytes   int
-	users   int
-	sentAt  int64
+	krs      []*kRecord
+	shards   []*shard
+	res      []entryResult
+	entries  []types.PutRecordsRequestEntry
+	in       kinesis.PutRecordsInput
+	bytes    int
+	users    int
+	isolated bool // carries one Kinesis record that must travel alone
+	sentAt   int64
 
 	wire putRecordsBody           // builds in's body, into a buffer lent for the call
 	sums aggregation.Checksummer  // checksums the request's new aggregates
@@ -39,6 +43,7 @@ type entryResult struct {
 	action  action
 	shardID string
 	seq     string
+	split   bool // an aggregate refused as a whole: its records are sent again one by one
 }
 
 type action uint8
@@ -46,7 +51,8 @@ type action uint8
 const (
 	actDone action = iota
 	actRequeue
-	actResend // written again under the current shard map, ahead of later records (resendGroup)
+	actResend  // written again under the current shard map, ahead of later records (resendGroup)
+	actIsolate // sent again alone: its request was refused as a whole (narrowable)
 	actFail
 	actExpire
 )
@@ -312,7 +318,7 @@ func (p *Producer) buildBatch(now int64, next *int64, fails *[]*kRecord) *batch 
 				*fails = append(*fails, kr)
 				continue
 			}
-			if len(b.krs) >= p.cfg.MaxBatchRecords || len(b.krs) > 0 && b.bytes+kr.size > p.cfg.MaxBatchBytes {
+			if len(b.krs) >= p.cfg.MaxBatchRecords || len(b.krs) > 0 && (b.bytes+kr.size > p.cfg.MaxBatchBytes || kr.isolate || b.isolated) {
 				full = true
 				break
 			}
@@ -334,7 +340,12 @@ func (p *Producer) buildBatch(now int64, next *int64, fails *[]*kRecord) *batch 
 			b.krs = append(b.krs, kr)
 			b.bytes += kr.size
 			b.users += len(kr.users)
+			b.isolated = kr.isolate
 			took = true
+			if kr.isolate {
+				full = true
+				break
+			}
 			if p.cfg.StrictOrdering {
 				break
 			}
@@ -381,6 +392,9 @@ func (p *Producer) send(b *batch) {
 	b.entries = b.entries[:0]
 	for _, kr := range b.krs {
 		e := types.PutRecordsRequestEntry{Data: kr.data, PartitionKey: &kr.pk}
+		if e.Data == nil {
+			e.Data = noData // nil Data is empty data, as in the KPL; the SDK refuses nil
+		}
 		if kr.ehk != "" {
 			e.ExplicitHashKey = &kr.ehk
 		}
@@ -444,6 +458,11 @@ func (p *Producer) handle(b *batch, out *kinesis.PutRecordsOutput, callErr error
 		p.log.Debug("PutRecords failed", "code", callCode, "records", len(b.krs), "error", callErr)
 	}
 	aborted := p.aborted.Load()
+	// A request the service (or the SDK, before sending) refused as a whole for its
+	// content is sent again one Kinesis record per request, so that only the records at
+	// fault fail.
+	// A request of one aggregate is split into its user records, each sent alone.
+	narrow := callErr != nil && callCls == classFatal && narrowable(callCode) && (len(b.krs) > 1 || len(b.krs[0].users) > 1)
 
 	b.res = b.res[:0]
 	for i := range b.krs {
@@ -451,6 +470,12 @@ func (p *Producer) handle(b *batch, out *kinesis.PutRecordsOutput, callErr error
 		switch {
 		case callErr != nil:
 			r = entryResult{err: callFail, cls: callCls, code: callCode}
+			switch {
+			case narrow && len(b.krs) > 1:
+				r.action = actIsolate
+			case narrow:
+				r.action, r.split = actResend, true
+			}
 		case out.Records[i].ErrorCode != nil && *out.Records[i].ErrorCode != "":
 			e := &out.Records[i]
 			r.code = *e.ErrorCode
@@ -513,6 +538,19 @@ func (p *Producer) handle(b *batch, out *kinesis.PutRecordsOutput, callErr error
 		switch {
 		case aborted:
 			r.action, r.err = actFail, closedError(p.abortCause())
+		case r.split:
+			// In its group.
+		case r.action == actIsolate && sh.resend:
+			r.action = actResend // its new shard isolates it again if need be
+		case r.action == actIsolate:
+			kr.isolate = true
+			sh.ready.pushFront(kr)
+			p.readyCount++
+			p.readyBytes += kr.size
+			if !sh.inReady {
+				sh.inReady = true
+				p.readyShards = append(p.readyShards, sh)
+			}
 		case r.cls == classFatal:
 			r.action = actFail
 		case now >= kr.expires:
@@ -589,7 +627,7 @@ func (p *Producer) handle(b *batch, out *kinesis.PutRecordsOutput, callErr error
 	clear(b.entries)
 	b.krs, b.shards, b.res, b.entries = b.krs[:0], b.shards[:0], b.res[:0], b.entries[:0]
 	b.in = kinesis.PutRecordsInput{}
-	b.bytes, b.users = 0, 0
+	b.bytes, b.users, b.isolated = 0, 0, false
 	p.mu.Lock()
 	p.freeBatches = append(p.freeBatches, b)
 	p.mu.Unlock()

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/aws/smithy-go"
 	"github.com/shardline/shardline/aggregation"
 	"github.com/shardline/shardline/compression"
 )
@@ -128,6 +129,9 @@ func (f *fakeKinesis) PutRecords(ctx context.Context, in *kinesis.PutRecordsInpu
 		if err := hook(call, in); err != nil {
 			return nil, err
 		}
+	}
+	if err := sdkValidation(in); err != nil {
+		return nil, err
 	}
 	if len(in.Records) > MaxBatchRecords {
 		f.t.Errorf("PutRecords with %d entries", len(in.Records))
@@ -277,4 +281,22 @@ func allInRange(urs []aggregation.UserRecord, start, end aggregation.HashKey) bo
 		}
 	}
 	return true
+}
+
+// sdkValidation returns the error the Kinesis SDK's validation middleware returns, before
+// sending anything, for a PutRecords call with an entry whose Data is nil
+// (validatePutRecordsRequestEntry in service/kinesis/validators.go).
+func sdkValidation(in *kinesis.PutRecordsInput) error {
+	for i, e := range in.Records {
+		if e.Data == nil {
+			entry := smithy.InvalidParamsError{Context: "PutRecordsRequestEntry"}
+			entry.Add(smithy.NewErrParamRequired("Data"))
+			list := smithy.InvalidParamsError{Context: "PutRecordsRequestEntryList"}
+			list.AddNested(fmt.Sprintf("[%d]", i), entry)
+			top := smithy.InvalidParamsError{Context: "PutRecordsInput"}
+			top.AddNested("Records", list)
+			return &smithy.OperationError{ServiceID: "Kinesis", OperationName: "PutRecords", Err: top}
+		}
+	}
+	return nil
 }

@@ -48,6 +48,7 @@ type kRecord struct {
 	dropped  bool  // its users were moved to other kRecords while it was being encoded
 	failErr  error // set when encoding found it unsendable; the dispatcher fails it
 	attempts int
+	isolate  bool // travels in a request of its own (see narrowable)
 	sentAt   int64
 	lastErr  error
 }

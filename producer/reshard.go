@@ -38,6 +38,7 @@ type resendGroup struct {
 type resendEntry struct {
 	kr           *kRecord
 	shardID, seq string // where it landed; empty when it failed
+	split        bool   // refused as a whole: its user records go one per request
 }
 
 // resendGroups builds the groups of a handled request, one per shard in b.held, with the
@@ -54,7 +55,7 @@ func (p *Producer) resendGroups(b *batch) []*resendGroup {
 		}
 		for _, g := range groups {
 			if g.sh == kr.sh {
-				g.entries = append(g.entries, resendEntry{kr: kr, shardID: r.shardID, seq: r.seq})
+				g.entries = append(g.entries, resendEntry{kr: kr, shardID: r.shardID, seq: r.seq, split: r.split})
 				break
 			}
 		}
@@ -69,7 +70,7 @@ func (p *Producer) resolve(g *resendGroup) {
 	p.mu.Lock()
 	now := g.sh.retired
 	p.mu.Unlock()
-	if now || len(g.entries) == 0 || p.aborted.Load() {
+	if now || len(g.entries) == 0 || g.entries[0].split || p.aborted.Load() {
 		p.settleGroup(g)
 		return
 	}
@@ -87,7 +88,9 @@ func (p *Producer) settleGroup(g *resendGroup) {
 	t := p.table.Load()
 	var again []pending
 	var done []*kRecord
+	alone := false
 	for _, e := range g.entries {
+		alone = alone || e.split
 		kr := e.kr
 		if e.shardID != "" && p.visible(kr, e.shardID, t) {
 			p.complete(kr, e.shardID, e.seq)
@@ -105,7 +108,7 @@ func (p *Producer) settleGroup(g *resendGroup) {
 			p.failUsers(again, closedError(p.abortCause()))
 		} else {
 			p.log.Debug("writing records again after a reshard", "shard", g.sh.id, "records", len(again))
-			p.resendFront(again)
+			p.resendFront(again, alone)
 		}
 	}
 	// The records were copied into new Kinesis records (their data still belongs to the
@@ -168,7 +171,10 @@ func (p *Producer) processParked(refreshed bool) {
 // resendFront queues records again, in order, ahead of everything queued for the shards the
 // current map gives them, re-aggregated per shard. Records for which the map has no open
 // shard wait in the unrouted area, ahead of those already there.
-func (p *Producer) resendFront(us []pending) {
+//
+// With alone set, every record is sent as a Kinesis record of its own, in a request of its
+// own: its aggregate was refused as a whole, and this finds the records at fault.
+func (p *Producer) resendFront(us []pending, alone bool) {
 	for len(us) > 0 {
 		t := p.table.Load()
 		var order []*shard
@@ -187,7 +193,7 @@ func (p *Producer) resendFront(us []pending) {
 		}
 		var retry []pending
 		for _, sh := range order {
-			if !p.pushFront(sh, byShard[sh]) {
+			if !p.pushFront(sh, byShard[sh], alone) {
 				retry = append(retry, byShard[sh]...)
 			}
 		}
@@ -204,13 +210,13 @@ func (p *Producer) resendFront(us []pending) {
 
 // pushFront builds Kinesis records of us for sh and puts them at the front of its queue. It
 // reports false, doing nothing, when sh was retired meanwhile: the caller routes again.
-func (p *Producer) pushFront(sh *shard, us []pending) bool {
+func (p *Producer) pushFront(sh *shard, us []pending, alone bool) bool {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if sh.retired {
 		return false
 	}
-	krs := p.buildResend(sh, us)
+	krs := p.buildResend(sh, us, alone)
 	p.mu.Lock()
 	for i := len(krs) - 1; i >= 0; i-- {
 		kr := krs[i]
@@ -230,7 +236,7 @@ func (p *Producer) pushFront(sh *shard, us []pending) bool {
 
 // buildResend packs us, in order, into encoded Kinesis records for sh, the way addLocked
 // would, without touching the shard's open aggregate.
-func (p *Producer) buildResend(sh *shard, us []pending) []*kRecord {
+func (p *Producer) buildResend(sh *shard, us []pending, alone bool) []*kRecord {
 	ttl, linger := int64(p.cfg.RecordTTL), int64(p.cfg.Linger)
 	var out []*kRecord
 	var open *kRecord
@@ -238,12 +244,13 @@ func (p *Producer) buildResend(sh *shard, us []pending) []*kRecord {
 		kr := p.getKR(sh)
 		kr.addUser(u, ttl, linger)
 		kr.pk, kr.ehk, kr.data = u.rec.PartitionKey, u.rec.ExplicitHashKey, u.rec.Data
+		kr.isolate = alone
 		out = append(out, kr)
 	}
 	for i := range us {
 		u := &us[i]
 		rec := u.rec
-		if p.cfg.DisableAggregation || len(rec.Data)+len(rec.PartitionKey) > aggregation.MaxRecordSize {
+		if alone || p.cfg.DisableAggregation || len(rec.Data)+len(rec.PartitionKey) > aggregation.MaxRecordSize {
 			if open != nil {
 				out, open = append(out, open), nil
 			}
