@@ -11,7 +11,7 @@
 //		         │              ListShards, MD5 of       rate limit)     ≤5 MiB)         retries)
 //		         └─► error returned at once
 //
-//	  - Validate: the partition key (1 to 256 Unicode characters), the explicit hash key
+//	  - Validate: the partition key (1 to 256 UTF-16 code units, as Kinesis counts), the explicit hash key
 //	    (a decimal below 2^128) and the size (data plus key at most 1 MiB) are checked before
 //	    a record is accepted; a violation returns a *ValidationError naming the field and the
 //	    limit, and the record is not accepted.

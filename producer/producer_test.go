@@ -139,6 +139,9 @@ func TestValidation(t *testing.T) {
 		{"empty key", Record{PartitionKey: "", Data: []byte("x")}, "PartitionKey"},
 		{"257 characters", Record{PartitionKey: strings.Repeat("é", 257), Data: []byte("x")}, "PartitionKey"},
 		{"invalid UTF-8", Record{PartitionKey: "\xff", Data: []byte("x")}, "PartitionKey"},
+		// Kinesis counts UTF-16 code units (aggregation.ValidatePartitionKey): 129 emoji are
+		// 258 of them.
+		{"129 emoji", Record{PartitionKey: strings.Repeat("\U0001F600", 129), Data: []byte("x")}, "PartitionKey"},
 		{"hash key not a number", Record{PartitionKey: "k", ExplicitHashKey: "12a", Data: []byte("x")}, "ExplicitHashKey"},
 		{"hash key 2^128", Record{PartitionKey: "k", ExplicitHashKey: "340282366920938463463374607431768211456", Data: []byte("x")}, "ExplicitHashKey"},
 		{"hash key leading zero", Record{PartitionKey: "k", ExplicitHashKey: "0123", Data: []byte("x")}, "ExplicitHashKey"},

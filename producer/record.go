@@ -29,7 +29,9 @@ var _ Client = (*kinesis.Client)(nil)
 // Data, which must likewise stay unchanged until Put returns.
 type Record struct {
 	// PartitionKey routes the record to a shard (through its MD5) and groups records whose
-	// order matters: 1 to 256 Unicode characters.
+	// order matters: 1 to 256 characters, counted as Kinesis counts them, in UTF-16 code
+	// units (a character outside the Basic Multilingual Plane, such as most emoji, counts
+	// twice).
 	PartitionKey string
 
 	// ExplicitHashKey, when set, routes the record instead of the partition key's hash: a
