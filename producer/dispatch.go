@@ -536,6 +536,10 @@ func (p *Producer) handle(b *batch, out *kinesis.PutRecordsOutput, callErr error
 			throttled++
 		}
 		switch {
+		case aborted && callErr != nil:
+			// The call was cut short (Close cancelled it) or failed as a whole: whether
+			// the service wrote the records is not known.
+			r.action, r.err = actFail, outcomeUnknownError(p.abortCause())
 		case aborted:
 			r.action, r.err = actFail, closedError(p.abortCause())
 		case r.split:

@@ -62,9 +62,15 @@
 // that failed, until RecordTTL has passed since the record was accepted; then the record
 // fails with an *ExpiredError (errors.Is(err, ErrRecordExpired)) carrying the last cause.
 // Other failures (a missing stream, denied access, invalid arguments, KMS key problems) fail
-// the affected records at once with a *PutError naming the service's error code. A call
+// the affected records at once with a *PutError naming the service's error code. A request
+// refused as a whole for its content (InvalidArgumentException, ValidationException, or the
+// SDK's own validation) is sent again one Kinesis record per request, an aggregate split
+// into its user records, so that only the records at fault fail. Nil Data is sent as empty
+// data, as the KPL sends it. A call
 // that timed out or lost its connection may still have written its records, so a retry can
-// write them twice: delivery is at least once, as with any Kinesis producer.
+// write them twice: delivery is at least once, as with any Kinesis producer. When Close gives
+// up, records whose call it cancels get an error matching ErrOutcomeUnknown: they may have
+// been written.
 //
 // # Adaptive rate
 //
@@ -134,7 +140,12 @@
 //
 // PutAsync takes a *Record; the Record and its Data belong to the producer until the
 // record's Callback runs, so a caller can recycle both from the callback and put records
-// without allocating. Callbacks run on the producer's goroutines and must return quickly.
+// without allocating. Put and PutAll copy their records' data, so the caller's buffers are
+// free when they return. Callbacks run on the producer's goroutines and must return quickly.
+//
+// Put and PutAll wait for results; while they wait the producer sends what it holds without
+// waiting for Linger (as Flush does), so a synchronous put costs a round trip, not Linger.
+// A put whose context is already done is not accepted and gets the context's error.
 //
 // # Metrics
 //

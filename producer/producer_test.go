@@ -220,10 +220,16 @@ func TestLinger(t *testing.T) {
 	const linger = 300 * time.Millisecond
 	p := newTestProducer(t, f, Config{Linger: linger})
 	defer closeProducer(t, p)
+	// PutAsync, not Put: a synchronous put sends at once (TestSyncPutDoesNotWaitLinger).
 	start := time.Now()
-	res, err := p.Put(context.Background(), Record{PartitionKey: "k", Data: []byte("x")})
-	if err != nil {
+	done := make(chan Result, 1)
+	rec := Record{PartitionKey: "k", Data: []byte("x")}
+	if err := p.PutAsync(context.Background(), &rec, func(_ *Record, res Result) { done <- res }); err != nil {
 		t.Fatal(err)
+	}
+	res := <-done
+	if res.Err != nil {
+		t.Fatal(res.Err)
 	}
 	if waited := time.Since(start); waited < linger {
 		t.Fatalf("record sent after %v, before Linger %v", waited, linger)

@@ -25,8 +25,9 @@ var _ Client = (*kinesis.Client)(nil)
 // belong to the producer from a nil-error return until the record's Callback is called. The
 // producer reads Data while aggregating, re-aggregating after a reshard and, without
 // aggregation, while sending, so neither may be modified or reused before the callback; after
-// it they are the caller's again and may be recycled. Put copies the Record header but not
-// Data, which must likewise stay unchanged until Put returns.
+// it they are the caller's again and may be recycled. Put and PutAll copy the records and
+// their data, so the caller's buffers are free again when they return, even when they return
+// early because their context ended.
 type Record struct {
 	// PartitionKey routes the record to a shard (through its MD5) and groups records whose
 	// order matters: 1 to 256 characters, counted as Kinesis counts them, in UTF-16 code
@@ -68,7 +69,10 @@ type Result struct {
 	// Err is nil on success. Otherwise it is one of: a *PutError (errors.Is(err, ErrPut)) for
 	// a failure the service reported and the producer does not retry; an *ExpiredError
 	// (errors.Is(err, ErrRecordExpired)) when RecordTTL passed first; ErrClosed, possibly
-	// joined with the context error, when Close gave up on the record; or a
+	// joined with the context error, when Close gave up on the record before sending it;
+	// ErrOutcomeUnknown (which matches ErrClosed and the context error too) when Close gave
+	// up while a PutRecords call carrying the record was in flight, so it may have been
+	// written; or a
 	// *ValidationError when the Kinesis record built from it breaks a limit that could only
 	// be checked after compression.
 	Err error

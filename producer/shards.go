@@ -141,7 +141,8 @@ func (p *Producer) failUnrouted(err error) {
 	p.unrouted.held = nil
 	p.unrouted.mu.Unlock()
 	if len(held) > 0 {
-		p.failUsers(held, fmt.Errorf("producer: no shard map: %w", err))
+		_, code := classifyError(err)
+		p.failUsers(held, &PutError{Code: code, Err: fmt.Errorf("producer: no shard map: %w", err)})
 	}
 }
 
