@@ -89,7 +89,8 @@ type Config struct {
 	RecordTTL time.Duration
 	// RetryBaseDelay is the first backoff after a shard's records fail; it doubles with each
 	// further failure (with jitter) up to RetryMaxDelay, and resets when the shard succeeds.
-	// Default 100 ms.
+	// A request that made progress for the shard (some entries accepted), or whose only
+	// failures were throttles while the rate adapts, does not grow it. Default 100 ms.
 	RetryBaseDelay time.Duration
 	// RetryMaxDelay caps the backoff. Default 5 s.
 	RetryMaxDelay time.Duration
@@ -110,10 +111,12 @@ type Config struct {
 	// shard, since the service's limit is not measured the way the local one is.
 	RateLimit int
 	// DisableAdaptiveRate keeps each shard's rate at RateLimit. By default the rate adapts:
-	// it halves when the service throttles the shard (at most twice a second, since
-	// Kinesis measures throughput per second) and climbs back additively, by 10% of
-	// RateLimit per second, while it does not, so a throttling storm settles at what the
-	// shard accepts instead of spiralling into retries.
+	// it halves when the service throttles the shard and the shard is found over its
+	// capacity (it accepts as much at the lower rate; see the package documentation), and
+	// climbs back additively, by up to 10% of RateLimit per second, while it is not
+	// throttled, so an over-capacity load settles at what the shard accepts instead of
+	// spiralling into retries, and a storm that refuses a share of entries at any rate does
+	// not starve the shard.
 	DisableAdaptiveRate bool
 
 	// Compression compresses every Kinesis record's blob in the compression package's

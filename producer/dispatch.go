@@ -233,6 +233,9 @@ func (p *Producer) dispatch(now int64, eager bool, next int64) int64 {
 	return next
 }
 
+// adaptive reports whether shards' rates adapt to throttling.
+func (p *Producer) adaptive() bool { return !p.cfg.DisableAdaptiveRate }
+
 // fullLocked reports whether enough is ready to fill a request, which makes everything ready
 // due at once. p.mu is held.
 func (p *Producer) fullLocked() bool {
@@ -524,6 +527,7 @@ func (p *Producer) handle(b *batch, out *kinesis.PutRecordsOutput, callErr error
 		kr, r := b.krs[i], &b.res[i]
 		sh := kr.sh
 		if r.err == nil {
+			sh.nAccepted++
 			if r.action != actResend {
 				sh.ok = true
 			}
@@ -534,6 +538,8 @@ func (p *Producer) handle(b *batch, out *kinesis.PutRecordsOutput, callErr error
 			sh.throttle = true
 			sh.nThrottled++
 			throttled++
+		} else {
+			sh.hard = true
 		}
 		switch {
 		case aborted && callErr != nil:
@@ -574,19 +580,28 @@ func (p *Producer) handle(b *batch, out *kinesis.PutRecordsOutput, callErr error
 		}
 	}
 	for _, sh := range b.shards {
+		sh.lim.observe(now, b.sentAt, sh.nAccepted)
 		if sh.throttle {
 			sh.m.throttled.Add(sh.nThrottled)
 			if sh.lim.throttled(now, b.sentAt) {
 				sh.m.rate.Set(sh.lim.recordsPerSecond())
 			}
 		}
-		if sh.failed {
+		switch {
+		case sh.failed && (sh.ok || !sh.hard && p.adaptive()):
+			// Some of the shard's entries went through, so the shard is not down; or
+			// the only failures were throttles, whose pace the adaptive rate sets. Either
+			// way its retries wait the base delay, not a longer one each time: a storm
+			// that refuses a share of entries must not pin the backoff at RetryMaxDelay.
+			sh.bo.Reset()
 			sh.retryAt = now + int64(sh.bo.NextBackOff())
-		} else if sh.ok {
+		case sh.failed:
+			sh.retryAt = now + int64(sh.bo.NextBackOff())
+		case sh.ok:
 			sh.bo.Reset()
 			sh.retryAt = 0
 		}
-		sh.ok, sh.failed, sh.throttle, sh.nThrottled, sh.resend = false, false, false, 0, false
+		sh.ok, sh.failed, sh.throttle, sh.hard, sh.nThrottled, sh.nAccepted, sh.resend = false, false, false, false, 0, 0, false
 	}
 	p.inflightReqs--
 	p.mu.Unlock()

@@ -76,15 +76,23 @@
 //
 // The KPL caps each shard at a fixed rate. Here each shard's cap adapts to what the service
 // reports: when a request comes back with throttled entries for a shard, the shard's rate is
-// halved (at most twice a second, whatever the number of throttled entries, because Kinesis
-// measures a shard's throughput per second and keeps throttling until the second is over),
-// and while no throttle is reported it climbs back: slowly at first, by a tenth of the rate
-// the service refused per second, then faster, the step doubling each second without a
-// throttle up to a tenth of RateLimit per second. The shard is probed gently near the rate it
-// refused, and is back at RateLimit within seconds once a storm ends.
-// A throttling storm thus settles at the rate the shard accepts instead of feeding itself
-// with retries. The AdaptiveRateLimit gauge (per shard) and Stats.AdaptiveRateLimit show the
-// current rate; ThrottledRecords counts throttled Kinesis records.
+// halved, and while no throttle is reported it climbs back: slowly at first, by a tenth of the
+// rate the service refused per second, then faster, the step doubling each second without a
+// throttle up to a tenth of RateLimit per second. After a decrease the rate stays put for a
+// few seconds while the producer measures how many entries per second the shard accepts
+// (Kinesis measures a shard's throughput per second, so the second of the decrease says
+// nothing): a shard over its capacity accepts as much at the lower rate, and a further
+// throttle halves the rate again; a storm that refuses a share of entries whatever the rate
+// (the shard accepts less the less is sent) restores the rate, and no decrease follows for
+// ten seconds. An over-capacity load thus settles near what the shard accepts, and a storm
+// that slowing down cannot end does not drive the rate to its floor. The AdaptiveRateLimit
+// gauge (per shard) and Stats.AdaptiveRateLimit show the current rate; ThrottledRecords
+// counts throttled Kinesis records.
+//
+// A shard's retry backoff grows only while its requests make no progress: a request of
+// which some of the shard's entries were accepted, or whose only failures were throttles
+// (their pace is the adaptive rate's job), retries after RetryBaseDelay, so a storm that
+// throttles half of every request does not pin the backoff at RetryMaxDelay.
 //
 // # Resharding
 //

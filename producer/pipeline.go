@@ -95,8 +95,8 @@ type shard struct {
 	// a request in flight, since records of that request may have to be written here first.
 	waitFor []*shard
 	// Scratch used while handling one response.
-	failed, throttle, ok, resend bool
-	nThrottled                   int64
+	failed, throttle, ok, resend, hard bool
+	nThrottled, nAccepted              int64
 
 	m *shardMetrics
 }
