@@ -56,6 +56,11 @@ type Config struct {
 	// AggregationMaxSize bounds an aggregate's encoded size, like the KPL's
 	// AggregationMaxSize. Default 51,200 bytes; at most 1 MiB.
 	AggregationMaxSize int
+	// AggregationMaxCount bounds the user records packed into one aggregate, like the KPL's
+	// AggregationMaxCount. Zero (the default) sets no bound beyond AggregationMaxSize, as
+	// the KPL's default of 4,294,967,295 does; 1 sends every record on its own. Negative
+	// values are refused.
+	AggregationMaxCount int
 
 	// Linger is how long a record may wait for others to share its aggregate and its
 	// PutRecords request, like the KPL's RecordMaxBufferedTime. Default 100 ms. A negative
@@ -94,6 +99,12 @@ type Config struct {
 	RetryBaseDelay time.Duration
 	// RetryMaxDelay caps the backoff. Default 5 s.
 	RetryMaxDelay time.Duration
+
+	// FailIfThrottled fails a record at once, with the service's *PutError, when its entry
+	// is throttled (ProvisionedThroughputExceededException), instead of retrying it, like the
+	// KPL's FailIfThrottled: a caller can then react, say by sending it to another shard
+	// with a different key. Other failures are retried as usual. Default false.
+	FailIfThrottled bool
 
 	// StrictOrdering keeps the records of a partition key in order even across retries. By
 	// default a shard has at most one PutRecords request in flight, which keeps order as
@@ -162,6 +173,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.AggregationMaxSize < 64 || c.AggregationMaxSize > aggregation.MaxRecordSize {
 		return c, fmt.Errorf("producer: Config.AggregationMaxSize %d outside [64, %d]", c.AggregationMaxSize, aggregation.MaxRecordSize)
+	}
+	if c.AggregationMaxCount < 0 {
+		return c, fmt.Errorf("producer: Config.AggregationMaxCount %d below 0", c.AggregationMaxCount)
 	}
 	switch {
 	case c.Linger == 0:

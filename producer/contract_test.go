@@ -275,3 +275,61 @@ func TestSyncPutDoesNotWaitLinger(t *testing.T) {
 	}
 	checkStream(t, got, want, 0)
 }
+
+// TestAggregationMaxCount bounds the user records per aggregate, as the KPL's
+// AggregationMaxCount does.
+func TestAggregationMaxCount(t *testing.T) {
+	f := newFake(t, 1)
+	p := newTestProducer(t, f, Config{AggregationMaxCount: 7})
+	recs := makeRecords(200, 5, 20)
+	r := newResults(t)
+	putAll(t, p, recs, r)
+	closeProducer(t, p)
+	most := 0
+	for i := range recs {
+		res, _ := r.get(&recs[i])
+		if res.Err != nil {
+			t.Fatal(res.Err)
+		}
+		most = max(most, int(res.SubSequenceNumber)+1)
+	}
+	if most != 7 {
+		t.Fatalf("largest aggregate held %d records, want 7", most)
+	}
+	checkStream(t, f.read(t), recs, 0)
+	if _, err := New(f, Config{StreamName: "s", AggregationMaxCount: -1}); err == nil {
+		t.Fatal("negative AggregationMaxCount accepted")
+	}
+}
+
+// TestFailIfThrottled fails throttled entries at once with the service's error, as the
+// KPL's FailIfThrottled does, instead of retrying them.
+func TestFailIfThrottled(t *testing.T) {
+	f := newFake(t, 1)
+	f.entryHook = func(_ string, e types.PutRecordsRequestEntry) string {
+		if bytes.HasPrefix(e.Data, []byte("key-3#")) {
+			return "ProvisionedThroughputExceededException"
+		}
+		return ""
+	}
+	p := newTestProducer(t, f, Config{FailIfThrottled: true, DisableAggregation: true})
+	recs := makeRecords(50, 5, 20)
+	r := newResults(t)
+	putAll(t, p, recs, r)
+	r.wait(5 * time.Second)
+	closeProducer(t, p)
+	for i := range recs {
+		res, _ := r.get(&recs[i])
+		var pe *PutError
+		throttled := recs[i].PartitionKey == "key-3"
+		switch {
+		case throttled && (!errors.As(res.Err, &pe) || pe.Code != "ProvisionedThroughputExceededException" || pe.Retryable || res.Attempts != 1):
+			t.Fatalf("record %d: %+v", i, res)
+		case !throttled && res.Err != nil:
+			t.Fatalf("record %d: %v", i, res.Err)
+		}
+	}
+	if s := p.Stats(); s.ThrottledRecords != 10 {
+		t.Fatalf("%d throttled records counted", s.ThrottledRecords)
+	}
+}

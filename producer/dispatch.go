@@ -483,7 +483,12 @@ func (p *Producer) handle(b *batch, out *kinesis.PutRecordsOutput, callErr error
 			e := &out.Records[i]
 			r.code = *e.ErrorCode
 			r.cls = classifyCode(r.code)
-			r.err = &PutError{Code: r.code, Message: aws.ToString(e.ErrorMessage), Retryable: r.cls != classFatal}
+			if p.cfg.FailIfThrottled && r.code == "ProvisionedThroughputExceededException" {
+				// As the KPL's Retrier does with FailIfThrottled: the entry fails at once
+				// (and still counts as a throttle for the shard's rate).
+				r.action = actFail
+			}
+			r.err = &PutError{Code: r.code, Message: aws.ToString(e.ErrorMessage), Retryable: r.cls != classFatal && r.action != actFail}
 		default:
 			e := &out.Records[i]
 			r.shardID, r.seq = aws.ToString(e.ShardId), aws.ToString(e.SequenceNumber)
@@ -561,7 +566,7 @@ func (p *Producer) handle(b *batch, out *kinesis.PutRecordsOutput, callErr error
 				sh.inReady = true
 				p.readyShards = append(p.readyShards, sh)
 			}
-		case r.cls == classFatal:
+		case r.cls == classFatal, r.action == actFail:
 			r.action = actFail
 		case now >= kr.expires:
 			r.action = actExpire

@@ -125,6 +125,7 @@
 //
 //	Field                  Default        KPL counterpart
 //	AggregationMaxSize     51,200 bytes   AggregationMaxSize (51200)
+//	AggregationMaxCount    no bound       AggregationMaxCount (4294967295)
 //	Linger                 100 ms         RecordMaxBufferedTime (100)
 //	MaxBatchRecords        500            CollectionMaxCount (500)
 //	MaxBatchBytes          5 MiB          CollectionMaxSize (5242880)
@@ -138,6 +139,7 @@
 //	RateLimit              150 percent    RateLimit (150)
 //	DisableAggregation     false          AggregationEnabled (true)
 //	DisableAdaptiveRate    false          none (the KPL's rate is fixed)
+//	FailIfThrottled        false          FailIfThrottled (false)
 //	StrictOrdering         false          none
 //	DisableFastSerializer  false          none
 //	Compression            none           none

@@ -260,6 +260,14 @@ func (p *Producer) addLocked(sh *shard, u *pending) (sealed, extra *kRecord, dea
 		u.arrival = kr.expires - int64(p.cfg.RecordTTL)
 	}
 	kr.addUser(u, int64(p.cfg.RecordTTL), linger)
+	if n := p.cfg.AggregationMaxCount; n > 0 && len(kr.users) >= n {
+		// Full by count (AggregationMaxCount): seal it now rather than at the next add.
+		p.enqueue(sh, kr)
+		if sealed == nil {
+			return kr, nil, deadline
+		}
+		return sealed, kr, deadline
+	}
 	return sealed, nil, deadline
 }
 

@@ -262,6 +262,9 @@ func (p *Producer) buildResend(sh *shard, us []pending, alone bool) []*kRecord {
 		if rec.ExplicitHashKey != "" {
 			keyHash = aggregation.KeyHash(rec.PartitionKey)
 		}
+		if open != nil && p.cfg.AggregationMaxCount > 0 && len(open.users) >= p.cfg.AggregationMaxCount {
+			out, open = append(out, open), nil
+		}
 		if open == nil {
 			open = p.getKR(sh)
 			open.agg = p.freeAggregators.get()
