@@ -94,8 +94,9 @@ type Config struct {
 	RecordTTL time.Duration
 	// RetryBaseDelay is the first backoff after a shard's records fail; it doubles with each
 	// further failure (with jitter) up to RetryMaxDelay, and resets when the shard succeeds.
-	// A request that made progress for the shard (some entries accepted), or whose only
-	// failures were throttles while the rate adapts, does not grow it. Default 100 ms.
+	// A request that made progress for the shard (some entries accepted) does not grow it,
+	// and throttles alone do not back off at all while the rate adapts: the adaptive rate
+	// paces their retries. Default 100 ms.
 	RetryBaseDelay time.Duration
 	// RetryMaxDelay caps the backoff. Default 5 s.
 	RetryMaxDelay time.Duration

@@ -591,13 +591,18 @@ func (p *Producer) handle(b *batch, out *kinesis.PutRecordsOutput, callErr error
 			if sh.lim.throttled(now, b.sentAt) {
 				sh.m.rate.Set(sh.lim.recordsPerSecond())
 			}
+			sh.lim.dropBurst(now)
 		}
 		switch {
-		case sh.failed && (sh.ok || !sh.hard && p.adaptive()):
-			// Some of the shard's entries went through, so the shard is not down; or
-			// the only failures were throttles, whose pace the adaptive rate sets. Either
-			// way its retries wait the base delay, not a longer one each time: a storm
-			// that refuses a share of entries must not pin the backoff at RetryMaxDelay.
+		case sh.failed && !sh.hard && p.adaptive():
+			// The only failures were throttles: their pace is the adaptive rate's to
+			// set, so the retries go as the shard's rate allows, without a backoff that
+			// a storm refusing a share of entries would pin at RetryMaxDelay.
+			sh.bo.Reset()
+			sh.retryAt = 0
+		case sh.failed && sh.ok:
+			// Some of the shard's entries went through, so the shard is not down: its
+			// retries wait the base delay, not a longer one each time.
 			sh.bo.Reset()
 			sh.retryAt = now + int64(sh.bo.NextBackOff())
 		case sh.failed:

@@ -89,10 +89,12 @@
 // gauge (per shard) and Stats.AdaptiveRateLimit show the current rate; ThrottledRecords
 // counts throttled Kinesis records.
 //
-// A shard's retry backoff grows only while its requests make no progress: a request of
-// which some of the shard's entries were accepted, or whose only failures were throttles
-// (their pace is the adaptive rate's job), retries after RetryBaseDelay, so a storm that
-// throttles half of every request does not pin the backoff at RetryMaxDelay.
+// A shard's retry backoff grows only while its requests make no progress. Throttled entries
+// are retried as soon as the shard's adaptive rate allows (its saved-up burst is dropped
+// after a throttle), since pacing them is the rate's job; a request that had other failures
+// but of which some of the shard's entries were accepted retries after RetryBaseDelay. So a
+// storm that throttles half of every request does not pin the backoff at RetryMaxDelay.
+// With DisableAdaptiveRate, throttles back off like other failures, as in the KPL.
 //
 // # Resharding
 //

@@ -522,3 +522,45 @@ func mergeFirstTwo(kc *kinesis.Client, stream string) error {
 	}
 	return testenv.WaitStreamActive(ctx, kc, stream)
 }
+
+// TestIntegrationThrottleStorm throttles half the entries of every PutRecords for the whole
+// run, with the default RecordTTL and retry delays, and reads the stream back with the KCL's
+// aggregate rule: every record must be there once, in per-key order with StrictOrdering.
+// The times beside a clean run go to the log (speed is judged there, not asserted).
+func TestIntegrationThrottleStorm(t *testing.T) {
+	for _, strict := range []bool{false, true} {
+		var clean time.Duration
+		for _, storm := range []bool{false, true} {
+			kc, inj := faultyKinesis(t, 11)
+			stream := testenv.CreateStream(t, kc, 4)
+			if storm {
+				inj.Add(faults.Rule{Operation: "PutRecords", Kind: faults.ThrottleEntries, Probability: 0.5})
+			}
+			p := newProducer(t, kc, producer.Config{StreamName: stream, StrictOrdering: strict, AggregationMaxSize: 8000})
+			recs := testRecords(20000, 400, 100)
+			o := newOutcome(t, len(recs))
+			start := time.Now()
+			putAll(t, p, recs, o)
+			o.wait(90 * time.Second)
+			took := time.Since(start)
+			s := p.Stats()
+			closeWithin(t, p, 30*time.Second)
+			failed := 0
+			for i := range recs {
+				if o.res[i].Err != nil {
+					failed++
+					if failed == 1 {
+						t.Errorf("strict %v storm %v: record %d: %v", strict, storm, i, o.res[i].Err)
+					}
+				}
+			}
+			got := readStream(t, kc, stream)
+			dups := verify(t, got, recs, o.ok, strict)
+			if !storm {
+				clean = took
+			}
+			t.Logf("strict %v storm %v: %d records, %d failed or expired, %d duplicates, %d Kinesis records throttled, %v (clean run %v, %.1f×)",
+				strict, storm, len(recs), failed, dups, s.ThrottledRecords, took.Round(time.Millisecond), clean.Round(time.Millisecond), float64(took)/float64(clean))
+		}
+	}
+}

@@ -184,6 +184,17 @@ func (l *limiter) throttled(now, sentAt int64) bool {
 	return true
 }
 
+// dropBurst spends the tokens saved up while the shard was quiet: after a throttle the shard
+// sends at its steady rate, since the burst is what the service may just have refused.
+func (l *limiter) dropBurst(now int64) {
+	if !l.adaptive {
+		return
+	}
+	l.advance(now)
+	l.recTok = math.Min(l.recTok, 0)
+	l.byteTok = math.Min(l.byteTok, 0)
+}
+
 // recordsPerSecond is the record rate currently allowed.
 func (l *limiter) recordsPerSecond() float64 { return l.recRate * l.factor }
 
