@@ -16,8 +16,18 @@ import (
 const (
 	// MaxBatchRecords is the most entries a PutRecords request may carry.
 	MaxBatchRecords = 500
-	// MaxBatchBytes is the most data plus partition key bytes a PutRecords request may carry.
+	// MaxBatchBytes is the default bound on the data plus partition key bytes of a
+	// PutRecords request, the KPL's CollectionMaxSize.
 	MaxBatchBytes = 5 << 20
+	// MaxRequestBytes is the most data plus partition key bytes a PutRecords request may
+	// carry, as the current PutRecords reference gives it (the kinesis SDK's PutRecords
+	// documentation since records of up to 10 MiB were allowed); Config.MaxBatchBytes may
+	// be raised to it. A record larger than MaxBatchBytes travels in a request of its own.
+	MaxRequestBytes = 10 << 20
+	// MaxStreamRecordSize is the largest maximum record size a stream may be given
+	// (UpdateMaxRecordSize takes 1 to 10 MiB); the default stays 1 MiB
+	// (aggregation.MaxRecordSize).
+	MaxStreamRecordSize = 10 << 20
 	// ShardRecordsPerSecond is the write limit of one shard in records.
 	ShardRecordsPerSecond = 1000
 	// ShardBytesPerSecond is the write limit of one shard in bytes.
@@ -69,7 +79,8 @@ type Config struct {
 	// MaxBatchRecords bounds the entries of one PutRecords request. Default and maximum 500.
 	MaxBatchRecords int
 	// MaxBatchBytes bounds the data plus partition key bytes of one PutRecords request.
-	// Default and maximum 5 MiB.
+	// Default 5 MiB, at most MaxRequestBytes (10 MiB); a single record larger than it is
+	// sent in a request of its own.
 	MaxBatchBytes int
 	// MaxConcurrentRequests bounds the PutRecords calls in flight, like the KPL's
 	// MaxConnections. Default 24.
@@ -193,8 +204,8 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MaxBatchBytes == 0 {
 		c.MaxBatchBytes = MaxBatchBytes
 	}
-	if c.MaxBatchBytes < 1 || c.MaxBatchBytes > MaxBatchBytes {
-		return c, fmt.Errorf("producer: Config.MaxBatchBytes %d outside [1, %d]", c.MaxBatchBytes, MaxBatchBytes)
+	if c.MaxBatchBytes < 1 || c.MaxBatchBytes > MaxRequestBytes {
+		return c, fmt.Errorf("producer: Config.MaxBatchBytes %d outside [1, %d]", c.MaxBatchBytes, MaxRequestBytes)
 	}
 	if c.MaxConcurrentRequests == 0 {
 		c.MaxConcurrentRequests = DefaultMaxConcurrentRequests

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -332,4 +333,35 @@ func TestFailIfThrottled(t *testing.T) {
 	if s := p.Stats(); s.ThrottledRecords != 10 {
 		t.Fatalf("%d throttled records counted", s.ThrottledRecords)
 	}
+}
+
+// TestLargeRecords writes to a stream whose maximum record size was raised to 8 MiB: records
+// over 1 MiB are accepted and sent alone (too large for an aggregate), one larger than the
+// default 5 MiB request bound in a request of its own; one over 8 MiB is refused naming the
+// stream's limit.
+func TestLargeRecords(t *testing.T) {
+	f := newFake(t, 1)
+	f.maxRecordKiB = 8 << 10
+	p := newTestProducer(t, f, Config{})
+	for p.maxRecord() != 8<<20 {
+		time.Sleep(time.Millisecond)
+	}
+	recs := makeRecords(6, 2, 100)
+	recs[1].Data = append(recs[1].Data, bytes.Repeat([]byte("m"), 2<<20)...)
+	recs[4].Data = append(recs[4].Data, bytes.Repeat([]byte("g"), 6<<20)...)
+	r := newResults(t)
+	putAll(t, p, recs, r)
+	tooBig := Record{PartitionKey: "k", Data: make([]byte, 8<<20)}
+	var ve *ValidationError
+	if err := p.PutAsync(context.Background(), &tooBig, r.done); !errors.As(err, &ve) || ve.Field != "Data" || !strings.Contains(ve.Limit, "8388608") {
+		t.Fatalf("8 MiB plus key: %v", err)
+	}
+	r.wait(10 * time.Second)
+	closeProducer(t, p)
+	for i := range recs {
+		if res, _ := r.get(&recs[i]); res.Err != nil {
+			t.Fatalf("record %d: %v", i, res.Err)
+		}
+	}
+	checkStream(t, f.read(t), recs, 0)
 }

@@ -12,7 +12,8 @@
 //		         └─► error returned at once
 //
 //	  - Validate: the partition key (1 to 256 UTF-16 code units, as Kinesis counts), the explicit hash key
-//	    (a decimal below 2^128) and the size (data plus key at most 1 MiB) are checked before
+//	    (a decimal below 2^128) and the size (data plus key at most the stream's maximum
+//	    record size: 1 MiB unless raised, up to 10 MiB, read from DescribeStreamSummary) are checked before
 //	    a record is accepted; a violation returns a *ValidationError naming the field and the
 //	    limit, and the record is not accepted.
 //	  - Backpressure: at most MaxBufferedRecords records and MaxBufferedBytes bytes are
@@ -130,7 +131,7 @@
 //	AggregationMaxCount    no bound       AggregationMaxCount (4294967295)
 //	Linger                 100 ms         RecordMaxBufferedTime (100)
 //	MaxBatchRecords        500            CollectionMaxCount (500)
-//	MaxBatchBytes          5 MiB          CollectionMaxSize (5242880)
+//	MaxBatchBytes          5 MiB          CollectionMaxSize (5242880); at most 10 MiB
 //	MaxConcurrentRequests  24             MaxConnections (24)
 //	RequestTimeout         10 s           RequestTimeout (6000)
 //	MaxBufferedRecords     100,000        none (the KPL buffers without bound)

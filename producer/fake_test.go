@@ -42,6 +42,30 @@ type fakeKinesis struct {
 	listErr error
 	// perCall lets a test inspect each request.
 	perCall func(in *kinesis.PutRecordsInput)
+	// maxRecordKiB is the stream's maximum record size in KiB as DescribeStreamSummary
+	// reports it; 0 reports none (the 1 MiB default, as on streams never raised).
+	maxRecordKiB int32
+}
+
+// DescribeStreamSummary reports the stream's maximum record size, as AWS does in
+// StreamDescriptionSummary.MaxRecordSizeInKiB.
+func (f *fakeKinesis) DescribeStreamSummary(ctx context.Context, in *kinesis.DescribeStreamSummaryInput, _ ...func(*kinesis.Options)) (*kinesis.DescribeStreamSummaryOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := &kinesis.DescribeStreamSummaryOutput{StreamDescriptionSummary: &types.StreamDescriptionSummary{StreamName: in.StreamName}}
+	if f.maxRecordKiB > 0 {
+		out.StreamDescriptionSummary.MaxRecordSizeInKiB = aws.Int32(f.maxRecordKiB)
+	}
+	return out, nil
+}
+
+func (f *fakeKinesis) maxRecordBytes() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.maxRecordKiB > 0 {
+		return int(f.maxRecordKiB) << 10
+	}
+	return aggregation.MaxRecordSize
 }
 
 type fakeShard struct {
@@ -136,16 +160,18 @@ func (f *fakeKinesis) PutRecords(ctx context.Context, in *kinesis.PutRecordsInpu
 	if len(in.Records) > MaxBatchRecords {
 		f.t.Errorf("PutRecords with %d entries", len(in.Records))
 	}
-	total := 0
+	total, limit := 0, f.maxRecordBytes()
 	for _, e := range in.Records {
 		n := len(e.Data) + len(aws.ToString(e.PartitionKey))
-		if n > aggregation.MaxRecordSize {
+		if n > limit {
 			f.t.Errorf("PutRecords entry of %d bytes", n)
 		}
 		total += n
 	}
-	if total > MaxBatchBytes {
-		f.t.Errorf("PutRecords request of %d bytes", total)
+	// The current PutRecords reference allows 10 MiB per request; the producer's default
+	// bound is 5 MiB, which only a record larger than it may exceed, alone.
+	if total > MaxRequestBytes || total > MaxBatchBytes && len(in.Records) > 1 {
+		f.t.Errorf("PutRecords request of %d bytes in %d entries", total, len(in.Records))
 	}
 	out := &kinesis.PutRecordsOutput{Records: make([]types.PutRecordsResultEntry, len(in.Records))}
 	f.mu.Lock()

@@ -403,8 +403,8 @@ func (p *Producer) encode(kr *kRecord) error {
 		failErr = p.compress(kr)
 	}
 	kr.size = len(kr.data) + len(kr.pk)
-	if failErr == nil && kr.size > aggregation.MaxRecordSize {
-		failErr = &ValidationError{Field: "Data", Limit: "Kinesis record (after compression) plus partition key of at most 1048576 bytes",
+	if failErr == nil && kr.size > aggregation.MaxRecordSize && kr.size > p.maxRecord() {
+		failErr = &ValidationError{Field: "Data", Limit: fmt.Sprintf("Kinesis record (after compression) plus partition key of at most %d bytes", p.maxRecord()),
 			Actual: fmt.Sprintf("%d bytes", kr.size)}
 	}
 	return failErr

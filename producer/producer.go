@@ -40,6 +40,11 @@ type Producer struct {
 	abortErr  atomic.Pointer[error]
 	closeOnce sync.Once
 
+	// maxRecordSize is the stream's maximum record size (learnRecordSize); recordSizeKnown,
+	// used by the refresher only, says it was learned.
+	maxRecordSize   atomic.Int64
+	recordSizeKnown bool
+
 	keys     *keyHashCache
 	table    atomic.Pointer[table]
 	unrouted *shard // holds records while no open shard is known for their hash key
@@ -112,6 +117,7 @@ func New(client Client, cfg Config) (*Producer, error) {
 	}
 	p.callCtx, p.cancelAll = context.WithCancel(context.Background())
 	p.epoch.Store(newEpoch())
+	p.maxRecordSize.Store(aggregation.MaxRecordSize)
 	p.m = newStreamMetrics(cfg.Metrics, p.stream)
 	p.unrouted = &shard{unrouted: true}
 	p.table.Store(&table{})
@@ -328,14 +334,53 @@ func (p *Producer) admit(rec *Record, done Callback) (pending, error) {
 		}
 	}
 	if p.cfg.Compression == compression.None {
-		if err := aggregation.ValidateRecordSize(rec.PartitionKey, len(rec.Data)); err != nil {
-			return pending{}, err
+		if n := len(rec.Data) + len(rec.PartitionKey); n > aggregation.MaxRecordSize && n > p.maxRecord() {
+			return pending{}, p.sizeError(n)
 		}
 	} else if len(rec.Data) > compression.MaxDecodedSize {
 		return pending{}, &ValidationError{Field: "Data", Limit: fmt.Sprintf("at most %d bytes before compression", compression.MaxDecodedSize),
 			Actual: fmt.Sprintf("%d bytes", len(rec.Data))}
 	}
 	return pending{rec: rec, done: done, hash: hash, size: int64(len(rec.Data) + len(rec.PartitionKey))}, nil
+}
+
+// maxRecord is the stream's maximum record size, data plus partition key.
+func (p *Producer) maxRecord() int { return int(p.maxRecordSize.Load()) }
+
+// sizeError reports a Kinesis record of n bytes over the stream's maximum record size.
+func (p *Producer) sizeError(n int) error {
+	return &ValidationError{Field: "Data",
+		Limit:  fmt.Sprintf("data plus partition key of at most %d bytes (the stream's maximum record size)", p.maxRecord()),
+		Actual: fmt.Sprintf("%d bytes", n)}
+}
+
+// learnRecordSize asks the stream for its maximum record size, once it answers.
+func (p *Producer) learnRecordSize(ctx context.Context) {
+	if p.recordSizeKnown {
+		return
+	}
+	ds, ok := p.client.(StreamSummarizer)
+	if !ok {
+		p.recordSizeKnown = true
+		return
+	}
+	in := &kinesis.DescribeStreamSummaryInput{}
+	if p.cfg.StreamName != "" {
+		in.StreamName = &p.cfg.StreamName
+	}
+	if p.cfg.StreamARN != "" {
+		in.StreamARN = &p.cfg.StreamARN
+	}
+	out, err := ds.DescribeStreamSummary(ctx, in)
+	if err != nil {
+		p.log.Debug("DescribeStreamSummary failed; records stay limited to 1 MiB for now", "error", err)
+		return
+	}
+	p.recordSizeKnown = true
+	if d := out.StreamDescriptionSummary; d != nil && d.MaxRecordSizeInKiB != nil {
+		n := min(max(int64(*d.MaxRecordSizeInKiB)<<10, aggregation.MaxRecordSize), MaxStreamRecordSize)
+		p.maxRecordSize.Store(n)
+	}
 }
 
 // accept enters an admitted record that holds room into the pipeline.

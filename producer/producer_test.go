@@ -597,7 +597,7 @@ func TestConfigErrors(t *testing.T) {
 	for _, cfg := range []Config{
 		{},
 		{StreamName: "s", MaxBatchRecords: 501},
-		{StreamName: "s", MaxBatchBytes: 6 << 20},
+		{StreamName: "s", MaxBatchBytes: MaxRequestBytes + 1},
 		{StreamName: "s", AggregationMaxSize: 2 << 20},
 		{StreamName: "s", RateLimit: -1},
 		{StreamName: "s", Compression: 9},

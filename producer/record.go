@@ -19,6 +19,16 @@ type Client interface {
 // A *kinesis.Client can be passed to New directly.
 var _ Client = (*kinesis.Client)(nil)
 
+// StreamSummarizer is the optional part of a Client through which the producer learns the
+// stream's maximum record size (DescribeStreamSummary's MaxRecordSizeInKiB; 1 MiB unless
+// raised with UpdateMaxRecordSize, up to 10 MiB). *kinesis.Client has it. A Client without
+// it, or whose call fails, is taken to have the default 1 MiB limit.
+type StreamSummarizer interface {
+	DescribeStreamSummary(ctx context.Context, in *kinesis.DescribeStreamSummaryInput, optFns ...func(*kinesis.Options)) (*kinesis.DescribeStreamSummaryOutput, error)
+}
+
+var _ StreamSummarizer = (*kinesis.Client)(nil)
+
 // Record is one user record.
 //
 // Ownership: a *Record passed to PutAsync or TryPutAsync, and the Data slice it refers to,
@@ -39,8 +49,11 @@ type Record struct {
 	// decimal integer in [0, 2^128) without leading zeros.
 	ExplicitHashKey string
 
-	// Data is the payload. Data plus the partition key may not exceed 1 MiB (1,048,576
-	// bytes); with compression on, the limit applies to the compressed Kinesis record.
+	// Data is the payload; nil is sent as empty data. Data plus the partition key may not
+	// exceed the stream's maximum record size: 1 MiB (1,048,576 bytes) by default, up to 10
+	// MiB on a stream where it was raised, which the producer learns when it starts (see
+	// StreamSummarizer; records put before that are held to 1 MiB). With compression on, the
+	// limit applies to the compressed Kinesis record.
 	Data []byte
 
 	// Meta is carried to the Callback untouched, so a caller can find its own state for the

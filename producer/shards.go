@@ -183,6 +183,7 @@ func (p *Producer) listShards(ctx context.Context) ([]types.Shard, error) {
 func (p *Producer) refresh() (bool, error) {
 	ctx, cancel := context.WithTimeout(p.callCtx, p.cfg.RequestTimeout)
 	defer cancel()
+	p.learnRecordSize(ctx)
 	listed, err := p.listShards(ctx)
 	if err != nil {
 		return false, err
