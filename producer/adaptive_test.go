@@ -115,7 +115,7 @@ func storm(t *testing.T, adaptive bool, total int) (*capacity, float64, *Produce
 // falls, while the fixed KPL-style limiter keeps being throttled as much as at first; after
 // the storm the adaptive rate climbs back.
 func TestAdaptiveRateSettlesStorm(t *testing.T) {
-	const total, window = 4000, 400
+	const total, window = 6000, 400
 	fixed, fixedMin, pf := storm(t, false, total)
 	closeProducer(t, pf)
 	adaptive, adaptiveMin, pa := storm(t, true, total)

@@ -594,10 +594,12 @@ func (p *Producer) handle(b *batch, out *kinesis.PutRecordsOutput, callErr error
 			sh.lim.dropBurst(now)
 		}
 		switch {
-		case sh.failed && !sh.hard && p.adaptive():
-			// The only failures were throttles: their pace is the adaptive rate's to
-			// set, so the retries go as the shard's rate allows, without a backoff that
-			// a storm refusing a share of entries would pin at RetryMaxDelay.
+		case sh.failed && !sh.hard && p.adaptive() && callErr == nil:
+			// The only failures were throttled entries of a request the service
+			// answered: their pace is the adaptive rate's to set, so the retries go as
+			// the shard's rate allows, without a backoff that a storm refusing a share of
+			// entries would pin at RetryMaxDelay. (A request throttled whole backs off as
+			// before.)
 			sh.bo.Reset()
 			sh.retryAt = 0
 		case sh.failed && sh.ok:
