@@ -91,8 +91,9 @@
 // counts throttled Kinesis records.
 //
 // A shard's retry backoff grows only while its requests make no progress. Throttled entries
-// are retried as soon as the shard's adaptive rate allows (its saved-up burst is dropped
-// after a throttle), since pacing them is the rate's job; a request that had other failures
+// of an answered request are retried as soon as the shard's adaptive rate allows (its
+// saved-up burst is dropped after a throttle), since pacing them is the rate's job; a
+// request throttled as a whole backs off as before; a request that had other failures
 // but of which some of the shard's entries were accepted retries after RetryBaseDelay. So a
 // storm that throttles half of every request does not pin the backoff at RetryMaxDelay.
 // With DisableAdaptiveRate, throttles back off like other failures, as in the KPL.
