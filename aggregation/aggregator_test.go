@@ -44,7 +44,7 @@ func TestRoundTrip(t *testing.T) {
 		},
 		"non-ASCII and binary": {
 			{PartitionKey: "clé-中文-🚀", Data: []byte{0, 0xff, 0xf3, 0x89, 0x9a, 0xc2}},
-			{PartitionKey: strings.Repeat("🚀", MaxPartitionKeyLength), Data: []byte{0x80}},
+			{PartitionKey: strings.Repeat("🚀", MaxPartitionKeyLength/2), Data: []byte{0x80}},
 		},
 		"tags": {
 			{PartitionKey: "a", Data: []byte("x"), Tags: []Tag{{Key: "k", Value: "v"}, {Key: "only-key"}}},
@@ -395,8 +395,8 @@ func TestAddValidation(t *testing.T) {
 		})
 	}
 	var agg Aggregator
-	if err := agg.Add(UserRecord{PartitionKey: strings.Repeat("𝄞", 256)}); err != nil {
-		t.Fatalf("256 four-byte characters: %v", err)
+	if err := agg.Add(UserRecord{PartitionKey: strings.Repeat("𝄞", 128)}); err != nil {
+		t.Fatalf("128 four-byte characters (256 UTF-16 code units): %v", err)
 	}
 }
 

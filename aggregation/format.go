@@ -22,7 +22,7 @@ const (
 	DefaultMaxAggregateSize = 51200
 
 	// MaxPartitionKeyLength is the Kinesis limit on a partition key, in
-	// Unicode characters.
+	// UTF-16 code units (ValidatePartitionKey).
 	MaxPartitionKeyLength = 256
 
 	// ChecksumSize is the length of the MD5 digest that ends an aggregate.

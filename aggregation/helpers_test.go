@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"unicode/utf16"
 )
 
 // frame wraps protobuf bytes into an aggregate with a correct checksum.
@@ -105,14 +106,17 @@ func expectAggregated(in []UserRecord) []UserRecord {
 
 // randomKey returns a valid partition key of 1 to maxRunes characters mixing
 // ASCII, 2-, 3- and 4-byte UTF-8.
-func randomKey(rng *rand.Rand, maxRunes int) string {
+func randomKey(rng *rand.Rand, maxUnits int) string {
 	alphabet := []rune("abcXYZ09-_ éßЖ中文字🚀𝄞")
-	n := 1 + rng.IntN(maxRunes)
+	n := 1 + rng.IntN(maxUnits)
 	var sb strings.Builder
-	for range n {
-		sb.WriteRune(alphabet[rng.IntN(len(alphabet))])
+	for units := 0; ; {
+		r := alphabet[rng.IntN(len(alphabet))]
+		if units += utf16.RuneLen(r); units > n && sb.Len() > 0 {
+			return sb.String() // at most maxUnits UTF-16 code units, as Kinesis counts
+		}
+		sb.WriteRune(r)
 	}
-	return sb.String()
 }
 
 // randomHashKey returns a valid explicit hash key.

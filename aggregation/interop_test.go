@@ -123,7 +123,7 @@ func runNode(t *testing.T, mode string, in, out any) {
 // forNodeEncoder, integer-like keys appear only in groups marked intKeys.
 func interopGroups(forNodeEncoder bool) []interopGroup {
 	rng := rand.New(rand.NewPCG(2024, 11))
-	keys := []string{"user-1", "clé", "中文キー", "🚀-rocket", "a", strings.Repeat("é", 256), strings.Repeat("𝄞", 256),
+	keys := []string{"user-1", "clé", "中文キー", "🚀-rocket", "a", strings.Repeat("é", 256), strings.Repeat("𝄞", 128),
 		"key with spaces", "ключ", "x\u0301y", "tab\tkey"}
 	intLike := []string{"0", "7", "42", "1000", "3"}
 	bigEHKs := []string{MaxHashKey.String(), "18446744073709551616", HashKey{Hi: 1 << 40, Lo: 5}.String(),

@@ -2,19 +2,20 @@ package aggregation
 
 import (
 	"fmt"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
 const (
-	partitionKeyLimit    = "1 to 256 Unicode characters of valid UTF-8"
+	partitionKeyLimit    = "1 to 256 UTF-16 code units (characters outside the Basic Multilingual Plane count twice) of valid UTF-8"
 	explicitHashKeyLimit = "a decimal integer without leading zeros from 0 to 2^128-1 (pattern 0|[1-9][0-9]{0,38})"
 	recordSizeLimit      = "data plus partition key of at most 1048576 bytes"
 )
 
 // ValidatePartitionKey checks the Kinesis rule for partition keys: 1 to
-// MaxPartitionKeyLength Unicode characters. Characters are counted as code
-// points, not bytes, and the key must be valid UTF-8 since Kinesis takes a
-// Unicode string.
+// MaxPartitionKeyLength characters, counted as the service counts them, in
+// UTF-16 code units (see utf16Len), not bytes; the key must be valid UTF-8
+// since Kinesis takes a Unicode string.
 func ValidatePartitionKey(pk string) error {
 	if pk == "" {
 		return &ValidationError{Field: "PartitionKey", Limit: partitionKeyLimit, Actual: "empty"}
@@ -25,10 +26,24 @@ func ValidatePartitionKey(pk string) error {
 	if !utf8.ValidString(pk) {
 		return &ValidationError{Field: "PartitionKey", Limit: partitionKeyLimit, Actual: "invalid UTF-8"}
 	}
-	if n := utf8.RuneCountInString(pk); n > MaxPartitionKeyLength {
-		return &ValidationError{Field: "PartitionKey", Limit: partitionKeyLimit, Actual: fmt.Sprintf("%d characters", n)}
+	if n := utf16Len(pk); n > MaxPartitionKeyLength {
+		return &ValidationError{Field: "PartitionKey", Limit: partitionKeyLimit, Actual: fmt.Sprintf("%d UTF-16 code units", n)}
 	}
 	return nil
+}
+
+// utf16Len counts a valid UTF-8 string's length the way Kinesis counts a partition key: in
+// UTF-16 code units, a character outside the Basic Multilingual Plane (4 bytes in UTF-8, such
+// as most emoji) counting twice. The Java KPL checks String.length(), which counts UTF-16 code
+// units (KinesisProducer.addUserRecord in awslabs/amazon-kinesis-producer), and kinesis-mock
+// refuses a key of 129 such characters ("Partition key must be between 1 and 256 in length")
+// while it takes 128.
+func utf16Len(s string) int {
+	n := 0
+	for _, r := range s {
+		n += utf16.RuneLen(r)
+	}
+	return n
 }
 
 // isASCII checks eight bytes at a time: it runs for every record put.

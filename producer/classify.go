@@ -26,6 +26,21 @@ const (
 	classFatal
 )
 
+// codeInvalidParameter names a request the SDK refused to send, failing its own validation.
+const codeInvalidParameter = "InvalidParameter"
+
+// narrowable reports whether a whole-request failure under code may be caused by one entry's
+// content rather than by the stream or the caller: such a request is sent again one Kinesis
+// record per request, so that one bad record does not fail its neighbours. A missing stream,
+// denied access or a KMS problem concerns every record alike and is not narrowed.
+func narrowable(code string) bool {
+	switch code {
+	case codeInvalidParameter, "InvalidArgumentException", "ValidationException", "SerializationException":
+		return true
+	}
+	return false
+}
+
 // classifyCode classifies a service error code, from a PutRecords entry or a whole call.
 // Unknown codes are fatal: the service said no for a reason the producer does not know to be
 // transient, and retrying for RecordTTL would only hide it.
@@ -54,6 +69,11 @@ func classifyCode(code string) errClass {
 // since a local hiccup (a credential refresh, DNS) is likelier than a permanent fault that the
 // service would have named.
 func classifyError(err error) (errClass, string) {
+	var invalid smithy.InvalidParamsError
+	if errors.As(err, &invalid) {
+		// The SDK refused the request before sending it: sending it again cannot help.
+		return classFatal, codeInvalidParameter
+	}
 	var apiErr smithy.APIError
 	if errors.As(err, &apiErr) {
 		code := apiErr.ErrorCode()

@@ -16,8 +16,18 @@ import (
 const (
 	// MaxBatchRecords is the most entries a PutRecords request may carry.
 	MaxBatchRecords = 500
-	// MaxBatchBytes is the most data plus partition key bytes a PutRecords request may carry.
+	// MaxBatchBytes is the default bound on the data plus partition key bytes of a
+	// PutRecords request, the KPL's CollectionMaxSize.
 	MaxBatchBytes = 5 << 20
+	// MaxRequestBytes is the most data plus partition key bytes a PutRecords request may
+	// carry, as the current PutRecords reference gives it (the kinesis SDK's PutRecords
+	// documentation since records of up to 10 MiB were allowed); Config.MaxBatchBytes may
+	// be raised to it. A record larger than MaxBatchBytes travels in a request of its own.
+	MaxRequestBytes = 10 << 20
+	// MaxStreamRecordSize is the largest maximum record size a stream may be given
+	// (UpdateMaxRecordSize takes 1 to 10 MiB); the default stays 1 MiB
+	// (aggregation.MaxRecordSize).
+	MaxStreamRecordSize = 10 << 20
 	// ShardRecordsPerSecond is the write limit of one shard in records.
 	ShardRecordsPerSecond = 1000
 	// ShardBytesPerSecond is the write limit of one shard in bytes.
@@ -56,6 +66,11 @@ type Config struct {
 	// AggregationMaxSize bounds an aggregate's encoded size, like the KPL's
 	// AggregationMaxSize. Default 51,200 bytes; at most 1 MiB.
 	AggregationMaxSize int
+	// AggregationMaxCount bounds the user records packed into one aggregate, like the KPL's
+	// AggregationMaxCount. Zero (the default) sets no bound beyond AggregationMaxSize, as
+	// the KPL's default of 4,294,967,295 does; 1 sends every record on its own. Negative
+	// values are refused.
+	AggregationMaxCount int
 
 	// Linger is how long a record may wait for others to share its aggregate and its
 	// PutRecords request, like the KPL's RecordMaxBufferedTime. Default 100 ms. A negative
@@ -64,7 +79,8 @@ type Config struct {
 	// MaxBatchRecords bounds the entries of one PutRecords request. Default and maximum 500.
 	MaxBatchRecords int
 	// MaxBatchBytes bounds the data plus partition key bytes of one PutRecords request.
-	// Default and maximum 5 MiB.
+	// Default 5 MiB, at most MaxRequestBytes (10 MiB); a single record larger than it is
+	// sent in a request of its own.
 	MaxBatchBytes int
 	// MaxConcurrentRequests bounds the PutRecords calls in flight, like the KPL's
 	// MaxConnections. Default 24.
@@ -89,10 +105,18 @@ type Config struct {
 	RecordTTL time.Duration
 	// RetryBaseDelay is the first backoff after a shard's records fail; it doubles with each
 	// further failure (with jitter) up to RetryMaxDelay, and resets when the shard succeeds.
-	// Default 100 ms.
+	// A request that made progress for the shard (some entries accepted) does not grow it,
+	// and throttles alone do not back off at all while the rate adapts: the adaptive rate
+	// paces their retries. Default 100 ms.
 	RetryBaseDelay time.Duration
 	// RetryMaxDelay caps the backoff. Default 5 s.
 	RetryMaxDelay time.Duration
+
+	// FailIfThrottled fails a record at once, with the service's *PutError, when its entry
+	// is throttled (ProvisionedThroughputExceededException), instead of retrying it, like the
+	// KPL's FailIfThrottled: a caller can then react, say by sending it to another shard
+	// with a different key. Other failures are retried as usual. Default false.
+	FailIfThrottled bool
 
 	// StrictOrdering keeps the records of a partition key in order even across retries. By
 	// default a shard has at most one PutRecords request in flight, which keeps order as
@@ -110,10 +134,12 @@ type Config struct {
 	// shard, since the service's limit is not measured the way the local one is.
 	RateLimit int
 	// DisableAdaptiveRate keeps each shard's rate at RateLimit. By default the rate adapts:
-	// it halves when the service throttles the shard (at most twice a second, since
-	// Kinesis measures throughput per second) and climbs back additively, by 10% of
-	// RateLimit per second, while it does not, so a throttling storm settles at what the
-	// shard accepts instead of spiralling into retries.
+	// it halves when the service throttles the shard and the shard is found over its
+	// capacity (it accepts as much at the lower rate; see the package documentation), and
+	// climbs back additively, by up to 10% of RateLimit per second, while it is not
+	// throttled, so an over-capacity load settles at what the shard accepts instead of
+	// spiralling into retries, and a storm that refuses a share of entries at any rate does
+	// not starve the shard.
 	DisableAdaptiveRate bool
 
 	// Compression compresses every Kinesis record's blob in the compression package's
@@ -160,6 +186,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.AggregationMaxSize < 64 || c.AggregationMaxSize > aggregation.MaxRecordSize {
 		return c, fmt.Errorf("producer: Config.AggregationMaxSize %d outside [64, %d]", c.AggregationMaxSize, aggregation.MaxRecordSize)
 	}
+	if c.AggregationMaxCount < 0 {
+		return c, fmt.Errorf("producer: Config.AggregationMaxCount %d below 0", c.AggregationMaxCount)
+	}
 	switch {
 	case c.Linger == 0:
 		c.Linger = DefaultLinger
@@ -175,8 +204,8 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MaxBatchBytes == 0 {
 		c.MaxBatchBytes = MaxBatchBytes
 	}
-	if c.MaxBatchBytes < 1 || c.MaxBatchBytes > MaxBatchBytes {
-		return c, fmt.Errorf("producer: Config.MaxBatchBytes %d outside [1, %d]", c.MaxBatchBytes, MaxBatchBytes)
+	if c.MaxBatchBytes < 1 || c.MaxBatchBytes > MaxRequestBytes {
+		return c, fmt.Errorf("producer: Config.MaxBatchBytes %d outside [1, %d]", c.MaxBatchBytes, MaxRequestBytes)
 	}
 	if c.MaxConcurrentRequests == 0 {
 		c.MaxConcurrentRequests = DefaultMaxConcurrentRequests

@@ -12,21 +12,26 @@ import (
 	"github.com/shardline/shardline/aggregation"
 )
 
+// noData stands in for nil Data.
+var noData = []byte{}
+
 // batch is one PutRecords request: the Kinesis records it carries and the shards they
 // belong to. Batches are pooled with their slices.
 type batch struct {
-	krs     []*kRecord
-	shards  []*shard
-	res     []entryResult
-	entries []types.PutRecordsRequestEntry
-	in      kinesis.PutRecordsInput
-	bytes   int
-	users   int
-	sentAt  int64
+	krs      []*kRecord
+	shards   []*shard
+	res      []entryResult
+	entries  []types.PutRecordsRequestEntry
+	in       kinesis.PutRecordsInput
+	bytes    int
+	users    int
+	isolated bool // carries one Kinesis record that must travel alone
+	sentAt   int64
 
 	wire putRecordsBody           // builds in's body, into a buffer lent for the call
 	sums aggregation.Checksummer  // checksums the request's new aggregates
 	aggs [][]byte                 // the aggregates it is given
+	held []*shard                 // shards whose records are written again (resendGroup)
 	opts []func(*kinesis.Options) // the per-call options, wire's included
 }
 
@@ -38,6 +43,7 @@ type entryResult struct {
 	action  action
 	shardID string
 	seq     string
+	split   bool // an aggregate refused as a whole: its records are sent again one by one
 }
 
 type action uint8
@@ -45,7 +51,8 @@ type action uint8
 const (
 	actDone action = iota
 	actRequeue
-	actReroute
+	actResend  // written again under the current shard map, ahead of later records (resendGroup)
+	actIsolate // sent again alone: its request was refused as a whole (narrowable)
 	actFail
 	actExpire
 )
@@ -226,6 +233,9 @@ func (p *Producer) dispatch(now int64, eager bool, next int64) int64 {
 	return next
 }
 
+// adaptive reports whether shards' rates adapt to throttling.
+func (p *Producer) adaptive() bool { return !p.cfg.DisableAdaptiveRate }
+
 // fullLocked reports whether enough is ready to fill a request, which makes everything ready
 // due at once. p.mu is held.
 func (p *Producer) fullLocked() bool {
@@ -245,7 +255,7 @@ func (p *Producer) wakeForLocked(sh *shard, kr *kRecord, wasFull bool) bool {
 	if full && !wasFull {
 		return true // everything ready is due now
 	}
-	if p.inflightReqs >= p.cfg.MaxConcurrentRequests || sh.inflight > 0 {
+	if p.inflightReqs >= p.cfg.MaxConcurrentRequests || sh.inflight > 0 || p.blockedLocked(sh) {
 		return false
 	}
 	now := p.now()
@@ -266,7 +276,7 @@ func (p *Producer) wakeForLocked(sh *shard, kr *kRecord, wasFull bool) bool {
 func (p *Producer) earliestReady(now int64) int64 {
 	d := int64(math.MaxInt64)
 	for _, sh := range p.readyShards {
-		if sh.ready.len() == 0 || sh.inflight > 0 {
+		if sh.ready.len() == 0 || sh.inflight > 0 || p.blockedLocked(sh) {
 			continue
 		}
 		if kr := sh.ready.front(); kr.encoded {
@@ -295,8 +305,8 @@ func (p *Producer) buildBatch(now int64, next *int64, fails *[]*kRecord) *batch 
 			*next = min(*next, sh.retryAt)
 			continue
 		}
-		if sh.inflight > 0 {
-			continue // its completion wakes the dispatcher
+		if sh.inflight > 0 || p.blockedLocked(sh) {
+			continue // its (or its blocker's) completion wakes the dispatcher
 		}
 		took := false
 		for sh.ready.len() > 0 {
@@ -311,7 +321,7 @@ func (p *Producer) buildBatch(now int64, next *int64, fails *[]*kRecord) *batch 
 				*fails = append(*fails, kr)
 				continue
 			}
-			if len(b.krs) >= p.cfg.MaxBatchRecords || len(b.krs) > 0 && b.bytes+kr.size > p.cfg.MaxBatchBytes {
+			if len(b.krs) >= p.cfg.MaxBatchRecords || len(b.krs) > 0 && (b.bytes+kr.size > p.cfg.MaxBatchBytes || kr.isolate || b.isolated) {
 				full = true
 				break
 			}
@@ -333,7 +343,12 @@ func (p *Producer) buildBatch(now int64, next *int64, fails *[]*kRecord) *batch 
 			b.krs = append(b.krs, kr)
 			b.bytes += kr.size
 			b.users += len(kr.users)
+			b.isolated = kr.isolate
 			took = true
+			if kr.isolate {
+				full = true
+				break
+			}
 			if p.cfg.StrictOrdering {
 				break
 			}
@@ -380,6 +395,9 @@ func (p *Producer) send(b *batch) {
 	b.entries = b.entries[:0]
 	for _, kr := range b.krs {
 		e := types.PutRecordsRequestEntry{Data: kr.data, PartitionKey: &kr.pk}
+		if e.Data == nil {
+			e.Data = noData // nil Data is empty data, as in the KPL; the SDK refuses nil
+		}
 		if kr.ehk != "" {
 			e.ExplicitHashKey = &kr.ehk
 		}
@@ -443,6 +461,11 @@ func (p *Producer) handle(b *batch, out *kinesis.PutRecordsOutput, callErr error
 		p.log.Debug("PutRecords failed", "code", callCode, "records", len(b.krs), "error", callErr)
 	}
 	aborted := p.aborted.Load()
+	// A request the service (or the SDK, before sending) refused as a whole for its
+	// content is sent again one Kinesis record per request, so that only the records at
+	// fault fail.
+	// A request of one aggregate is split into its user records, each sent alone.
+	narrow := callErr != nil && callCls == classFatal && narrowable(callCode) && (len(b.krs) > 1 || len(b.krs[0].users) > 1)
 
 	b.res = b.res[:0]
 	for i := range b.krs {
@@ -450,29 +473,69 @@ func (p *Producer) handle(b *batch, out *kinesis.PutRecordsOutput, callErr error
 		switch {
 		case callErr != nil:
 			r = entryResult{err: callFail, cls: callCls, code: callCode}
+			switch {
+			case narrow && len(b.krs) > 1:
+				r.action = actIsolate
+			case narrow:
+				r.action, r.split = actResend, true
+			}
 		case out.Records[i].ErrorCode != nil && *out.Records[i].ErrorCode != "":
 			e := &out.Records[i]
 			r.code = *e.ErrorCode
 			r.cls = classifyCode(r.code)
-			r.err = &PutError{Code: r.code, Message: aws.ToString(e.ErrorMessage), Retryable: r.cls != classFatal}
+			if p.cfg.FailIfThrottled && r.code == "ProvisionedThroughputExceededException" {
+				// As the KPL's Retrier does with FailIfThrottled: the entry fails at once
+				// (and still counts as a throttle for the shard's rate).
+				r.action = actFail
+			}
+			r.err = &PutError{Code: r.code, Message: aws.ToString(e.ErrorMessage), Retryable: r.cls != classFatal && r.action != actFail}
 		default:
 			e := &out.Records[i]
 			r.shardID, r.seq = aws.ToString(e.ShardId), aws.ToString(e.SequenceNumber)
+			if kr := b.krs[i]; r.shardID != "" && r.shardID != kr.sh.id {
+				// Landed on a shard other than the predicted one: the map is stale.
+				p.misrouted.Store(true)
+				p.requestRefresh()
+				if !p.visible(kr, r.shardID, p.table.Load()) {
+					r.action = actResend
+				}
+			}
 		}
 		b.res = append(b.res, r)
 	}
 
 	var throttled int64
+	resend := false
 	p.mu.Lock()
+	// A shard whose records must be written again under a new map (some landed where a KCL
+	// reader drops them, or its shard was retired meanwhile) keeps counting this request as
+	// in flight until they are queued again: that holds back the shard and the shards that
+	// took over its range, so that nothing overtakes them.
 	for _, sh := range b.shards {
-		sh.inflight--
+		sh.resend = sh.retired
+	}
+	for i := range b.res {
+		if b.res[i].action == actResend {
+			b.krs[i].sh.resend = true
+		}
+	}
+	for _, sh := range b.shards {
+		if sh.resend {
+			resend = true
+			b.held = append(b.held, sh)
+		} else {
+			sh.inflight--
+		}
 	}
 	// Backwards, so that pushing each retry to the front keeps a shard's retries in order.
 	for i := len(b.krs) - 1; i >= 0; i-- {
 		kr, r := b.krs[i], &b.res[i]
 		sh := kr.sh
 		if r.err == nil {
-			sh.ok = true
+			sh.nAccepted++
+			if r.action != actResend {
+				sh.ok = true
+			}
 			continue
 		}
 		kr.lastErr = r.err
@@ -480,17 +543,35 @@ func (p *Producer) handle(b *batch, out *kinesis.PutRecordsOutput, callErr error
 			sh.throttle = true
 			sh.nThrottled++
 			throttled++
+		} else {
+			sh.hard = true
 		}
 		switch {
+		case aborted && callErr != nil:
+			// The call was cut short (Close cancelled it) or failed as a whole: whether
+			// the service wrote the records is not known.
+			r.action, r.err = actFail, outcomeUnknownError(p.abortCause())
 		case aborted:
 			r.action, r.err = actFail, closedError(p.abortCause())
-		case r.cls == classFatal:
+		case r.split:
+			// In its group.
+		case r.action == actIsolate && sh.resend:
+			r.action = actResend // its new shard isolates it again if need be
+		case r.action == actIsolate:
+			kr.isolate = true
+			sh.ready.pushFront(kr)
+			p.readyCount++
+			p.readyBytes += kr.size
+			if !sh.inReady {
+				sh.inReady = true
+				p.readyShards = append(p.readyShards, sh)
+			}
+		case r.cls == classFatal, r.action == actFail:
 			r.action = actFail
 		case now >= kr.expires:
 			r.action = actExpire
-		case sh.retired:
-			sh.failed = true
-			r.action = actReroute
+		case sh.resend:
+			r.action = actResend
 		default:
 			sh.failed = true
 			r.action = actRequeue
@@ -504,19 +585,35 @@ func (p *Producer) handle(b *batch, out *kinesis.PutRecordsOutput, callErr error
 		}
 	}
 	for _, sh := range b.shards {
+		sh.lim.observe(now, b.sentAt, sh.nAccepted)
 		if sh.throttle {
 			sh.m.throttled.Add(sh.nThrottled)
 			if sh.lim.throttled(now, b.sentAt) {
 				sh.m.rate.Set(sh.lim.recordsPerSecond())
 			}
+			sh.lim.dropBurst(now)
 		}
-		if sh.failed {
+		switch {
+		case sh.failed && !sh.hard && p.adaptive() && callErr == nil:
+			// The only failures were throttled entries of a request the service
+			// answered: their pace is the adaptive rate's to set, so the retries go as
+			// the shard's rate allows, without a backoff that a storm refusing a share of
+			// entries would pin at RetryMaxDelay. (A request throttled whole backs off as
+			// before.)
+			sh.bo.Reset()
+			sh.retryAt = 0
+		case sh.failed && sh.ok:
+			// Some of the shard's entries went through, so the shard is not down: its
+			// retries wait the base delay, not a longer one each time.
+			sh.bo.Reset()
 			sh.retryAt = now + int64(sh.bo.NextBackOff())
-		} else if sh.ok {
+		case sh.failed:
+			sh.retryAt = now + int64(sh.bo.NextBackOff())
+		case sh.ok:
 			sh.bo.Reset()
 			sh.retryAt = 0
 		}
-		sh.ok, sh.failed, sh.throttle, sh.nThrottled = false, false, false, 0
+		sh.ok, sh.failed, sh.throttle, sh.hard, sh.nThrottled, sh.nAccepted, sh.resend = false, false, false, false, 0, 0, false
 	}
 	p.inflightReqs--
 	p.mu.Unlock()
@@ -525,6 +622,10 @@ func (p *Producer) handle(b *batch, out *kinesis.PutRecordsOutput, callErr error
 	if throttled > 0 {
 		p.stats.throttled.Add(throttled)
 	}
+	var groups []*resendGroup
+	if resend {
+		groups = p.resendGroups(b)
+	}
 	for i, kr := range b.krs {
 		r := &b.res[i]
 		if r.err != nil && r.code != "" {
@@ -532,8 +633,10 @@ func (p *Producer) handle(b *batch, out *kinesis.PutRecordsOutput, callErr error
 			p.m.errorCode(r.code, 1)
 		}
 		switch {
+		case r.action == actResend:
+			// In its group.
 		case r.err == nil:
-			p.succeed(kr, r.shardID, r.seq)
+			p.complete(kr, r.shardID, r.seq)
 		case r.action == actFail:
 			p.fail(kr, r.err)
 			p.putKR(kr)
@@ -542,17 +645,20 @@ func (p *Producer) handle(b *batch, out *kinesis.PutRecordsOutput, callErr error
 			p.m.expired.Add(int64(len(kr.users)))
 			p.fail(kr, p.expiredError(kr.attempts, r.err))
 			p.putKR(kr)
-		case r.action == actReroute:
-			p.reroute(kr)
 		}
+	}
+	for _, g := range groups {
+		p.resolve(g)
 	}
 	clear(b.krs)
 	clear(b.shards)
+	clear(b.held)
+	b.held = b.held[:0]
 	clear(b.res)
 	clear(b.entries)
 	b.krs, b.shards, b.res, b.entries = b.krs[:0], b.shards[:0], b.res[:0], b.entries[:0]
 	b.in = kinesis.PutRecordsInput{}
-	b.bytes, b.users = 0, 0
+	b.bytes, b.users, b.isolated = 0, 0, false
 	p.mu.Lock()
 	p.freeBatches = append(p.freeBatches, b)
 	p.mu.Unlock()
@@ -577,82 +683,6 @@ func (p *Producer) newBatchLocked() *batch {
 		b.opts = append(b.opts, b.wire.useFastBody)
 	}
 	return b
-}
-
-// succeed settles a Kinesis record the service accepted. It normally landed on the
-// predicted shard; when the service names another one, the records still count as delivered
-// if their hash keys lie in that shard's range, since that is where consumers look for them.
-func (p *Producer) succeed(kr *kRecord, shardID, seq string) {
-	if shardID == kr.sh.id || shardID == "" {
-		p.complete(kr, shardID, seq)
-		return
-	}
-	r, ok := p.table.Load().known[shardID]
-	if !ok {
-		p.park(kr, shardID, seq) // a shard the map does not know yet: decide after a refresh
-		return
-	}
-	p.settle(kr, shardID, seq, r, true)
-}
-
-// settle decides, record by record, whether a Kinesis record that landed on shard r counts
-// as delivered. Records whose hash key is outside r's range are written again: a consumer
-// that filters deaggregated records by the shard's range (as the KCL does) would drop them.
-func (p *Producer) settle(kr *kRecord, shardID, seq string, r aggregation.ShardRange, known bool) {
-	if known && r.Contains(kr.lo) && r.Contains(kr.hi) {
-		p.complete(kr, shardID, seq)
-		return
-	}
-	p.requestRefresh()
-	var again []pending
-	stay := 0
-	for i := range kr.users {
-		u := &kr.users[i]
-		if known && r.Contains(u.hash) {
-			res := Result{ShardID: shardID, SequenceNumber: seq, Attempts: u.tries + kr.attempts}
-			if kr.aggregated {
-				res.SubSequenceNumber = uint64(i)
-			}
-			p.deliver(u, res)
-			kr.users[stay] = *u
-			stay++
-			continue
-		}
-		v := *u
-		v.tries += kr.attempts
-		again = append(again, v)
-	}
-	p.countSuccessUsers(kr.sh, kr.users[:stay])
-	p.release(kr.users[:stay])
-	p.log.Debug("records landed outside the predicted shard", "predicted", kr.sh.id, "actual", shardID, "rewritten", len(again))
-	p.putKR(kr)
-	p.hold(again)
-}
-
-// hold parks records in the unrouted area until the next shard map refresh routes them.
-func (p *Producer) hold(us []pending) {
-	if len(us) == 0 {
-		return
-	}
-	p.unrouted.mu.Lock()
-	p.unrouted.held = append(p.unrouted.held, us...)
-	p.unrouted.mu.Unlock()
-	p.requestRefresh()
-	p.signal()
-}
-
-// reroute sends the records of a Kinesis record whose shard was retired through routing
-// again.
-func (p *Producer) reroute(kr *kRecord) {
-	us := make([]pending, len(kr.users))
-	copy(us, kr.users)
-	for i := range us {
-		us[i].tries += kr.attempts
-	}
-	p.putKR(kr)
-	for i := range us {
-		p.route(&us[i])
-	}
 }
 
 // complete delivers success to every user record of kr and recycles it.
@@ -684,18 +714,4 @@ func (p *Producer) complete(kr *kRecord, shardID, seq string) {
 	}
 	p.release(kr.users)
 	p.putKR(kr)
-}
-
-// countSuccessUsers counts users delivered out of a Kinesis record that was partly
-// rewritten.
-func (p *Producer) countSuccessUsers(sh *shard, us []pending) {
-	var bytes int64
-	for i := range us {
-		bytes += int64(len(us[i].rec.Data))
-	}
-	n := int64(len(us))
-	p.stats.userPut.Add(n)
-	p.stats.userBytes.Add(bytes)
-	sh.m.userPut.Add(n)
-	sh.m.userBytes.Add(bytes)
 }

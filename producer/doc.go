@@ -11,8 +11,9 @@
 //		         │              ListShards, MD5 of       rate limit)     ≤5 MiB)         retries)
 //		         └─► error returned at once
 //
-//	  - Validate: the partition key (1 to 256 Unicode characters), the explicit hash key
-//	    (a decimal below 2^128) and the size (data plus key at most 1 MiB) are checked before
+//	  - Validate: the partition key (1 to 256 UTF-16 code units, as Kinesis counts), the explicit hash key
+//	    (a decimal below 2^128) and the size (data plus key at most the stream's maximum
+//	    record size: 1 MiB unless raised, up to 10 MiB, read from DescribeStreamSummary) are checked before
 //	    a record is accepted; a violation returns a *ValidationError naming the field and the
 //	    limit, and the record is not accepted.
 //	  - Backpressure: at most MaxBufferedRecords records and MaxBufferedBytes bytes are
@@ -62,32 +63,58 @@
 // that failed, until RecordTTL has passed since the record was accepted; then the record
 // fails with an *ExpiredError (errors.Is(err, ErrRecordExpired)) carrying the last cause.
 // Other failures (a missing stream, denied access, invalid arguments, KMS key problems) fail
-// the affected records at once with a *PutError naming the service's error code. A call
+// the affected records at once with a *PutError naming the service's error code. A request
+// refused as a whole for its content (InvalidArgumentException, ValidationException, or the
+// SDK's own validation) is sent again one Kinesis record per request, an aggregate split
+// into its user records, so that only the records at fault fail. Nil Data is sent as empty
+// data, as the KPL sends it. A call
 // that timed out or lost its connection may still have written its records, so a retry can
-// write them twice: delivery is at least once, as with any Kinesis producer.
+// write them twice: delivery is at least once, as with any Kinesis producer. When Close gives
+// up, records whose call it cancels get an error matching ErrOutcomeUnknown: they may have
+// been written.
 //
 // # Adaptive rate
 //
 // The KPL caps each shard at a fixed rate. Here each shard's cap adapts to what the service
 // reports: when a request comes back with throttled entries for a shard, the shard's rate is
-// halved (at most twice a second, whatever the number of throttled entries, because Kinesis
-// measures a shard's throughput per second and keeps throttling until the second is over),
-// and while no throttle is reported it climbs back: slowly at first, by a tenth of the rate
-// the service refused per second, then faster, the step doubling each second without a
-// throttle up to a tenth of RateLimit per second. The shard is probed gently near the rate it
-// refused, and is back at RateLimit within seconds once a storm ends.
-// A throttling storm thus settles at the rate the shard accepts instead of feeding itself
-// with retries. The AdaptiveRateLimit gauge (per shard) and Stats.AdaptiveRateLimit show the
-// current rate; ThrottledRecords counts throttled Kinesis records.
+// halved, and while no throttle is reported it climbs back: slowly at first, by a tenth of the
+// rate the service refused per second, then faster, the step doubling each second without a
+// throttle up to a tenth of RateLimit per second. After a decrease the rate stays put for a
+// few seconds while the producer measures how many entries per second the shard accepts
+// (Kinesis measures a shard's throughput per second, so the second of the decrease says
+// nothing): a shard over its capacity accepts as much at the lower rate, and a further
+// throttle halves the rate again; a storm that refuses a share of entries whatever the rate
+// (the shard accepts less the less is sent) restores the rate, and no decrease follows for
+// ten seconds. An over-capacity load thus settles near what the shard accepts, and a storm
+// that slowing down cannot end does not drive the rate to its floor. The AdaptiveRateLimit
+// gauge (per shard) and Stats.AdaptiveRateLimit show the current rate; ThrottledRecords
+// counts throttled Kinesis records.
+//
+// A shard's retry backoff grows only while its requests make no progress. Throttled entries
+// of an answered request are retried as soon as the shard's adaptive rate allows (its
+// saved-up burst is dropped after a throttle), since pacing them is the rate's job; a
+// request throttled as a whole backs off as before; a request that had other failures
+// but of which some of the shard's entries were accepted retries after RetryBaseDelay. So a
+// storm that throttles half of every request does not pin the backoff at RetryMaxDelay.
+// With DisableAdaptiveRate, throttles back off like other failures, as in the KPL.
 //
 // # Resharding
 //
-// When PutRecords reports a record on a shard other than the predicted one, the record still
-// counts as delivered when its hash key lies in that shard's range; records that do not are
-// written again and the shard map is refreshed, with backoff between refreshes so that a
-// burst of mismatches does not hammer ListShards (ShardMapRefreshes counts refreshes). A
-// refresh moves the records queued for closed shards to their new shards ahead of any later
-// record of the same key.
+// When PutRecords reports a Kinesis record on a shard other than the predicted one (the
+// stream was resharded after the map was loaded), the producer counts it delivered only when
+// a Java KCL application would see it: a plain record always, an aggregate only when the
+// range of the shard it landed on holds every one of its user records, since the KCL drops an
+// aggregate whole when one of them lies outside. Every user record of any other aggregate is
+// written again, re-aggregated under a refreshed map (a misrouted answer brings the next
+// refresh forward to within a second; otherwise refreshes back off so that ListShards is not
+// hammered; ShardMapRefreshes counts them). A duplicate written this way is invisible to KCL
+// readers; the project's consumer package filters per record and is more lenient.
+//
+// Per-key order holds across a reshard, with or without StrictOrdering: a refresh moves the
+// records queued for closed shards to their new shards ahead of any later record of the same
+// key, and while a request to a closed shard is in flight (or its misrouted answer waits for
+// the new map), the shards that took over its range send nothing, so the records it brings
+// back for writing again go first.
 //
 // # Compression
 //
@@ -102,9 +129,10 @@
 //
 //	Field                  Default        KPL counterpart
 //	AggregationMaxSize     51,200 bytes   AggregationMaxSize (51200)
+//	AggregationMaxCount    no bound       AggregationMaxCount (4294967295)
 //	Linger                 100 ms         RecordMaxBufferedTime (100)
 //	MaxBatchRecords        500            CollectionMaxCount (500)
-//	MaxBatchBytes          5 MiB          CollectionMaxSize (5242880)
+//	MaxBatchBytes          5 MiB          CollectionMaxSize (5242880); at most 10 MiB
 //	MaxConcurrentRequests  24             MaxConnections (24)
 //	RequestTimeout         10 s           RequestTimeout (6000)
 //	MaxBufferedRecords     100,000        none (the KPL buffers without bound)
@@ -115,6 +143,7 @@
 //	RateLimit              150 percent    RateLimit (150)
 //	DisableAggregation     false          AggregationEnabled (true)
 //	DisableAdaptiveRate    false          none (the KPL's rate is fixed)
+//	FailIfThrottled        false          FailIfThrottled (false)
 //	StrictOrdering         false          none
 //	DisableFastSerializer  false          none
 //	Compression            none           none
@@ -125,7 +154,12 @@
 //
 // PutAsync takes a *Record; the Record and its Data belong to the producer until the
 // record's Callback runs, so a caller can recycle both from the callback and put records
-// without allocating. Callbacks run on the producer's goroutines and must return quickly.
+// without allocating. Put and PutAll copy their records' data, so the caller's buffers are
+// free when they return. Callbacks run on the producer's goroutines and must return quickly.
+//
+// Put and PutAll wait for results; while they wait the producer sends what it holds without
+// waiting for Linger (as Flush does), so a synchronous put costs a round trip, not Linger.
+// A put whose context is already done is not accepted and gets the context's error.
 //
 // # Metrics
 //

@@ -16,6 +16,11 @@ var ErrBufferFull = errors.New("producer: buffer full")
 // that Close gave up on when its context ended (joined with that context's error).
 var ErrClosed = errors.New("producer: closed")
 
+// ErrOutcomeUnknown is the result error of records whose PutRecords call was in flight when
+// Close gave up and cancelled it: the service may or may not have written them. It is joined
+// with ErrClosed and the context error that made Close give up, so errors.Is matches all three.
+var ErrOutcomeUnknown = errors.New("producer: closed while the record was in flight; it may have been written")
+
 // ErrRecordExpired matches every *ExpiredError with errors.Is.
 var ErrRecordExpired = errors.New("producer: record expired")
 
@@ -87,6 +92,14 @@ func (e *PutError) Is(target error) bool { return target == ErrPut }
 
 // Unwrap returns the call's error, if any.
 func (e *PutError) Unwrap() error { return e.Err }
+
+// outcomeUnknownError is the result error of records whose call Close cancelled.
+func outcomeUnknownError(cause error) error {
+	if cause == nil {
+		return fmt.Errorf("%w: %w", ErrOutcomeUnknown, ErrClosed)
+	}
+	return fmt.Errorf("%w: %w: %w", ErrOutcomeUnknown, ErrClosed, cause)
+}
 
 // closedError is the result error of records abandoned by Close: ErrClosed and the context
 // error that made Close give up both match it.

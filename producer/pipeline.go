@@ -48,6 +48,7 @@ type kRecord struct {
 	dropped  bool  // its users were moved to other kRecords while it was being encoded
 	failErr  error // set when encoding found it unsendable; the dispatcher fails it
 	attempts int
+	isolate  bool // travels in a request of its own (see narrowable)
 	sentAt   int64
 	lastErr  error
 }
@@ -89,9 +90,13 @@ type shard struct {
 	retryAt  int64
 	bo       *backoff.ExponentialBackOff
 	lim      limiter
+	// waitFor lists retired shards whose range this shard took over and whose requests were
+	// in flight when they were retired: the shard sends nothing while one of them still has
+	// a request in flight, since records of that request may have to be written here first.
+	waitFor []*shard
 	// Scratch used while handling one response.
-	failed, throttle, ok bool
-	nThrottled           int64
+	failed, throttle, ok, resend, hard bool
+	nThrottled, nAccepted              int64
 
 	m *shardMetrics
 }
@@ -255,6 +260,14 @@ func (p *Producer) addLocked(sh *shard, u *pending) (sealed, extra *kRecord, dea
 		u.arrival = kr.expires - int64(p.cfg.RecordTTL)
 	}
 	kr.addUser(u, int64(p.cfg.RecordTTL), linger)
+	if n := p.cfg.AggregationMaxCount; n > 0 && len(kr.users) >= n {
+		// Full by count (AggregationMaxCount): seal it now rather than at the next add.
+		p.enqueue(sh, kr)
+		if sealed == nil {
+			return kr, nil, deadline
+		}
+		return sealed, kr, deadline
+	}
 	return sealed, nil, deadline
 }
 
@@ -351,6 +364,27 @@ func (p *Producer) enqueueEncoded(sh *shard, kr *kRecord) {
 // which computes those of a whole request together, unless the aggregate is compressed
 // here first.
 func (p *Producer) finishSeal(kr *kRecord) {
+	failErr := p.encode(kr)
+	p.mu.Lock()
+	if kr.dropped {
+		p.mu.Unlock()
+		p.putKR(kr)
+		return
+	}
+	wasFull := p.fullLocked()
+	kr.encoded = true
+	kr.failErr = failErr
+	p.readyBytes += kr.size
+	wake := failErr != nil || p.wakeForLocked(kr.sh, kr, wasFull)
+	p.mu.Unlock()
+	if wake {
+		p.signal()
+	}
+}
+
+// encode turns a sealed kRecord into what is sent: it flushes the aggregate, compresses
+// and sets the size. A non-nil error means the record cannot be sent.
+func (p *Producer) encode(kr *kRecord) error {
 	if kr.agg != nil {
 		var out aggregation.KinesisRecord
 		if p.cfg.Compression == compression.None {
@@ -369,25 +403,11 @@ func (p *Producer) finishSeal(kr *kRecord) {
 		failErr = p.compress(kr)
 	}
 	kr.size = len(kr.data) + len(kr.pk)
-	if failErr == nil && kr.size > aggregation.MaxRecordSize {
-		failErr = &ValidationError{Field: "Data", Limit: "Kinesis record (after compression) plus partition key of at most 1048576 bytes",
+	if failErr == nil && kr.size > aggregation.MaxRecordSize && kr.size > p.maxRecord() {
+		failErr = &ValidationError{Field: "Data", Limit: fmt.Sprintf("Kinesis record (after compression) plus partition key of at most %d bytes", p.maxRecord()),
 			Actual: fmt.Sprintf("%d bytes", kr.size)}
 	}
-	p.mu.Lock()
-	if kr.dropped {
-		p.mu.Unlock()
-		p.putKR(kr)
-		return
-	}
-	wasFull := p.fullLocked()
-	kr.encoded = true
-	kr.failErr = failErr
-	p.readyBytes += kr.size
-	wake := failErr != nil || p.wakeForLocked(kr.sh, kr, wasFull)
-	p.mu.Unlock()
-	if wake {
-		p.signal()
-	}
+	return failErr
 }
 
 // compress replaces kr.data by its compressed frame when that is smaller. A blob that would

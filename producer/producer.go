@@ -40,6 +40,11 @@ type Producer struct {
 	abortErr  atomic.Pointer[error]
 	closeOnce sync.Once
 
+	// maxRecordSize is the stream's maximum record size (learnRecordSize); recordSizeKnown,
+	// used by the refresher only, says it was learned.
+	maxRecordSize   atomic.Int64
+	recordSizeKnown bool
+
 	keys     *keyHashCache
 	table    atomic.Pointer[table]
 	unrouted *shard // holds records while no open shard is known for their hash key
@@ -66,7 +71,8 @@ type Producer struct {
 
 	refreshReq chan struct{}
 	parkMu     sync.Mutex
-	parked     []parkedResult
+	parked     []*resendGroup        // groups waiting for a refresh, guarded by parkMu
+	misrouted  atomic.Bool           // a result landed off its predicted shard: refresh soon
 	routeErr   atomic.Pointer[error] // last ListShards failure, the cause of unroutable expiries
 
 	bodies          bodyBufs
@@ -111,6 +117,7 @@ func New(client Client, cfg Config) (*Producer, error) {
 	}
 	p.callCtx, p.cancelAll = context.WithCancel(context.Background())
 	p.epoch.Store(newEpoch())
+	p.maxRecordSize.Store(aggregation.MaxRecordSize)
 	p.m = newStreamMetrics(cfg.Metrics, p.stream)
 	p.unrouted = &shard{unrouted: true}
 	p.table.Store(&table{})
@@ -142,31 +149,43 @@ func streamLabel(cfg Config) string {
 func (p *Producer) now() int64 { return int64(time.Since(p.base)) }
 
 // Put puts one record and waits for its result. The error is the result's Err, or the
-// reason the record was not accepted (validation, ErrClosed, ctx). When ctx ends after the
-// record was accepted, Put returns ctx's error but the record stays in the pipeline and may
-// still be written: its outcome is unknown to the caller, as with any timed-out write.
+// reason the record was not accepted (validation, ErrClosed, ctx). While it waits, the
+// producer sends what it holds without waiting for Linger, as Flush does, so a Put takes
+// about one PutRecords round trip rather than Linger. Put copies rec.Data, so the caller may
+// reuse its buffer as soon as Put returns. When ctx ends after the record was accepted, Put
+// returns ctx's error but the record stays in the pipeline and may still be written: its
+// outcome is unknown to the caller, as with any timed-out write.
 func (p *Producer) Put(ctx context.Context, rec Record) (Result, error) {
 	w := syncPool.Get().(*syncWaiter)
+	w.buf = append(w.buf[:0], rec.Data...)
 	w.rec = rec
+	if rec.Data != nil {
+		w.rec.Data = w.buf
+	}
 	w.rec.Meta = w
 	if err := p.PutAsync(ctx, &w.rec, syncDone); err != nil {
 		w.rec = Record{}
 		syncPool.Put(w)
 		return Result{}, err
 	}
+	p.flushing.Add(1)
+	defer p.flushing.Add(-1)
+	p.signal()
 	select {
 	case res := <-w.ch:
 		w.rec = Record{}
 		syncPool.Put(w)
 		return res, res.Err
 	case <-ctx.Done():
-		// The result will still arrive on w.ch; w is left to the garbage collector.
+		// The result will still arrive on w.ch; w, and the copy of the data the pipeline
+		// still reads, are left to the garbage collector.
 		return Result{}, fmt.Errorf("producer: gave up waiting for the result: %w", ctx.Err())
 	}
 }
 
 type syncWaiter struct {
 	rec Record
+	buf []byte // the copy of the data
 	ch  chan Result
 }
 
@@ -174,13 +193,95 @@ var syncPool = sync.Pool{New: func() any { return &syncWaiter{ch: make(chan Resu
 
 func syncDone(rec *Record, res Result) { rec.Meta.(*syncWaiter).ch <- res }
 
+// PutAll puts records and waits for their results, which it returns in the same order: one
+// Result per record, with Err set for a record that was not accepted (a *ValidationError,
+// ErrClosed, ErrBufferFull never: it waits for room) as well as for one that failed. Like Put
+// it sends without waiting for Linger while it waits, and it copies the records' data, so the
+// caller may reuse recs and their buffers once it returns. When ctx ends first, the records
+// without a result get ctx's error (wrapped); those already accepted may still be written.
+func (p *Producer) PutAll(ctx context.Context, recs []Record) []Result {
+	out := make([]Result, len(recs))
+	if len(recs) == 0 {
+		return out
+	}
+	size := 0
+	for i := range recs {
+		size += len(recs[i].Data)
+	}
+	b := &batchWaiter{res: make([]Result, len(recs)), left: len(recs), done: make(chan struct{})}
+	own := make([]Record, len(recs))
+	data := make([]byte, 0, size)
+	for i := range recs {
+		own[i] = Record{PartitionKey: recs[i].PartitionKey, ExplicitHashKey: recs[i].ExplicitHashKey, Meta: i}
+		if recs[i].Data != nil {
+			data = append(data, recs[i].Data...)
+			own[i].Data = data[len(data)-len(recs[i].Data) : len(data) : len(data)]
+		}
+	}
+	p.flushing.Add(1)
+	defer p.flushing.Add(-1)
+	for i := range own {
+		if err := p.PutAsync(ctx, &own[i], b.callback); err != nil {
+			b.callback(&own[i], Result{Err: err})
+		}
+	}
+	p.signal()
+	select {
+	case <-b.done:
+	case <-ctx.Done():
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.gone = true
+	for i := range out {
+		if b.got(i) {
+			out[i] = b.res[i]
+		} else {
+			out[i] = Result{Err: fmt.Errorf("producer: gave up waiting for the result: %w", ctx.Err())}
+		}
+	}
+	return out
+}
+
+// batchWaiter collects PutAll's results.
+type batchWaiter struct {
+	mu   sync.Mutex
+	res  []Result
+	seen []bool
+	left int
+	gone bool // PutAll returned: later results are dropped
+	done chan struct{}
+}
+
+func (b *batchWaiter) got(i int) bool { return b.seen != nil && b.seen[i] }
+
+func (b *batchWaiter) callback(rec *Record, res Result) {
+	i := rec.Meta.(int)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.gone {
+		return
+	}
+	if b.seen == nil {
+		b.seen = make([]bool, len(b.res))
+	}
+	b.res[i], b.seen[i] = res, true
+	if b.left--; b.left == 0 {
+		close(b.done)
+	}
+}
+
 // PutAsync accepts rec for sending and returns without waiting for the result, which goes
 // to done (or Config.OnResult when done is nil) exactly once. It blocks while the buffer is
 // full, until there is room or ctx ends. A non-nil error means the record was not accepted
 // and done will not be called: a *ValidationError naming the field and limit, ErrClosed, or
-// ctx's error. ctx bounds only that wait; after acceptance the record's life is bounded by
+// ctx's error (also when ctx is already done on entry: the record is then not written). ctx
+// bounds only that wait; after acceptance the record's life is bounded by
 // RecordTTL. See Record for who owns rec and its Data meanwhile.
 func (p *Producer) PutAsync(ctx context.Context, rec *Record, done Callback) error {
+	if err := ctx.Err(); err != nil {
+		return err // a put whose context is over is not accepted, even with room to spare
+	}
 	u, err := p.admit(rec, done)
 	if err != nil {
 		return err
@@ -233,14 +334,53 @@ func (p *Producer) admit(rec *Record, done Callback) (pending, error) {
 		}
 	}
 	if p.cfg.Compression == compression.None {
-		if err := aggregation.ValidateRecordSize(rec.PartitionKey, len(rec.Data)); err != nil {
-			return pending{}, err
+		if n := len(rec.Data) + len(rec.PartitionKey); n > aggregation.MaxRecordSize && n > p.maxRecord() {
+			return pending{}, p.sizeError(n)
 		}
 	} else if len(rec.Data) > compression.MaxDecodedSize {
 		return pending{}, &ValidationError{Field: "Data", Limit: fmt.Sprintf("at most %d bytes before compression", compression.MaxDecodedSize),
 			Actual: fmt.Sprintf("%d bytes", len(rec.Data))}
 	}
 	return pending{rec: rec, done: done, hash: hash, size: int64(len(rec.Data) + len(rec.PartitionKey))}, nil
+}
+
+// maxRecord is the stream's maximum record size, data plus partition key.
+func (p *Producer) maxRecord() int { return int(p.maxRecordSize.Load()) }
+
+// sizeError reports a Kinesis record of n bytes over the stream's maximum record size.
+func (p *Producer) sizeError(n int) error {
+	return &ValidationError{Field: "Data",
+		Limit:  fmt.Sprintf("data plus partition key of at most %d bytes (the stream's maximum record size)", p.maxRecord()),
+		Actual: fmt.Sprintf("%d bytes", n)}
+}
+
+// learnRecordSize asks the stream for its maximum record size, once it answers.
+func (p *Producer) learnRecordSize(ctx context.Context) {
+	if p.recordSizeKnown {
+		return
+	}
+	ds, ok := p.client.(StreamSummarizer)
+	if !ok {
+		p.recordSizeKnown = true
+		return
+	}
+	in := &kinesis.DescribeStreamSummaryInput{}
+	if p.cfg.StreamName != "" {
+		in.StreamName = &p.cfg.StreamName
+	}
+	if p.cfg.StreamARN != "" {
+		in.StreamARN = &p.cfg.StreamARN
+	}
+	out, err := ds.DescribeStreamSummary(ctx, in)
+	if err != nil {
+		p.log.Debug("DescribeStreamSummary failed; records stay limited to 1 MiB for now", "error", err)
+		return
+	}
+	p.recordSizeKnown = true
+	if d := out.StreamDescriptionSummary; d != nil && d.MaxRecordSizeInKiB != nil {
+		n := min(max(int64(*d.MaxRecordSizeInKiB)<<10, aggregation.MaxRecordSize), MaxStreamRecordSize)
+		p.maxRecordSize.Store(n)
+	}
 }
 
 // accept enters an admitted record that holds room into the pipeline.

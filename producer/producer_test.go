@@ -139,6 +139,9 @@ func TestValidation(t *testing.T) {
 		{"empty key", Record{PartitionKey: "", Data: []byte("x")}, "PartitionKey"},
 		{"257 characters", Record{PartitionKey: strings.Repeat("é", 257), Data: []byte("x")}, "PartitionKey"},
 		{"invalid UTF-8", Record{PartitionKey: "\xff", Data: []byte("x")}, "PartitionKey"},
+		// Kinesis counts UTF-16 code units (aggregation.ValidatePartitionKey): 129 emoji are
+		// 258 of them.
+		{"129 emoji", Record{PartitionKey: strings.Repeat("\U0001F600", 129), Data: []byte("x")}, "PartitionKey"},
 		{"hash key not a number", Record{PartitionKey: "k", ExplicitHashKey: "12a", Data: []byte("x")}, "ExplicitHashKey"},
 		{"hash key 2^128", Record{PartitionKey: "k", ExplicitHashKey: "340282366920938463463374607431768211456", Data: []byte("x")}, "ExplicitHashKey"},
 		{"hash key leading zero", Record{PartitionKey: "k", ExplicitHashKey: "0123", Data: []byte("x")}, "ExplicitHashKey"},
@@ -217,10 +220,16 @@ func TestLinger(t *testing.T) {
 	const linger = 300 * time.Millisecond
 	p := newTestProducer(t, f, Config{Linger: linger})
 	defer closeProducer(t, p)
+	// PutAsync, not Put: a synchronous put sends at once (TestSyncPutDoesNotWaitLinger).
 	start := time.Now()
-	res, err := p.Put(context.Background(), Record{PartitionKey: "k", Data: []byte("x")})
-	if err != nil {
+	done := make(chan Result, 1)
+	rec := Record{PartitionKey: "k", Data: []byte("x")}
+	if err := p.PutAsync(context.Background(), &rec, func(_ *Record, res Result) { done <- res }); err != nil {
 		t.Fatal(err)
+	}
+	res := <-done
+	if res.Err != nil {
+		t.Fatal(res.Err)
 	}
 	if waited := time.Since(start); waited < linger {
 		t.Fatalf("record sent after %v, before Linger %v", waited, linger)
@@ -588,7 +597,7 @@ func TestConfigErrors(t *testing.T) {
 	for _, cfg := range []Config{
 		{},
 		{StreamName: "s", MaxBatchRecords: 501},
-		{StreamName: "s", MaxBatchBytes: 6 << 20},
+		{StreamName: "s", MaxBatchBytes: MaxRequestBytes + 1},
 		{StreamName: "s", AggregationMaxSize: 2 << 20},
 		{StreamName: "s", RateLimit: -1},
 		{StreamName: "s", Compression: 9},

@@ -19,25 +19,41 @@ type Client interface {
 // A *kinesis.Client can be passed to New directly.
 var _ Client = (*kinesis.Client)(nil)
 
+// StreamSummarizer is the optional part of a Client through which the producer learns the
+// stream's maximum record size (DescribeStreamSummary's MaxRecordSizeInKiB; 1 MiB unless
+// raised with UpdateMaxRecordSize, up to 10 MiB). *kinesis.Client has it. A Client without
+// it, or whose call fails, is taken to have the default 1 MiB limit.
+type StreamSummarizer interface {
+	DescribeStreamSummary(ctx context.Context, in *kinesis.DescribeStreamSummaryInput, optFns ...func(*kinesis.Options)) (*kinesis.DescribeStreamSummaryOutput, error)
+}
+
+var _ StreamSummarizer = (*kinesis.Client)(nil)
+
 // Record is one user record.
 //
 // Ownership: a *Record passed to PutAsync or TryPutAsync, and the Data slice it refers to,
 // belong to the producer from a nil-error return until the record's Callback is called. The
 // producer reads Data while aggregating, re-aggregating after a reshard and, without
 // aggregation, while sending, so neither may be modified or reused before the callback; after
-// it they are the caller's again and may be recycled. Put copies the Record header but not
-// Data, which must likewise stay unchanged until Put returns.
+// it they are the caller's again and may be recycled. Put and PutAll copy the records and
+// their data, so the caller's buffers are free again when they return, even when they return
+// early because their context ended.
 type Record struct {
 	// PartitionKey routes the record to a shard (through its MD5) and groups records whose
-	// order matters: 1 to 256 Unicode characters.
+	// order matters: 1 to 256 characters, counted as Kinesis counts them, in UTF-16 code
+	// units (a character outside the Basic Multilingual Plane, such as most emoji, counts
+	// twice).
 	PartitionKey string
 
 	// ExplicitHashKey, when set, routes the record instead of the partition key's hash: a
 	// decimal integer in [0, 2^128) without leading zeros.
 	ExplicitHashKey string
 
-	// Data is the payload. Data plus the partition key may not exceed 1 MiB (1,048,576
-	// bytes); with compression on, the limit applies to the compressed Kinesis record.
+	// Data is the payload; nil is sent as empty data. Data plus the partition key may not
+	// exceed the stream's maximum record size: 1 MiB (1,048,576 bytes) by default, up to 10
+	// MiB on a stream where it was raised, which the producer learns when it starts (see
+	// StreamSummarizer; records put before that are held to 1 MiB). With compression on, the
+	// limit applies to the compressed Kinesis record.
 	Data []byte
 
 	// Meta is carried to the Callback untouched, so a caller can find its own state for the
@@ -66,7 +82,10 @@ type Result struct {
 	// Err is nil on success. Otherwise it is one of: a *PutError (errors.Is(err, ErrPut)) for
 	// a failure the service reported and the producer does not retry; an *ExpiredError
 	// (errors.Is(err, ErrRecordExpired)) when RecordTTL passed first; ErrClosed, possibly
-	// joined with the context error, when Close gave up on the record; or a
+	// joined with the context error, when Close gave up on the record before sending it;
+	// ErrOutcomeUnknown (which matches ErrClosed and the context error too) when Close gave
+	// up while a PutRecords call carrying the record was in flight, so it may have been
+	// written; or a
 	// *ValidationError when the Kinesis record built from it breaks a limit that could only
 	// be checked after compression.
 	Err error

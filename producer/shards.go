@@ -51,6 +51,8 @@ func (t *table) lookup(k aggregation.HashKey) *shard {
 const (
 	refreshMinInterval = 100 * time.Millisecond
 	refreshMaxInterval = 30 * time.Second
+	// misrouteRefreshDelay bounds the spacing when a PutRecords result showed the map stale.
+	misrouteRefreshDelay = time.Second
 )
 
 // refreshLoop reloads the shard map when asked: at start, when a record finds no shard, and
@@ -78,7 +80,13 @@ func (p *Producer) refreshLoop() {
 		case <-p.stop:
 			return
 		}
-		if d := time.Until(last.Add(wait)); d > 0 {
+		w := wait
+		if p.misrouted.Load() {
+			// A result landed off its predicted shard: the map is stale for sure, and
+			// records wait for the new one. Hold back no longer than misrouteRefreshDelay.
+			w = min(w, misrouteRefreshDelay)
+		}
+		if d := time.Until(last.Add(w)); d > 0 {
 			t := time.NewTimer(d)
 			select {
 			case <-t.C:
@@ -92,6 +100,7 @@ func (p *Producer) refreshLoop() {
 		case <-p.refreshReq:
 		default:
 		}
+		p.misrouted.Store(false)
 		changed, err := p.refresh()
 		last = time.Now()
 		switch {
@@ -132,7 +141,8 @@ func (p *Producer) failUnrouted(err error) {
 	p.unrouted.held = nil
 	p.unrouted.mu.Unlock()
 	if len(held) > 0 {
-		p.failUsers(held, fmt.Errorf("producer: no shard map: %w", err))
+		_, code := classifyError(err)
+		p.failUsers(held, &PutError{Code: code, Err: fmt.Errorf("producer: no shard map: %w", err)})
 	}
 }
 
@@ -173,6 +183,7 @@ func (p *Producer) listShards(ctx context.Context) ([]types.Shard, error) {
 func (p *Producer) refresh() (bool, error) {
 	ctx, cancel := context.WithTimeout(p.callCtx, p.cfg.RequestTimeout)
 	defer cancel()
+	p.learnRecordSize(ctx)
 	listed, err := p.listShards(ctx)
 	if err != nil {
 		return false, err
@@ -271,6 +282,7 @@ func (p *Producer) install(nt *table, retired []*shard) {
 	var moved []pending
 	var toFree []*kRecord
 	p.mu.Lock()
+	inheritBlockers(nt, retired)
 	for _, sh := range retired {
 		sh.retired = true
 		for _, kr := range sh.ready.takeAll() {
@@ -333,36 +345,4 @@ func (p *Producer) install(nt *table, retired []*shard) {
 		p.finishSeal(kr)
 	}
 	p.signal()
-}
-
-// parkedResult is a successful put that landed on a shard the producer's map did not know.
-// Whether its records count as delivered is decided after the next refresh.
-type parkedResult struct {
-	kr      *kRecord
-	shardID string
-	seq     string
-}
-
-func (p *Producer) park(kr *kRecord, shardID, seq string) {
-	p.parkMu.Lock()
-	p.parked = append(p.parked, parkedResult{kr, shardID, seq})
-	p.parkMu.Unlock()
-	p.requestRefresh()
-}
-
-// processParked settles parked results against the current map. After a failed refresh they
-// wait for the next one, unless the producer is closing.
-func (p *Producer) processParked(refreshed bool) {
-	if !refreshed && !p.closed.Load() {
-		return
-	}
-	p.parkMu.Lock()
-	parked := p.parked
-	p.parked = nil
-	p.parkMu.Unlock()
-	t := p.table.Load()
-	for _, pr := range parked {
-		r, ok := t.known[pr.shardID]
-		p.settle(pr.kr, pr.shardID, pr.seq, r, ok)
-	}
 }

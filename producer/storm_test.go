@@ -1,0 +1,77 @@
+package producer
+
+import (
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+)
+
+// randomStorm refuses each entry with probability share, whatever the rate: a storm that
+// slowing down does not end (a hot partition on the service side, a noisy neighbour).
+type randomStorm struct {
+	mu    sync.Mutex
+	rng   *rand.Rand
+	share float64
+	n     int
+}
+
+func (s *randomStorm) hook(string, types.PutRecordsRequestEntry) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rng.Float64() < s.share {
+		s.n++
+		return "ProvisionedThroughputExceededException"
+	}
+	return ""
+}
+
+// TestThrottleStormDelivers throttles half the entries of every request for the whole run,
+// with the default RecordTTL and retry delays: every record must still be delivered once to
+// a KCL-rule reader, in per-key order with StrictOrdering. (Before, a request with any
+// throttled entry doubled its shard's backoff, which a storm pinned at RetryMaxDelay, and
+// records expired.)
+func TestThrottleStormDelivers(t *testing.T) {
+	for _, strict := range []bool{false, true} {
+		var clean time.Duration
+		for _, share := range []float64{0, 0.5} {
+			f := newFake(t, 4)
+			st := &randomStorm{rng: rand.New(rand.NewPCG(1, 2)), share: share}
+			f.entryHook = st.hook
+			p := newTestProducer(t, f, Config{StrictOrdering: strict, Linger: 20 * time.Millisecond, AggregationMaxSize: 4096})
+			recs := makeRecords(20000, 400, 100)
+			r := newResults(t)
+			start := time.Now()
+			putAll(t, p, recs, r)
+			r.wait(60 * time.Second)
+			took := time.Since(start)
+			s := p.Stats()
+			closeProducer(t, p)
+			expired := 0
+			for i := range recs {
+				if res, _ := r.get(&recs[i]); res.Err != nil {
+					expired++
+					if expired == 1 {
+						t.Errorf("strict %v, storm %.1f: record %d: %v", strict, share, i, res.Err)
+					}
+				}
+			}
+			opts := 0
+			if !strict {
+				opts = unordered
+			}
+			checkStream(t, f.read(t), recs, opts)
+			if share == 0 {
+				clean = took
+			}
+			lowest := 1e9
+			for _, v := range s.AdaptiveRateLimit {
+				lowest = min(lowest, v)
+			}
+			t.Logf("strict %v, storm %.1f: %d records, %d failed, %d entries throttled, %v (clean %v), adaptive rate at the end %.0f/s at the lowest",
+				strict, share, len(recs), expired, st.n, took.Round(time.Millisecond), clean.Round(time.Millisecond), lowest)
+		}
+	}
+}
