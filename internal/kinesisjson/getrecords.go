@@ -200,6 +200,63 @@ func (d *GetRecordsDecoder) decodeRecords(s *Scanner) error {
 	}
 }
 
+// The members of a record.
+const (
+	otherMember = iota
+	dataMember
+	sequenceNumberMember
+	partitionKeyMember
+	arrivalMember
+	encryptionTypeMember
+)
+
+// recordMember reads a record member's name and says which member it is. The names Kinesis
+// writes are matched whole where they stand; any other spelling goes through Key.
+func recordMember(s *Scanner) (int, error) {
+	s.ws()
+	if s.i+1 < len(s.b) && s.b[s.i] == '"' {
+		switch s.b[s.i+1] {
+		case 'D':
+			if s.KnownKey(`"Data"`) {
+				return dataMember, nil
+			}
+		case 'S':
+			if s.KnownKey(`"SequenceNumber"`) {
+				return sequenceNumberMember, nil
+			}
+		case 'P':
+			if s.KnownKey(`"PartitionKey"`) {
+				return partitionKeyMember, nil
+			}
+		case 'A':
+			if s.KnownKey(`"ApproximateArrivalTimestamp"`) {
+				return arrivalMember, nil
+			}
+		case 'E':
+			if s.KnownKey(`"EncryptionType"`) {
+				return encryptionTypeMember, nil
+			}
+		}
+	}
+	key, err := s.Key()
+	if err != nil {
+		return 0, err
+	}
+	switch string(key) {
+	case "Data":
+		return dataMember, nil
+	case "SequenceNumber":
+		return sequenceNumberMember, nil
+	case "PartitionKey":
+		return partitionKeyMember, nil
+	case "ApproximateArrivalTimestamp":
+		return arrivalMember, nil
+	case "EncryptionType":
+		return encryptionTypeMember, nil
+	}
+	return otherMember, nil
+}
+
 func (d *GetRecordsDecoder) decodeRecord(s *Scanner, r *types.Record, sl *recordSlot) error {
 	if err := s.BeginObject(); err != nil {
 		return err
@@ -209,29 +266,29 @@ func (d *GetRecordsDecoder) decodeRecord(s *Scanner, r *types.Record, sl *record
 		if err != nil || !more {
 			return err
 		}
-		key, err := s.Key()
+		m, err := recordMember(s)
 		if err != nil {
 			return err
 		}
 		if s.Null() {
 			continue
 		}
-		switch string(key) {
-		case "Data":
+		switch m {
+		case dataMember:
 			if r.Data, err = d.blob(s); err != nil {
 				return member("Data", err)
 			}
-		case "SequenceNumber":
+		case sequenceNumberMember:
 			if sl.seq, err = d.string(s); err != nil {
 				return member("SequenceNumber", err)
 			}
 			r.SequenceNumber = &sl.seq
-		case "PartitionKey":
+		case partitionKeyMember:
 			if sl.key, err = d.string(s); err != nil {
 				return member("PartitionKey", err)
 			}
 			r.PartitionKey = &sl.key
-		case "ApproximateArrivalTimestamp":
+		case arrivalMember:
 			f, err := s.Float64()
 			if err != nil {
 				return member("ApproximateArrivalTimestamp", err)
@@ -241,7 +298,7 @@ func (d *GetRecordsDecoder) decodeRecord(s *Scanner, r *types.Record, sl *record
 			}
 			sl.arrived = epochSecondsTime(f)
 			r.ApproximateArrivalTimestamp = &sl.arrived
-		case "EncryptionType":
+		case encryptionTypeMember:
 			v, err := d.encryptionType(s)
 			if err != nil {
 				return member("EncryptionType", err)

@@ -306,7 +306,11 @@ func TestFloat64MatchesParseFloat(t *testing.T) {
 	var s Scanner
 	for range 200_000 {
 		var tok string
-		switch r.IntN(3) {
+		switch r.IntN(5) {
+		case 3:
+			tok = strconv.FormatFloat(1.6e9+r.Float64()*1e8, 'E', -1, 64)
+		case 4:
+			tok = fmt.Sprintf("%d.%dE%+d", r.IntN(10), r.Int64N(1e14), r.IntN(60)-30)
 		case 0:
 			tok = fmt.Sprintf("%d.%0*d", r.Int64N(1e10), 1+r.IntN(8), r.Int64N(1e8))
 		case 1:

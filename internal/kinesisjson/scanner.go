@@ -156,6 +156,26 @@ func (s *Scanner) Key() ([]byte, error) {
 	return raw, nil
 }
 
+// KnownKey reads an object member's name and the colon after it if the name is quoted, a
+// name with its quotes that needs no escapes, and reports whether it did. It is the quick
+// test for the names a decoder expects; when it reports false nothing was read, and Key
+// reads whatever name there is (perhaps the same one, escaped).
+func (s *Scanner) KnownKey(quoted string) bool {
+	s.ws()
+	if len(s.b)-s.i < len(quoted) || string(s.b[s.i:s.i+len(quoted)]) != quoted {
+		return false
+	}
+	j := s.i + len(quoted)
+	for j < len(s.b) && (s.b[j] == ' ' || s.b[j] == '\t' || s.b[j] == '\n' || s.b[j] == '\r') {
+		j++
+	}
+	if j >= len(s.b) || s.b[j] != ':' {
+		return false
+	}
+	s.i = j + 1
+	return true
+}
+
 // Null reads a null, if one comes next, and reports whether it did.
 func (s *Scanner) Null() bool {
 	s.ws()
@@ -413,8 +433,9 @@ var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
 	1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
 
 // exactFloat converts a JSON number whose digits fit 2^53 and whose decimal exponent is
-// small: both operands are then exact and one IEEE operation rounds correctly, so the result
-// is the float64 nearest the number, the one strconv.ParseFloat returns.
+// small, such as 1.607466963419E9: both operands are then exact and one IEEE operation
+// rounds correctly, so the result is the float64 nearest the number, the one
+// strconv.ParseFloat returns.
 func exactFloat(tok []byte) (float64, bool) {
 	i := 0
 	neg := tok[0] == '-'
@@ -434,14 +455,34 @@ func exactFloat(tok []byte) (float64, bool) {
 			exp--
 		}
 	}
-	if i < len(tok) || digits > 15 || m > 1<<53 {
-		return 0, false // an exponent part, or too many digits to be sure of m
+	if digits > 15 {
+		return 0, false // m may not be exact (or may have overflowed)
+	}
+	if i < len(tok) { // 'e' or 'E', validated by number
+		i++
+		eneg := tok[i] == '-'
+		if tok[i] == '-' || tok[i] == '+' {
+			i++
+		}
+		e := 0
+		for ; i < len(tok); i++ {
+			if e > 1000 {
+				return 0, false
+			}
+			e = e*10 + int(tok[i]-'0')
+		}
+		if eneg {
+			e = -e
+		}
+		exp += e
 	}
 	f := float64(m)
 	switch {
-	case exp == 0:
-	case -exp < len(pow10):
+	case m == 0 || exp == 0:
+	case exp < 0 && -exp < len(pow10):
 		f /= pow10[-exp]
+	case exp > 0 && exp < len(pow10):
+		f *= pow10[exp]
 	default:
 		return 0, false
 	}
