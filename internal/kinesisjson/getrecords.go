@@ -71,8 +71,9 @@ const shrinkAfter = 32
 // Decode fills out from a GetRecords answer in AWS JSON 1.1, exactly as the SDK's own
 // decoder fills a new output from the same bytes (see the package documentation for the
 // few bodies the two treat differently). out is reset first; its ResultMetadata is kept. body
-// is not retained. An error is a *SyntaxError (errors.As), wrapped with the member it was
-// found in, or a base64 error of a record's Data.
+// is not retained. An error names the member where decoding stopped and wraps what was wrong
+// there: a *SyntaxError (errors.As) for JSON that cannot be read or a value of the wrong
+// type, an encoding/base64 CorruptInputError for a record's Data that is not base64.
 //
 // What out refers to follows the ownership rule of GetRecordsDecoder.
 func (d *GetRecordsDecoder) Decode(body []byte, out *kinesis.GetRecordsOutput) error {
@@ -85,7 +86,10 @@ func (d *GetRecordsDecoder) Decode(body []byte, out *kinesis.GetRecordsOutput) e
 	s.Reset(body)
 	err := d.decodeOutput(s, out)
 	s.Reset(nil)
-	return err
+	if err != nil {
+		return fmt.Errorf("kinesisjson: GetRecords answer: %w", err)
+	}
+	return nil
 }
 
 // prepare sizes the Data buffer for an answer of n bytes: the decoded Data of all its records
@@ -313,7 +317,7 @@ func (d *GetRecordsDecoder) decodeRecord(s *Scanner, r *types.Record, sl *record
 }
 
 // errNaNTime rejects a timestamp of "NaN", which has no time. The SDK panics on it.
-var errNaNTime = errors.New("kinesisjson: timestamp is NaN")
+var errNaNTime = errors.New("timestamp is NaN")
 
 // epochSecondsTime converts epoch seconds to a time as smithy-go's ParseEpochSeconds does:
 // the seconds times 1000 rounded to 53 bits (big.Float's product at the float64's precision

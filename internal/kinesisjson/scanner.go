@@ -24,7 +24,7 @@ type SyntaxError struct {
 }
 
 func (e *SyntaxError) Error() string {
-	return fmt.Sprintf("kinesisjson: offset %d: %s", e.Offset, e.Msg)
+	return fmt.Sprintf("offset %d: %s", e.Offset, e.Msg)
 }
 
 // Scanner reads one JSON text from a byte slice, value by value, without building a tree. The
@@ -62,8 +62,15 @@ func (s *Scanner) errorf(format string, args ...any) error {
 	return &SyntaxError{Offset: s.i, Msg: fmt.Sprintf(format, args...)}
 }
 
-// ws skips white space.
+// ws skips white space. The common case, none, is inlined.
 func (s *Scanner) ws() {
+	if s.i < len(s.b) && s.b[s.i] > ' ' {
+		return
+	}
+	s.wsSlow()
+}
+
+func (s *Scanner) wsSlow() {
 	for s.i < len(s.b) {
 		switch s.b[s.i] {
 		case ' ', '\t', '\n', '\r':
