@@ -24,7 +24,7 @@ import (
 //
 // The Records slice of an output it decoded, each record's Data, and the variables a
 // record's SequenceNumber, PartitionKey and ApproximateArrivalTimestamp point to belong to
-// the decoder: its next decode overwrites them. A caller that keeps a record past the next
+// the decoder: its next decode may overwrite them. A caller that keeps a record past the next
 // GetRecords call with the same decoder copies what it keeps. Strings are never
 // overwritten: the value *r.SequenceNumber (or *r.PartitionKey) may be kept as long as
 // wanted. NextShardIterator, MillisBehindLatest and ChildShards are allocated afresh for each
@@ -99,7 +99,7 @@ func (d *GetRecordsDecoder) prepare(n int) {
 	if cap(d.data) > retainedSmall && cap(d.data) > 4*need {
 		d.smallRuns++
 		if d.smallRuns >= shrinkAfter {
-			d.data, d.body, d.smallRuns = nil, nil, 0
+			d.data, d.body, d.records, d.slots, d.smallRuns = nil, nil, nil, nil, 0
 		}
 	} else {
 		d.smallRuns = 0

@@ -76,7 +76,7 @@ func TestMatchesSDKThroughClient(t *testing.T) {
 func TestMatchesSDK(t *testing.T) {
 	d := &GetRecordsDecoder{}
 	g := &gen{r: rand.New(rand.NewPCG(3, 4))}
-	n := 3000
+	n := 1500
 	if testing.Short() {
 		n = 300
 	}
