@@ -35,8 +35,8 @@ func (e *SyntaxError) Error() string {
 // It accepts exactly what the AWS SDK's JSON parser (smithy-go's shape deserializer) accepts:
 // RFC 8259 JSON whose strings need not be valid UTF-8; strings with escapes are decoded the way
 // encoding/json decodes them (invalid UTF-8 and unpaired surrogates become U+FFFD), strings
-// without escapes are taken byte for byte. Like that parser it stops at the end of the first
-// value: whatever follows is not looked at (see Decoder.Decode).
+// without escapes are taken byte for byte. It reads no further than asked: a decoder that
+// stops after the first value ignores what follows it, as that parser does.
 //
 // The zero Scanner reads an empty input; Reset points it at another. Slices it returns alias
 // the input or, for decoded strings and keys, a buffer of the Scanner valid until its next
