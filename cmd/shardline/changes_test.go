@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/shardline/shardline/internal/testenv"
+	"github.com/shardline/shardline/kinesistest"
 )
 
 // TestBinaryJSONChanges runs every command that changes a stream with --json and reads back
@@ -57,10 +58,14 @@ func TestBinaryJSONChanges(t *testing.T) {
 }
 
 // TestBinaryEmptyStreamList checks that stream list says so on stderr when the account has no
-// stream in the region, and leaves stdout empty for scripts (--json: an empty array).
-// kinesis-mock keeps streams per region, so an otherwise unused region is an empty account.
+// stream in the region, and leaves stdout empty for scripts (--json: an empty array). The
+// account is an in-process emulator of its own: the shared emulator holds the streams of tests
+// running in parallel, whatever region they name.
 func TestBinaryEmptyStreamList(t *testing.T) {
-	ep := awsEnv(t)
+	cleanAWSEnv(t)
+	srv := kinesistest.NewServer(kinesistest.Options{Region: "ap-southeast-4"})
+	defer srv.Close()
+	ep := srv.URL
 	bin := binary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

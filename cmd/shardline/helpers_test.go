@@ -24,6 +24,14 @@ import (
 func awsEnv(t *testing.T) string {
 	t.Helper()
 	ep := testenv.KinesisEndpoint(t)
+	cleanAWSEnv(t)
+	return ep
+}
+
+// cleanAWSEnv gives the binary static test credentials and nothing else from the environment:
+// no profile, no config files, no metadata service and no endpoint variables.
+func cleanAWSEnv(t *testing.T) {
+	t.Helper()
 	dir := t.TempDir()
 	for k, v := range map[string]string{
 		"AWS_ACCESS_KEY_ID":           "test",
@@ -42,7 +50,6 @@ func awsEnv(t *testing.T) string {
 	} {
 		t.Setenv(k, v)
 	}
-	return ep
 }
 
 // result is what one command line did.
