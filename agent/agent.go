@@ -184,14 +184,7 @@ func prepareConfig(cfg *Config) (*Config, error) {
 func (a *Agent) flowStates(key string) *flowStates {
 	fs := a.registry[key]
 	if fs == nil {
-		stream := key
-		for i := 0; i < len(key); i++ {
-			if key[i] == '|' {
-				stream = key[:i]
-				break
-			}
-		}
-		fs = newFlowStates(key, newFlowMetrics(a.cfg.Metrics, stream))
+		fs = newFlowStates(key, newFlowMetrics(a.cfg.Metrics, flowDimension(key, a.cfg.KinesisAgentMetrics)))
 		a.registry[key] = fs
 	}
 	return fs
@@ -347,6 +340,9 @@ func (a *Agent) Reload(cfg *Config) error {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	// The flows' metric series keep their dimension for the agent's life, as the publisher's
+	// namespace does; a reload that changes it is applied at the next restart.
+	c.KinesisAgentMetrics = a.cfg.KinesisAgentMetrics
 	if c.CheckpointFile != a.cfg.CheckpointFile {
 		return fmt.Errorf("agent: checkpointFile cannot change on reload (from %s to %s); restart the agent", a.cfg.CheckpointFile, c.CheckpointFile)
 	}

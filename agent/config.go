@@ -123,6 +123,12 @@ type Config struct {
 	CloudWatchEmitMetrics bool
 	CloudWatchEndpoint    string
 	CloudWatchNamespace   string
+	// KinesisAgentMetrics ("cloudwatch.kinesisAgentMetrics", default false) publishes the
+	// flows' metrics as the Amazon Kinesis Agent does, so its dashboards and alarms keep
+	// working: with the Destination dimension ("KinesisStream:NAME" or "DeliveryStream:NAME")
+	// instead of StreamName, in the namespace KinesisAgentNamespace ("AWSKinesisAgent") unless
+	// CloudWatchNamespace names another. See FlowMetricsDimension.
+	KinesisAgentMetrics bool
 
 	// Flows tie file patterns to streams ("flows").
 	Flows []Flow
@@ -760,6 +766,7 @@ func (p *parser) parseTop(o *object, dropInFlows [][]any) *Config {
 	cfg.CloudWatchEmitMetrics = p.boolean(o, "cloudwatch.emitMetrics", true)
 	cfg.CloudWatchEndpoint = p.str(o, "cloudwatch.endpoint")
 	cfg.CloudWatchNamespace = p.str(o, "cloudwatch.namespace")
+	cfg.KinesisAgentMetrics = p.boolean(o, "cloudwatch.kinesisAgentMetrics", false)
 
 	flowsOf := func(prefix string, arr []any) int {
 		for i, e := range arr {

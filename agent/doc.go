@@ -111,6 +111,21 @@
 // wait out maxBufferAgeMillis; when Run stops it keeps flushing until the records in flight
 // are delivered or the shutdown timeout passes.
 //
+// # Metrics
+//
+// With Config.Metrics each flow records LinesRead, RecordsSent, BytesSent,
+// RecordSendAttempts, RecordSendErrors and FilesTailed under its StreamName. With
+// KinesisAgentMetrics (cloudwatch.kinesisAgentMetrics) they carry the Amazon Kinesis Agent's
+// Destination dimension instead ("KinesisStream:NAME", "DeliveryStream:NAME"), and the
+// daemon publishes to its namespace, AWSKinesisAgent, so its dashboards and alarms keep
+// working. The four send metrics have the Kinesis Agent's names and meanings, with one
+// difference: it counts per PutRecords call, so RecordSendAttempts and RecordSendErrors
+// include the records of each retried call, while here the producer retries within a send
+// and RecordSendErrors counts the records it gave up on (each re-sent by the agent, counted
+// again in RecordSendAttempts). Its ServiceErrors (calls that failed) has no per-flow
+// equivalent here; the producer's AllErrors and ErrorsByCode count failed calls per stream.
+// LinesRead and FilesTailed are Shardline's.
+//
 // # Invalid UTF-8
 //
 // Records are bytes: lines that are not valid UTF-8 are sent as they are. JSON output
