@@ -260,6 +260,11 @@ type ProcessingOption struct {
 	// older "metadataFields" is read too): any JSON value, usually an object, written as the
 	// record's "metadata" field, with object keys sorted.
 	MetadataFields json.RawMessage
+	// ParseOptions are SINGLELINE's ("parseOptions"; default none), as the Amazon Kinesis
+	// Agent's SingleLineDataConverter reads them: NO_TRIM keeps each line's leading and
+	// trailing white space, ESCAPE_NEW_LINE joins the lines with the characters \\n instead of
+	// nothing. Other values are ignored, as there, with a warning.
+	ParseOptions []string
 	// MetadataTTL is how long ADDEC2METADATA uses the instance identity before reading it
 	// again ("metadataTTL", in seconds as in the Amazon Kinesis Agent; default one hour).
 	MetadataTTL time.Duration
@@ -929,6 +934,16 @@ func (p *parser) parseOption(o *object) (opt ProcessingOption, keep bool) {
 	opt.LogFormat = strings.ToUpper(p.str(o, "logFormat"))
 	opt.MatchPattern = p.str(o, "matchPattern")
 	opt.JSONFormat = strings.ToUpper(p.str(o, "jsonFormat"))
+	if opt.OptionName == "SINGLELINE" {
+		if po, ok := p.strings(o, "parseOptions"); ok {
+			opt.ParseOptions = po
+			for i, v := range po {
+				if v != "NO_TRIM" && v != "ESCAPE_NEW_LINE" {
+					p.warnf(fmt.Sprintf("%s[%d]", o.child("parseOptions"), i), "ignored: %q is not NO_TRIM or ESCAPE_NEW_LINE", v)
+				}
+			}
+		}
+	}
 	if opt.OptionName == "ADDEC2METADATA" {
 		if n, ok := p.integer(o, "metadataTTL"); ok {
 			if n < 1 || n > 7*24*3600 {

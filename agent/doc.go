@@ -32,7 +32,8 @@
 // of its old content are still delivered, and the checkpoint moves to the new content when
 // they are.
 //
-// The processor applies the flow's dataProcessingOptions (SINGLELINE, CSVTOJSON, LOGTOJSON,
+// The processor applies the flow's dataProcessingOptions (SINGLELINE with its parseOptions
+// NO_TRIM and ESCAPE_NEW_LINE, CSVTOJSON, LOGTOJSON,
 // ADDMETADATA, ADDEC2METADATA with the instance identity from IMDSv2, cached for metadataTTL), cuts records longer than the record size, marking the cut with the truncated
 // record terminator, and chooses the partition key (RANDOM, DETERMINISTIC, or a parsed field).
 //
