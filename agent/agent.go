@@ -24,6 +24,7 @@ type Agent struct {
 	log    *slog.Logger
 	open   func(string) (*os.File, error)
 	budget *budget
+	files  openFiles
 	hooks  hooks
 	stats  counters
 	retry  retrier
@@ -73,6 +74,7 @@ func New(cfg *Config, sink Sink) (*Agent, error) {
 		a.log.Warn("configuration: " + w)
 	}
 	a.budget = newBudget(c.MaxInFlightBytes, c.MaxInFlightRecords)
+	a.files = openFiles{max: c.MaxOpenFiles, open: map[*fileState]*openReader{}}
 	a.retry.wake = make(chan struct{}, 1)
 	a.hooks = hooks{
 		budget:      a.budget,
@@ -353,6 +355,7 @@ func (a *Agent) Reload(cfg *Config) error {
 		a.log.Warn("configuration: " + w)
 	}
 	a.budget.setLimits(c.MaxInFlightBytes, c.MaxInFlightRecords)
+	a.files.setMax(c.MaxOpenFiles)
 	a.cfg = c
 	if !a.running {
 		return nil
@@ -395,6 +398,7 @@ func (a *Agent) Stats() Stats {
 		FilesTailed: s.filesTailed.Load(), FilesDiscovered: s.filesDiscovered.Load(),
 		CheckpointSaves: s.checkpointSaves.Load(), CheckpointErrors: s.checkpointErrors.Load(),
 		InFlightRecords: r, InFlightBytes: b, IdlePolls: s.idlePolls.Load(),
+		FilesEvicted: s.filesEvicted.Load(),
 	}
 }
 

@@ -38,6 +38,7 @@ const (
 	DefaultAssumeRoleDuration      = time.Hour
 	DefaultMaxInFlightBytes        = 16 << 20
 	DefaultMaxInFlightRecords      = 10000
+	DefaultMaxOpenFiles            = 4096
 	DefaultMaxRecordSizeBytes      = 1 << 20
 	MaxRecordSizeLimit             = 10 << 20
 	DefaultMaxBufferAge            = time.Minute
@@ -95,6 +96,12 @@ type Config struct {
 	// across all flows ("maxInFlightBytes", "maxInFlightRecords"). Reading pauses at the bound.
 	MaxInFlightBytes   int64
 	MaxInFlightRecords int
+	// MaxOpenFiles caps the files open for reading at once, across all flows
+	// ("maxOpenFiles"; default DefaultMaxOpenFiles, 4096, at most 1,048,576). The Amazon
+	// Kinesis Agent has no such cap; Filebeat's is harvester_limit. Opening one more closes
+	// the open file that grew least recently; it is opened again when it grows, at the
+	// position it was closed at, so a line it was in the middle of is read whole then.
+	MaxOpenFiles int
 
 	// KinesisEndpoint and KinesisRegion are "kinesis.endpoint" and "kinesis.region", for the
 	// program that builds the sink; the agent itself does not use them.
@@ -745,6 +752,12 @@ func (p *parser) parseTop(o *object, dropInFlows [][]any) *Config {
 		}
 		cfg.MaxInFlightRecords = int(n)
 	}
+	if n, ok := p.integer(o, "maxOpenFiles"); ok {
+		if n < 1 || n > 1<<20 {
+			p.errorf(o.child("maxOpenFiles"), "must be between 1 and %d, got %d", 1<<20, n)
+		}
+		cfg.MaxOpenFiles = int(n)
+	}
 	cfg.KinesisEndpoint = p.str(o, "kinesis.endpoint")
 	cfg.KinesisRegion = p.str(o, "kinesis.region")
 	cfg.FirehoseEndpoint = p.str(o, "firehose.endpoint")
@@ -993,6 +1006,9 @@ func (c *Config) applyDefaults() {
 	if c.MaxInFlightRecords == 0 {
 		c.MaxInFlightRecords = DefaultMaxInFlightRecords
 	}
+	if c.MaxOpenFiles == 0 {
+		c.MaxOpenFiles = DefaultMaxOpenFiles
+	}
 	for i := range c.Flows {
 		c.Flows[i].applyDefaults()
 	}
@@ -1074,6 +1090,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxInFlightRecords < 0 {
 		p.errorf("maxInFlightRecords", "must be positive")
+	}
+	if c.MaxOpenFiles < 0 || c.MaxOpenFiles > 1<<20 {
+		p.errorf("maxOpenFiles", "must be between 1 and %d, got %d", 1<<20, c.MaxOpenFiles)
 	}
 	if len(c.Flows) == 0 {
 		p.errorf("flows", "must list at least one flow")

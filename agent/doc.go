@@ -25,7 +25,9 @@
 // header lines, and notices truncation (the file is shorter than the position read, or its
 // start no longer matches the fingerprint), the file leaving the pattern (deleted or renamed
 // away: it is read to its end first), and inactivity (the file is closed, and opened again
-// when it changes). A last line without a newline waits for its newline for as long as the
+// when it changes). At most MaxOpenFiles files are open at once: opening one more closes the
+// file that grew least recently, which is opened again when it grows, at the position after its
+// last record sent. A last line without a newline waits for its newline for as long as the
 // file matches the pattern, as in the Amazon Kinesis Agent; it is sent as it is only when the
 // file is closed: partialLineTimeoutMillis (one minute) after it left the pattern, or when it
 // is closed as inactive. A truncated file is read again from its start at once; the records

@@ -25,12 +25,13 @@ type Stats struct {
 	InFlightRecords  int64 // records read and not yet delivered
 	InFlightBytes    int64 // bytes of read buffers and records not yet delivered
 	IdlePolls        int64 // checks of open files that found nothing new
+	FilesEvicted     int64 // open files closed to stay within MaxOpenFiles
 }
 
 type counters struct {
 	linesRead, recordsSent, recordsRetried, recordsAcked, recordsFailed, bytesAcked atomic.Int64
 	truncated, parseErrors, truncations, filesTailed, filesDiscovered               atomic.Int64
-	checkpointSaves, checkpointErrors, idlePolls                                    atomic.Int64
+	checkpointSaves, checkpointErrors, idlePolls, filesEvicted                      atomic.Int64
 }
 
 // flowMetrics are a flow's series in the metrics registry; with no registry they do nothing.

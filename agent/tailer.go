@@ -191,6 +191,7 @@ func (t *tailer) readOnce() (int, error) {
 	}
 	t.used += n
 	t.lastGrowth = time.Now()
+	t.st.active.Store(t.lastGrowth.UnixNano())
 	if err := t.scan(); err != nil {
 		return 0, err
 	}
