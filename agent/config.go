@@ -182,7 +182,10 @@ type Flow struct {
 	// and limit), and its buffers at most 500 records and 4 MiB, the limits of one
 	// PutRecordBatch call (the Kinesis Agent's FirehoseConstants).
 	DeliveryStream string
-	// PartitionKeyOption chooses partition keys ("partitionKeyOption"; default RANDOM).
+	// PartitionKeyOption chooses partition keys ("partitionKeyOption"; default RANDOM). With
+	// RANDOM, each run of 64 consecutive records of a file shares one random key (the Amazon
+	// Kinesis Agent draws one per record); records still spread evenly over the shards, and
+	// the key's hash is computed once per run instead of once per record.
 	PartitionKeyOption PartitionKeyOption
 	// PartitionKeyField names the parsed field whose value is the partition key
 	// ("partitionKeyField"); it implies PartitionKeyField.

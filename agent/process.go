@@ -282,7 +282,17 @@ const MaxPartitionKeyLength = 256
 type partitioner struct {
 	opt   PartitionKeyOption
 	field string
+	// randKey is the current random key and randLeft how many more records take it.
+	randKey  string
+	randLeft int
 }
+
+// randomKeyRun is how many consecutive records of a file share one random partition key. A
+// run of records with one key lands on one shard, as a run of unrelated keys would spread over
+// several; over many runs the records spread evenly over any number of shards. Sharing saves
+// a key's formatting and its MD5 (which the producer caches per key) on all but the first
+// record of the run.
+const randomKeyRun = 64
 
 func (pt *partitioner) key(data []byte, fields []field) string {
 	switch pt.opt {
@@ -298,7 +308,11 @@ func (pt *partitioner) key(data []byte, fields []field) string {
 		// A record without the field still has to go somewhere; a random key spreads such
 		// records rather than piling them on one shard.
 	}
-	return strconv.FormatUint(rand.Uint64(), 10)
+	if pt.randLeft == 0 {
+		pt.randKey, pt.randLeft = strconv.FormatUint(rand.Uint64(), 10), randomKeyRun
+	}
+	pt.randLeft--
+	return pt.randKey
 }
 
 // fieldKey makes a field's value a valid partition key: valid UTF-8 of at most 256
