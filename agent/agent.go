@@ -25,9 +25,11 @@ type Agent struct {
 	open   func(string) (*os.File, error)
 	budget *budget
 	files  openFiles
-	hooks  hooks
-	stats  counters
-	retry  retrier
+	// reuseChunks: the sink is a DataReleaser, so read buffers are reused.
+	reuseChunks bool
+	hooks       hooks
+	stats       counters
+	retry       retrier
 
 	ec2         *instanceMetadata
 	outstanding atomic.Int64 // records the sink accepted and has not acknowledged
@@ -65,6 +67,7 @@ func New(cfg *Config, sink Sink) (*Agent, error) {
 	if a.log == nil {
 		a.log = slog.Default()
 	}
+	_, a.reuseChunks = sink.(DataReleaser)
 	a.ec2 = &instanceMetadata{src: c.InstanceIdentity, log: a.log, now: time.Now}
 	a.open = c.OpenFile
 	if a.open == nil {

@@ -78,6 +78,9 @@
 // producer, with KPL aggregation on) per stream, all sharing one Kinesis client. Each record
 // becomes a producer.Record whose Meta points at a pooled holder of the record's Ack, so the
 // producer's callback finds the Ack without a map or a closure and a send allocates nothing.
+// ProducerSink is a DataReleaser (the producer is done with a record's data when it delivers
+// the result), so the agent reads into 64 KiB buffers that it reuses once every record in them
+// is acknowledged, and reading allocates nothing in steady state either.
 // The producer's result is the Ack: success acknowledges the record; any error (RecordTTL
 // passed while the stream throttled or could not be reached, the service refused the record,
 // the producer was closed) reports it failed, and the agent sends it again after its backoff.
