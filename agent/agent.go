@@ -24,9 +24,12 @@ type Agent struct {
 	log    *slog.Logger
 	open   func(string) (*os.File, error)
 	budget *budget
-	hooks  hooks
-	stats  counters
-	retry  retrier
+	files  openFiles
+	// reuseChunks: the sink is a DataReleaser, so read buffers are reused.
+	reuseChunks bool
+	hooks       hooks
+	stats       counters
+	retry       retrier
 
 	ec2         *instanceMetadata
 	outstanding atomic.Int64 // records the sink accepted and has not acknowledged
@@ -64,6 +67,7 @@ func New(cfg *Config, sink Sink) (*Agent, error) {
 	if a.log == nil {
 		a.log = slog.Default()
 	}
+	_, a.reuseChunks = sink.(DataReleaser)
 	a.ec2 = &instanceMetadata{src: c.InstanceIdentity, log: a.log, now: time.Now}
 	a.open = c.OpenFile
 	if a.open == nil {
@@ -73,6 +77,7 @@ func New(cfg *Config, sink Sink) (*Agent, error) {
 		a.log.Warn("configuration: " + w)
 	}
 	a.budget = newBudget(c.MaxInFlightBytes, c.MaxInFlightRecords)
+	a.files = openFiles{max: c.MaxOpenFiles, open: map[*fileState]*openReader{}}
 	a.retry.wake = make(chan struct{}, 1)
 	a.hooks = hooks{
 		budget:      a.budget,
@@ -184,14 +189,7 @@ func prepareConfig(cfg *Config) (*Config, error) {
 func (a *Agent) flowStates(key string) *flowStates {
 	fs := a.registry[key]
 	if fs == nil {
-		stream := key
-		for i := 0; i < len(key); i++ {
-			if key[i] == '|' {
-				stream = key[:i]
-				break
-			}
-		}
-		fs = newFlowStates(key, newFlowMetrics(a.cfg.Metrics, stream))
+		fs = newFlowStates(key, newFlowMetrics(a.cfg.Metrics, flowDimension(key, a.cfg.KinesisAgentMetrics)))
 		a.registry[key] = fs
 	}
 	return fs
@@ -347,6 +345,9 @@ func (a *Agent) Reload(cfg *Config) error {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	// The flows' metric series keep their dimension for the agent's life, as the publisher's
+	// namespace does; a reload that changes it is applied at the next restart.
+	c.KinesisAgentMetrics = a.cfg.KinesisAgentMetrics
 	if c.CheckpointFile != a.cfg.CheckpointFile {
 		return fmt.Errorf("agent: checkpointFile cannot change on reload (from %s to %s); restart the agent", a.cfg.CheckpointFile, c.CheckpointFile)
 	}
@@ -357,6 +358,7 @@ func (a *Agent) Reload(cfg *Config) error {
 		a.log.Warn("configuration: " + w)
 	}
 	a.budget.setLimits(c.MaxInFlightBytes, c.MaxInFlightRecords)
+	a.files.setMax(c.MaxOpenFiles)
 	a.cfg = c
 	if !a.running {
 		return nil
@@ -399,6 +401,7 @@ func (a *Agent) Stats() Stats {
 		FilesTailed: s.filesTailed.Load(), FilesDiscovered: s.filesDiscovered.Load(),
 		CheckpointSaves: s.checkpointSaves.Load(), CheckpointErrors: s.checkpointErrors.Load(),
 		InFlightRecords: r, InFlightBytes: b, IdlePolls: s.idlePolls.Load(),
+		FilesEvicted: s.filesEvicted.Load(),
 	}
 }
 

@@ -98,13 +98,24 @@ func (b *budget) used() (bytes, records int64) {
 // sink. Its bytes are charged to the budget until the reader and every record using it are
 // done with it.
 type chunk struct {
-	buf  []byte
-	refs atomic.Int32
-	b    *budget
+	buf    []byte
+	refs   atomic.Int32
+	b      *budget
+	pooled bool // buf goes back to chunkPool when the last reference is released
 }
 
-func newChunk(b *budget, size int) *chunk {
-	c := &chunk{buf: make([]byte, size), b: b}
+// chunkPool holds read buffers of maxChunk bytes for reuse, when the sink does not use a
+// record's data after its acknowledgement (DataReleaser): bulk reading then allocates no
+// buffer per 64 KiB read.
+var chunkPool = sync.Pool{New: func() any { b := make([]byte, maxChunk); return &b }}
+
+func newChunk(b *budget, size int, reuse bool) *chunk {
+	c := &chunk{b: b}
+	if reuse && size == maxChunk {
+		c.buf, c.pooled = *chunkPool.Get().(*[]byte), true
+	} else {
+		c.buf = make([]byte, size)
+	}
 	c.refs.Store(1) // the reader's
 	return c
 }
@@ -114,5 +125,10 @@ func (c *chunk) retain() { c.refs.Add(1) }
 func (c *chunk) release() {
 	if c.refs.Add(-1) == 0 {
 		c.b.release(int64(len(c.buf)), 0)
+		if c.pooled {
+			buf := c.buf
+			c.buf = nil
+			chunkPool.Put(&buf)
+		}
 	}
 }

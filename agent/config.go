@@ -38,6 +38,7 @@ const (
 	DefaultAssumeRoleDuration      = time.Hour
 	DefaultMaxInFlightBytes        = 16 << 20
 	DefaultMaxInFlightRecords      = 10000
+	DefaultMaxOpenFiles            = 4096
 	DefaultMaxRecordSizeBytes      = 1 << 20
 	MaxRecordSizeLimit             = 10 << 20
 	DefaultMaxBufferAge            = time.Minute
@@ -95,6 +96,12 @@ type Config struct {
 	// across all flows ("maxInFlightBytes", "maxInFlightRecords"). Reading pauses at the bound.
 	MaxInFlightBytes   int64
 	MaxInFlightRecords int
+	// MaxOpenFiles caps the files open for reading at once, across all flows
+	// ("maxOpenFiles"; default DefaultMaxOpenFiles, 4096, at most 1,048,576). The Amazon
+	// Kinesis Agent has no such cap; Filebeat's is harvester_limit. Opening one more closes
+	// the open file that grew least recently; it is opened again when it grows, at the
+	// position it was closed at, so a line it was in the middle of is read whole then.
+	MaxOpenFiles int
 
 	// KinesisEndpoint and KinesisRegion are "kinesis.endpoint" and "kinesis.region", for the
 	// program that builds the sink; the agent itself does not use them.
@@ -123,6 +130,12 @@ type Config struct {
 	CloudWatchEmitMetrics bool
 	CloudWatchEndpoint    string
 	CloudWatchNamespace   string
+	// KinesisAgentMetrics ("cloudwatch.kinesisAgentMetrics", default false) publishes the
+	// flows' metrics as the Amazon Kinesis Agent does, so its dashboards and alarms keep
+	// working: with the Destination dimension ("KinesisStream:NAME" or "DeliveryStream:NAME")
+	// instead of StreamName, in the namespace KinesisAgentNamespace ("AWSKinesisAgent") unless
+	// CloudWatchNamespace names another. See FlowMetricsDimension.
+	KinesisAgentMetrics bool
 
 	// Flows tie file patterns to streams ("flows").
 	Flows []Flow
@@ -169,7 +182,10 @@ type Flow struct {
 	// and limit), and its buffers at most 500 records and 4 MiB, the limits of one
 	// PutRecordBatch call (the Kinesis Agent's FirehoseConstants).
 	DeliveryStream string
-	// PartitionKeyOption chooses partition keys ("partitionKeyOption"; default RANDOM).
+	// PartitionKeyOption chooses partition keys ("partitionKeyOption"; default RANDOM). With
+	// RANDOM, each run of 64 consecutive records of a file shares one random key (the Amazon
+	// Kinesis Agent draws one per record); records still spread evenly over the shards, and
+	// the key's hash is computed once per run instead of once per record.
 	PartitionKeyOption PartitionKeyOption
 	// PartitionKeyField names the parsed field whose value is the partition key
 	// ("partitionKeyField"); it implies PartitionKeyField.
@@ -254,6 +270,11 @@ type ProcessingOption struct {
 	// older "metadataFields" is read too): any JSON value, usually an object, written as the
 	// record's "metadata" field, with object keys sorted.
 	MetadataFields json.RawMessage
+	// ParseOptions are SINGLELINE's ("parseOptions"; default none), as the Amazon Kinesis
+	// Agent's SingleLineDataConverter reads them: NO_TRIM keeps each line's leading and
+	// trailing white space, ESCAPE_NEW_LINE joins the lines with the characters \\n instead of
+	// nothing. Other values are ignored, as there, with a warning.
+	ParseOptions []string
 	// MetadataTTL is how long ADDEC2METADATA uses the instance identity before reading it
 	// again ("metadataTTL", in seconds as in the Amazon Kinesis Agent; default one hour).
 	MetadataTTL time.Duration
@@ -734,6 +755,12 @@ func (p *parser) parseTop(o *object, dropInFlows [][]any) *Config {
 		}
 		cfg.MaxInFlightRecords = int(n)
 	}
+	if n, ok := p.integer(o, "maxOpenFiles"); ok {
+		if n < 1 || n > 1<<20 {
+			p.errorf(o.child("maxOpenFiles"), "must be between 1 and %d, got %d", 1<<20, n)
+		}
+		cfg.MaxOpenFiles = int(n)
+	}
 	cfg.KinesisEndpoint = p.str(o, "kinesis.endpoint")
 	cfg.KinesisRegion = p.str(o, "kinesis.region")
 	cfg.FirehoseEndpoint = p.str(o, "firehose.endpoint")
@@ -760,6 +787,7 @@ func (p *parser) parseTop(o *object, dropInFlows [][]any) *Config {
 	cfg.CloudWatchEmitMetrics = p.boolean(o, "cloudwatch.emitMetrics", true)
 	cfg.CloudWatchEndpoint = p.str(o, "cloudwatch.endpoint")
 	cfg.CloudWatchNamespace = p.str(o, "cloudwatch.namespace")
+	cfg.KinesisAgentMetrics = p.boolean(o, "cloudwatch.kinesisAgentMetrics", false)
 
 	flowsOf := func(prefix string, arr []any) int {
 		for i, e := range arr {
@@ -922,6 +950,16 @@ func (p *parser) parseOption(o *object) (opt ProcessingOption, keep bool) {
 	opt.LogFormat = strings.ToUpper(p.str(o, "logFormat"))
 	opt.MatchPattern = p.str(o, "matchPattern")
 	opt.JSONFormat = strings.ToUpper(p.str(o, "jsonFormat"))
+	if opt.OptionName == "SINGLELINE" {
+		if po, ok := p.strings(o, "parseOptions"); ok {
+			opt.ParseOptions = po
+			for i, v := range po {
+				if v != "NO_TRIM" && v != "ESCAPE_NEW_LINE" {
+					p.warnf(fmt.Sprintf("%s[%d]", o.child("parseOptions"), i), "ignored: %q is not NO_TRIM or ESCAPE_NEW_LINE", v)
+				}
+			}
+		}
+	}
 	if opt.OptionName == "ADDEC2METADATA" {
 		if n, ok := p.integer(o, "metadataTTL"); ok {
 			if n < 1 || n > 7*24*3600 {
@@ -970,6 +1008,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.MaxInFlightRecords == 0 {
 		c.MaxInFlightRecords = DefaultMaxInFlightRecords
+	}
+	if c.MaxOpenFiles == 0 {
+		c.MaxOpenFiles = DefaultMaxOpenFiles
 	}
 	for i := range c.Flows {
 		c.Flows[i].applyDefaults()
@@ -1052,6 +1093,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxInFlightRecords < 0 {
 		p.errorf("maxInFlightRecords", "must be positive")
+	}
+	if c.MaxOpenFiles < 0 || c.MaxOpenFiles > 1<<20 {
+		p.errorf("maxOpenFiles", "must be between 1 and %d, got %d", 1<<20, c.MaxOpenFiles)
 	}
 	if len(c.Flows) == 0 {
 		p.errorf("flows", "must list at least one flow")

@@ -197,3 +197,28 @@ func TestLoadConfigNamesTheFile(t *testing.T) {
 		t.Errorf("error %v", err)
 	}
 }
+
+// TestFlowMetricsDimension: with kinesisAgentMetrics a flow's metrics carry the Destination
+// values of the Amazon Kinesis Agent's KinesisSender ("KinesisStream:NAME") and
+// FirehoseSender ("DeliveryStream:NAME"); without it, StreamName.
+func TestFlowMetricsDimension(t *testing.T) {
+	k := Flow{FilePattern: "/var/log/a.log", KinesisStream: "s1"}
+	f := Flow{FilePattern: "/var/log/b.log", DeliveryStream: "d1"}
+	for _, c := range []struct {
+		f          *Flow
+		compat     bool
+		name, want string
+	}{
+		{&k, true, DimDestination, "KinesisStream:s1"},
+		{&f, true, DimDestination, "DeliveryStream:d1"},
+		{&k, false, "StreamName", "s1"},
+	} {
+		if d := FlowMetricsDimension(c.f, c.compat); d.Name != c.name || d.Value != c.want {
+			t.Errorf("FlowMetricsDimension(%s, %v) = %s=%s, want %s=%s", c.f.Key(), c.compat, d.Name, d.Value, c.name, c.want)
+		}
+	}
+	cfg, err := ParseConfig([]byte(`{"cloudwatch.kinesisAgentMetrics": true, "flows": [{"filePattern": "/var/log/a.log", "kinesisStream": "s"}]}`))
+	if err != nil || !cfg.KinesisAgentMetrics {
+		t.Errorf("cloudwatch.kinesisAgentMetrics not read: %v, %v", cfg, err)
+	}
+}

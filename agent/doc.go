@@ -25,14 +25,17 @@
 // header lines, and notices truncation (the file is shorter than the position read, or its
 // start no longer matches the fingerprint), the file leaving the pattern (deleted or renamed
 // away: it is read to its end first), and inactivity (the file is closed, and opened again
-// when it changes). A last line without a newline waits for its newline for as long as the
+// when it changes). At most MaxOpenFiles files are open at once: opening one more closes the
+// file that grew least recently, which is opened again when it grows, at the position after its
+// last record sent. A last line without a newline waits for its newline for as long as the
 // file matches the pattern, as in the Amazon Kinesis Agent; it is sent as it is only when the
 // file is closed: partialLineTimeoutMillis (one minute) after it left the pattern, or when it
 // is closed as inactive. A truncated file is read again from its start at once; the records
 // of its old content are still delivered, and the checkpoint moves to the new content when
 // they are.
 //
-// The processor applies the flow's dataProcessingOptions (SINGLELINE, CSVTOJSON, LOGTOJSON,
+// The processor applies the flow's dataProcessingOptions (SINGLELINE with its parseOptions
+// NO_TRIM and ESCAPE_NEW_LINE, CSVTOJSON, LOGTOJSON,
 // ADDMETADATA, ADDEC2METADATA with the instance identity from IMDSv2, cached for metadataTTL), cuts records longer than the record size, marking the cut with the truncated
 // record terminator, and chooses the partition key (RANDOM, DETERMINISTIC, or a parsed field).
 //
@@ -75,6 +78,9 @@
 // producer, with KPL aggregation on) per stream, all sharing one Kinesis client. Each record
 // becomes a producer.Record whose Meta points at a pooled holder of the record's Ack, so the
 // producer's callback finds the Ack without a map or a closure and a send allocates nothing.
+// ProducerSink is a DataReleaser (the producer is done with a record's data when it delivers
+// the result), so the agent reads into 64 KiB buffers that it reuses once every record in them
+// is acknowledged, and reading allocates nothing in steady state either.
 // The producer's result is the Ack: success acknowledges the record; any error (RecordTTL
 // passed while the stream throttled or could not be reached, the service refused the record,
 // the producer was closed) reports it failed, and the agent sends it again after its backoff.
@@ -110,6 +116,21 @@
 // Send that finds the producer full, flush the producer briefly rather than let the batch
 // wait out maxBufferAgeMillis; when Run stops it keeps flushing until the records in flight
 // are delivered or the shutdown timeout passes.
+//
+// # Metrics
+//
+// With Config.Metrics each flow records LinesRead, RecordsSent, BytesSent,
+// RecordSendAttempts, RecordSendErrors and FilesTailed under its StreamName. With
+// KinesisAgentMetrics (cloudwatch.kinesisAgentMetrics) they carry the Amazon Kinesis Agent's
+// Destination dimension instead ("KinesisStream:NAME", "DeliveryStream:NAME"), and the
+// daemon publishes to its namespace, AWSKinesisAgent, so its dashboards and alarms keep
+// working. The four send metrics have the Kinesis Agent's names and meanings, with one
+// difference: it counts per PutRecords call, so RecordSendAttempts and RecordSendErrors
+// include the records of each retried call, while here the producer retries within a send
+// and RecordSendErrors counts the records it gave up on (each re-sent by the agent, counted
+// again in RecordSendAttempts). Its ServiceErrors (calls that failed) has no per-flow
+// equivalent here; the producer's AllErrors and ErrorsByCode count failed calls per stream.
+// LinesRead and FilesTailed are Shardline's.
 //
 // # Invalid UTF-8
 //

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"math/rand/v2"
 	"regexp"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -39,7 +40,10 @@ func newProcessorWith(opts []ProcessingOption, ec2 *instanceMetadata) (*processo
 		pretty := o.JSONFormat == "PRETTYPRINT"
 		switch o.OptionName {
 		case "SINGLELINE":
-			p.steps = append(p.steps, singleLine{})
+			p.steps = append(p.steps, singleLine{
+				noTrim: slices.Contains(o.ParseOptions, "NO_TRIM"),
+				escape: slices.Contains(o.ParseOptions, "ESCAPE_NEW_LINE"),
+			})
 		case "CSVTOJSON":
 			d, err := compileDelimiter(o.Delimiter)
 			if err != nil {
@@ -91,14 +95,39 @@ func stripNewline(b []byte) []byte {
 	return b
 }
 
-// singleLine joins the lines of a multi-line record, trimming each, as SINGLELINE does in the
-// Amazon Kinesis Agent (which joins them with nothing in between).
-type singleLine struct{}
+// singleLine joins the lines of a multi-line record as SINGLELINE does in the Amazon Kinesis
+// Agent (SingleLineDataConverter): the record is split at each newline, trailing empty lines
+// dropped as Java's String.split drops them, each line trimmed unless noTrim, and the lines
+// joined with nothing in between, or with the characters \\n with escape (its delimiter is
+// the Java literal "\\\\n"), and one newline at the end.
+type singleLine struct {
+	noTrim, escape bool
+}
 
-func (singleLine) apply(in []byte, _ *processor) ([]byte, bool) {
-	out := make([]byte, 0, len(in))
-	for _, line := range bytes.Split(stripNewline(in), []byte{'\n'}) {
-		out = append(out, javaTrim(line)...)
+func (s singleLine) apply(in []byte, _ *processor) ([]byte, bool) {
+	end := len(in)
+	for end > 0 && in[end-1] == '\n' {
+		end--
+	}
+	out := make([]byte, 0, end+1)
+	rest := in[:end]
+	for first := true; ; first = false {
+		line := rest
+		i := bytes.IndexByte(rest, '\n')
+		if i >= 0 {
+			line = rest[:i]
+		}
+		if !first && s.escape {
+			out = append(out, `\\n`...)
+		}
+		if !s.noTrim {
+			line = javaTrim(line)
+		}
+		out = append(out, line...)
+		if i < 0 {
+			break
+		}
+		rest = rest[i+1:]
 	}
 	return append(out, '\n'), true
 }
@@ -253,7 +282,17 @@ const MaxPartitionKeyLength = 256
 type partitioner struct {
 	opt   PartitionKeyOption
 	field string
+	// randKey is the current random key and randLeft how many more records take it.
+	randKey  string
+	randLeft int
 }
+
+// randomKeyRun is how many consecutive records of a file share one random partition key. A
+// run of records with one key lands on one shard, as a run of unrelated keys would spread over
+// several; over many runs the records spread evenly over any number of shards. Sharing saves
+// a key's formatting and its MD5 (which the producer caches per key) on all but the first
+// record of the run.
+const randomKeyRun = 64
 
 func (pt *partitioner) key(data []byte, fields []field) string {
 	switch pt.opt {
@@ -269,7 +308,11 @@ func (pt *partitioner) key(data []byte, fields []field) string {
 		// A record without the field still has to go somewhere; a random key spreads such
 		// records rather than piling them on one shard.
 	}
-	return strconv.FormatUint(rand.Uint64(), 10)
+	if pt.randLeft == 0 {
+		pt.randKey, pt.randLeft = strconv.FormatUint(rand.Uint64(), 10), randomKeyRun
+	}
+	pt.randLeft--
+	return pt.randKey
 }
 
 // fieldKey makes a field's value a valid partition key: valid UTF-8 of at most 256

@@ -200,9 +200,20 @@ func TestTruncateRecord(t *testing.T) {
 
 func TestPartitionKeys(t *testing.T) {
 	data := []byte("the same line\n")
+	// RANDOM: runs of randomKeyRun records share a random key; each run takes a new one.
 	r := partitioner{opt: PartitionKeyRandom}
-	if a, b := r.key(data, nil), r.key(data, nil); a == b || a == "" {
-		t.Errorf("random keys repeat: %q %q", a, b)
+	seen := map[string]bool{}
+	for run := range 1000 {
+		first := r.key(data, nil)
+		if first == "" || seen[first] {
+			t.Fatalf("run %d: random key %q is empty or was used by an earlier run", run, first)
+		}
+		seen[first] = true
+		for i := 1; i < randomKeyRun; i++ {
+			if k := r.key(data, nil); k != first {
+				t.Fatalf("run %d: record %d has key %q, want the run's key %q", run, i, k, first)
+			}
+		}
 	}
 	d := partitioner{opt: PartitionKeyDeterministic}
 	sum := md5.Sum(data)

@@ -308,6 +308,11 @@ func deliverResult(rec *producer.Record, res producer.Result) {
 	ack.Done(res.Err)
 }
 
+// ReleasesData marks ProducerSink as a DataReleaser: the producer copies a record's data into
+// its aggregate, or sends it as it is, before the result is delivered, and never touches it
+// after.
+func (s *ProducerSink) ReleasesData() {}
+
 // Send hands the record to its stream's producer, blocking while that producer's buffer is
 // full. A record the producer can never accept (it breaks a Kinesis limit) is acknowledged
 // with the validation error rather than refused, so that it is retried with backoff and shows

@@ -479,15 +479,21 @@ func (fr *flowRunner) reopen(st *fileState, path string) {
 }
 
 func (fr *flowRunner) spawn(st *fileState, f *os.File) {
+	ctx, cancel := context.WithCancel(fr.ctx)
+	r := &openReader{cancel: cancel, done: make(chan struct{})}
+	st.active.Store(time.Now().UnixNano())
+	fr.a.files.admit(fr.ctx, st, r, func() { fr.a.stats.filesEvicted.Add(1) })
 	fr.tailers.Add(1)
 	fr.a.stats.filesTailed.Add(1)
 	fr.m.filesTailed.Add(1)
 	go func() {
 		defer fr.tailers.Done()
-		fr.newTailer(fr.ctx, st, f).run()
+		fr.newTailer(ctx, st, f).run()
+		cancel()
 		f.Close()
 		fr.a.stats.filesTailed.Add(-1)
 		fr.m.filesTailed.Add(-1)
+		fr.a.files.release(st, r)
 		st.mu.Lock()
 		st.open = false
 		orphan := !st.inGlob && st.n == 0

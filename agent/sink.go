@@ -34,6 +34,16 @@ type Sink interface {
 	Send(ctx context.Context, rec Record, ack Ack) error
 }
 
+// DataReleaser is implemented by sinks that never use a Record's Data after calling its
+// ack.Done, nor after a Send that returned an error. The agent then reads into buffers it
+// reuses once every record in them is acknowledged, so reading allocates nothing in steady
+// state. A sink that does not implement it owns each record's Data, as Record says.
+// ProducerSink implements it.
+type DataReleaser interface {
+	// ReleasesData is a marker; it is never called.
+	ReleasesData()
+}
+
 // Flusher is implemented by sinks that hold records back to batch them, as ProducerSink does
 // for up to maxBufferAgeMillis. While Run stops it calls Flush over and over until the records
 // in flight are acknowledged or the shutdown timeout passes, so that they are sent at once

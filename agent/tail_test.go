@@ -482,7 +482,7 @@ func TestAckPrefixOutOfOrder(t *testing.T) {
 			retried = append(retried, seq)
 		}}
 	st := newFileState(h, "k", FileID{}, "p")
-	st.m = newFlowMetrics(nil, "s")
+	st.m = newFlowMetrics(nil, metrics.Dim(metrics.DimStreamName, "s"))
 	var acks []Ack
 	for i := 0; i < 5; i++ {
 		b.acquire(context.Background(), 10, 1)

@@ -191,6 +191,7 @@ func (t *tailer) readOnce() (int, error) {
 	}
 	t.used += n
 	t.lastGrowth = time.Now()
+	t.st.active.Store(t.lastGrowth.UnixNano())
 	if err := t.scan(); err != nil {
 		return 0, err
 	}
@@ -228,7 +229,9 @@ func (t *tailer) nextChunk() error {
 			return err
 		}
 	}
-	c := newChunk(t.a.budget, size)
+	// A buffer is reused only when nothing but the sink's records points into it: processing
+	// steps may return their input, and the records they make do not keep the buffer.
+	c := newChunk(t.a.budget, size, t.a.reuseChunks && t.proc == nil)
 	if keep > 0 {
 		copy(c.buf, t.cur.buf[t.lineStart:t.used])
 	}

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -44,6 +45,10 @@ type fileState struct {
 	m       *flowMetrics
 	flowKey string
 	id      FileID
+
+	// active is when the file last grew (unix nanoseconds), for choosing the file to close
+	// at MaxOpenFiles.
+	active atomic.Int64
 
 	mu   sync.Mutex
 	cond *sync.Cond // signalled when the window empties

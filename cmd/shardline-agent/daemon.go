@@ -32,7 +32,8 @@ import (
 
 // DefaultNamespace is the CloudWatch namespace when cloudwatch.namespace is not set. It is not
 // the Amazon Kinesis Agent's AWSKinesisAgent, so that both can run side by side during a
-// migration without mixing their metrics.
+// migration without mixing their metrics. With cloudwatch.kinesisAgentMetrics the default is
+// agent.KinesisAgentNamespace, AWSKinesisAgent.
 const DefaultNamespace = "ShardlineAgent"
 
 // closeTimeout bounds the closing of the producers and the metrics publisher after the agent
@@ -268,7 +269,11 @@ func newPublisher(awsCfg aws.Config, cfg *agent.Config, reg *metrics.Registry, l
 		}
 	})
 	ns := cfg.CloudWatchNamespace
-	if ns == "" {
+	switch {
+	case ns != "":
+	case cfg.KinesisAgentMetrics:
+		ns = agent.KinesisAgentNamespace
+	default:
 		ns = DefaultNamespace
 	}
 	pub, err := metrics.NewCloudWatchPublisher(client, reg, metrics.PublisherConfig{Namespace: ns, Logger: log})

@@ -177,6 +177,7 @@ func restartOnly(old, cur *agent.Config) []string {
 	check("cloudwatch.emitMetrics", old.CloudWatchEmitMetrics != cur.CloudWatchEmitMetrics)
 	check("cloudwatch.endpoint", old.CloudWatchEndpoint != cur.CloudWatchEndpoint)
 	check("cloudwatch.namespace", old.CloudWatchNamespace != cur.CloudWatchNamespace)
+	check("cloudwatch.kinesisAgentMetrics", old.KinesisAgentMetrics != cur.KinesisAgentMetrics)
 	check("firehose.endpoint", old.FirehoseEndpoint != cur.FirehoseEndpoint)
 	check("awsAccessKeyId", old.AWSAccessKeyID != cur.AWSAccessKeyID || old.AWSSecretAccessKey != cur.AWSSecretAccessKey)
 	check("assumeRoleARN", old.AssumeRoleARN != cur.AssumeRoleARN || old.AssumeRoleExternalID != cur.AssumeRoleExternalID ||
