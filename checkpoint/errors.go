@@ -3,38 +3,39 @@ package checkpoint
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Errors that callers match with errors.Is. Every store returns them for the same situations,
 // wrapped in a *LeaseError or *CheckpointError that says which lease and why.
 var (
 	// ErrLeaseNotFound: no lease with that key exists (it was never created or was deleted).
-	ErrLeaseNotFound = errors.New("lease not found")
+	ErrLeaseNotFound = errors.New("checkpoint: lease not found")
 	// ErrLeaseExists: a lease with that key already exists, so it was not created again.
-	ErrLeaseExists = errors.New("lease already exists")
+	ErrLeaseExists = errors.New("checkpoint: lease already exists")
 	// ErrLeaseLost: the lease changed since the caller read it (another worker took or renewed
 	// it, or it was evicted), so the conditional write was refused. A worker that gets it for a
 	// lease it held must stop processing that shard: someone else may own it now.
-	ErrLeaseLost = errors.New("lease lost")
+	ErrLeaseLost = errors.New("checkpoint: lease lost")
 	// ErrInvalidLease: the request itself is malformed (empty key or owner, a lease the caller
 	// does not hold, a malformed checkpoint); no request was sent.
-	ErrInvalidLease = errors.New("invalid lease request")
+	ErrInvalidLease = errors.New("checkpoint: invalid lease request")
 	// ErrInvalidSequenceNumber: a sequence number is neither a decimal number nor a sentinel, or
 	// a subsequence number is negative.
-	ErrInvalidSequenceNumber = errors.New("invalid sequence number")
+	ErrInvalidSequenceNumber = errors.New("checkpoint: invalid sequence number")
 	// ErrCheckpointRegression: the requested checkpoint is before the stored one; checkpoints
 	// only move forward.
-	ErrCheckpointRegression = errors.New("checkpoint before the current checkpoint")
+	ErrCheckpointRegression = errors.New("checkpoint: checkpoint before the current checkpoint")
 	// ErrCheckpointBeyondDelivered: the requested checkpoint is after the last record the
 	// consumer delivered to the application, so it would skip records nobody processed.
-	ErrCheckpointBeyondDelivered = errors.New("checkpoint beyond the last delivered record")
+	ErrCheckpointBeyondDelivered = errors.New("checkpoint: checkpoint beyond the last delivered record")
 	// ErrStoreClosed: the store was closed.
-	ErrStoreClosed = errors.New("lease store closed")
+	ErrStoreClosed = errors.New("checkpoint: lease store closed")
 	// ErrTableSchema: the table exists but its key is not the lease table's (leaseKey, type S).
-	ErrTableSchema = errors.New("table is not a lease table")
+	ErrTableSchema = errors.New("checkpoint: table is not a lease table")
 	// ErrTableNotFound: the lease table does not exist (DynamoDB answered
 	// ResourceNotFoundException): it was never created (call EnsureTable) or was deleted.
-	ErrTableNotFound = errors.New("lease table not found")
+	ErrTableNotFound = errors.New("checkpoint: lease table not found")
 )
 
 // LeaseError describes a refused lease operation: which operation, on which lease, the
@@ -53,7 +54,7 @@ type LeaseError struct {
 // Error says which operation on which lease was refused, why, and, when known, who holds the
 // lease now.
 func (e *LeaseError) Error() string {
-	msg := fmt.Sprintf("checkpoint: %s %q: %v", e.Op, e.Key, e.Err)
+	msg := fmt.Sprintf("checkpoint: %s %q: %s", e.Op, e.Key, reason(e.Err))
 	if e.Detail != "" {
 		msg += ": " + e.Detail
 	}
@@ -91,19 +92,28 @@ type CheckpointError struct {
 func (e *CheckpointError) Error() string {
 	switch {
 	case errors.Is(e.Err, ErrCheckpointRegression):
-		return fmt.Sprintf("checkpoint: lease %q: %v: requested %s, stored checkpoint is %s", e.Key, e.Err, e.Requested, e.Current)
+		return fmt.Sprintf("checkpoint: lease %q: %s: requested %s, stored checkpoint is %s", e.Key, reason(e.Err), e.Requested, e.Current)
 	case errors.Is(e.Err, ErrCheckpointBeyondDelivered) && e.LastDelivered.IsZero() && e.Requested.IsZero():
-		return fmt.Sprintf("checkpoint: lease %q: %v: no record was delivered yet", e.Key, e.Err)
+		return fmt.Sprintf("checkpoint: lease %q: %s: no record was delivered yet", e.Key, reason(e.Err))
 	case errors.Is(e.Err, ErrCheckpointBeyondDelivered) && e.LastDelivered.IsZero():
-		return fmt.Sprintf("checkpoint: lease %q: %v: requested %s, but no record was delivered yet", e.Key, e.Err, e.Requested)
+		return fmt.Sprintf("checkpoint: lease %q: %s: requested %s, but no record was delivered yet", e.Key, reason(e.Err), e.Requested)
 	case errors.Is(e.Err, ErrCheckpointBeyondDelivered):
-		return fmt.Sprintf("checkpoint: lease %q: %v: requested %s, last delivered is %s", e.Key, e.Err, e.Requested, e.LastDelivered)
+		return fmt.Sprintf("checkpoint: lease %q: %s: requested %s, last delivered is %s", e.Key, reason(e.Err), e.Requested, e.LastDelivered)
 	}
-	return fmt.Sprintf("checkpoint: lease %q: requested %s: %v", e.Key, e.Requested, e.Err)
+	return fmt.Sprintf("checkpoint: lease %q: requested %s: %s", e.Key, e.Requested, reason(e.Err))
 }
 
 // Unwrap returns the sentinel.
 func (e *CheckpointError) Unwrap() error { return e.Err }
+
+// reason is an error's text without the package prefix that the sentinels carry, for messages
+// that already start with it.
+func reason(err error) string {
+	if err == nil {
+		return "<nil>"
+	}
+	return strings.TrimPrefix(err.Error(), "checkpoint: ")
+}
 
 func invalid(op, key, format string, args ...any) error {
 	return &LeaseError{Op: op, Key: key, Err: ErrInvalidLease, Detail: fmt.Sprintf(format, args...)}

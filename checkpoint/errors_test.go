@@ -3,6 +3,7 @@ package checkpoint
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -81,5 +82,28 @@ func TestLeaseHolderCheckpointWithoutChecks(t *testing.T) {
 	}
 	if esn("garbage", 0).Compare(esn("junk", 0)) >= 0 || esn("junk", 1).Compare(esn("junk", 0)) <= 0 {
 		t.Error("malformed values do not compare by text, then subsequence")
+	}
+}
+
+// Every sentinel names the package, as the other packages' sentinels do, and the typed errors
+// that wrap one name it only once.
+func TestSentinelsNameThePackage(t *testing.T) {
+	sentinels := []error{ErrLeaseNotFound, ErrLeaseExists, ErrLeaseLost, ErrInvalidLease, ErrInvalidSequenceNumber,
+		ErrCheckpointRegression, ErrCheckpointBeyondDelivered, ErrStoreClosed, ErrTableSchema, ErrTableNotFound}
+	for _, s := range sentinels {
+		if !strings.HasPrefix(s.Error(), "checkpoint: ") {
+			t.Errorf("sentinel %q lacks the package prefix", s)
+		}
+		for _, err := range []error{
+			&LeaseError{Op: OpTakeLease, Key: "k", Err: s},
+			&CheckpointError{Key: "k", Err: s},
+			&CheckpointError{Key: "k", Err: fmt.Errorf("%w: %q", s, "x")},
+		} {
+			msg := err.Error()
+			rest, ok := strings.CutPrefix(msg, "checkpoint: ")
+			if !ok || strings.Contains(rest, s.Error()) || !strings.Contains(rest, strings.TrimPrefix(s.Error(), "checkpoint: ")) {
+				t.Errorf("%q should name the package once, at its start, and then the reason", msg)
+			}
+		}
 	}
 }
