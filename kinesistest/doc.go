@@ -52,6 +52,16 @@
 // test's choice, drop their connection, or throttle a share of PutRecords entries, per
 // operation, for every call, a random share of them, or the first few.
 //
+// # Addresses and saved state
+//
+// Options.Addr chooses the listening address (a free loopback port by default), and Start
+// returns an error where NewServer would panic. Server.Snapshot writes the streams, shards,
+// records, tags and consumers in a versioned format; a server started with that snapshot in
+// Options.Restore serves the same records under the same sequence numbers. Token buckets,
+// iterators, NextTokens and fan-out subscriptions are not kept. A snapshot of another format
+// version, or one that is truncated or inconsistent, is refused with an error wrapping
+// ErrSnapshot. `shardline emulator --state FILE` uses this to keep its data across restarts.
+//
 // # Protocol
 //
 // The server speaks AWS JSON 1.1 (X-Amz-Target Kinesis_20131202.<Operation>, the

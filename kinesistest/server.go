@@ -9,9 +9,11 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"math"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -67,6 +69,12 @@ type Options struct {
 	Seed uint64
 	// Logger receives one debug line per refused call. Default: discard.
 	Logger *slog.Logger
+	// Addr is the TCP address to listen on, host:port. Default "127.0.0.1:0", a free port
+	// on the loopback interface.
+	Addr string
+	// Restore is state written by Server.Snapshot to start from. Default nil, an empty
+	// server. An unusable snapshot makes Start fail with an error wrapping ErrSnapshot.
+	Restore io.Reader
 	// FanOutPollInterval is how often (in real time) a SubscribeToShard subscription looks for
 	// new records and reads the clock. Default 20ms.
 	FanOutPollInterval time.Duration
@@ -108,8 +116,19 @@ type Server struct {
 	busy atomic.Int64
 }
 
-// NewServer starts a server. Close it when done (t.Cleanup(srv.Close) in a test).
+// NewServer starts a server. Close it when done (t.Cleanup(srv.Close) in a test). It
+// panics where Start returns an error, as httptest.NewServer does when it cannot listen.
 func NewServer(opts Options) *Server {
+	s, err := Start(opts)
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
+
+// Start starts a server as NewServer does, but returns an error when it cannot listen on
+// Options.Addr or load Options.Restore.
+func Start(opts Options) (*Server, error) {
 	s := &Server{
 		region: opts.Region, account: opts.AccountID,
 		limits: opts.Limits.resolved(), durations: opts.Durations,
@@ -139,19 +158,55 @@ func NewServer(opts Options) *Server {
 	_, _ = rand.Read(s.tokenKey[:])
 	s.faults.init(opts.Seed, opts.Faults)
 
-	s.hs = httptest.NewUnstartedServer(http.HandlerFunc(s.serveHTTP))
+	if opts.Restore != nil {
+		f, err := decodeSnapshot(opts.Restore)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.restore(f); err != nil {
+			return nil, err
+		}
+	}
+
+	addr := opts.Addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("kinesistest: listening on %s: %w", addr, err)
+	}
+	s.hs = &httptest.Server{Listener: ln, Config: &http.Server{Handler: http.HandlerFunc(s.serveHTTP)}}
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true)
 	s.hs.Config.Protocols = &protocols
 	s.hs.Start()
-	s.URL = s.hs.URL
+	s.URL = endpointURL(ln.Addr())
 	s.transport = &http.Transport{
 		MaxIdleConns:        256,
 		MaxIdleConnsPerHost: 256,
 		IdleConnTimeout:     90 * time.Second,
 	}
-	return s
+	return s, nil
+}
+
+// endpointURL is the URL a client on this machine reaches addr at: a server listening on
+// every interface (0.0.0.0 or ::) is reached on the loopback address.
+func endpointURL(addr net.Addr) string {
+	ta, ok := addr.(*net.TCPAddr)
+	if !ok {
+		return "http://" + addr.String()
+	}
+	ip := ta.IP
+	if ip.IsUnspecified() {
+		if ip.To4() != nil {
+			ip = net.IPv4(127, 0, 0, 1)
+		} else {
+			ip = net.IPv6loopback
+		}
+	}
+	return "http://" + net.JoinHostPort(ip.String(), strconv.Itoa(ta.Port))
 }
 
 // Close shuts the server down: it ends fan-out subscriptions, waits for outstanding calls to

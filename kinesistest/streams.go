@@ -199,6 +199,13 @@ func (s *Server) addShard(st *stream, start, end hashKey, parent, adjacent strin
 		base: 1,
 	}
 	st.nextShardNum++
+	s.initBuckets(st, sh, now)
+	st.shards = append(st.shards, sh)
+	return sh
+}
+
+// initBuckets gives a shard its full token buckets.
+func (s *Server) initBuckets(st *stream, sh *shard, now time.Time) {
 	if !s.limits.Unthrottled {
 		wb := float64(s.limits.ShardWriteBytesPerSecond)
 		sh.writeBytes = newBucket(wb, max(wb, float64(st.maxRecordKiB)*1024), now)
@@ -212,8 +219,6 @@ func (s *Server) addShard(st *stream, start, end hashKey, parent, adjacent strin
 			sh.iterCalls = newBucket(r, r, now)
 		}
 	}
-	st.shards = append(st.shards, sh)
-	return sh
 }
 
 // closeShard closes sh at now. Callers hold the server's write lock.
