@@ -37,7 +37,10 @@
 //     listings once its records are. Raising the retention does not bring back what the
 //     old period had already dropped.
 //   - Requests must carry a SigV4-shaped Authorization header for the server's region and
-//     an X-Amz-Date header; the signature itself is not verified.
+//     an X-Amz-Date header. With Options.VerifySignatures the signature is verified too,
+//     against Options.Credentials (the ones Client signs with): another access key gets
+//     UnrecognizedClientException, a wrong secret or a body changed after signing
+//     InvalidSignatureException.
 //
 // # Time, state transitions and faults
 //
@@ -81,7 +84,7 @@
 // GetShardIterator, GetRecords, and for enhanced fan-out RegisterStreamConsumer,
 // DescribeStreamConsumer, ListStreamConsumers, DeregisterStreamConsumer and
 // SubscribeToShard. Not yet served: on-demand automatic scaling, resource policies, the
-// newer queue and channel operations, and signature verification.
+// newer queue and channel operations.
 //
 // # Enhanced fan-out
 //

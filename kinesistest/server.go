@@ -69,6 +69,14 @@ type Options struct {
 	Seed uint64
 	// Logger receives one debug line per refused call. Default: discard.
 	Logger *slog.Logger
+	// Credentials are what Client signs with. Default DefaultAccessKeyID and
+	// DefaultSecretAccessKey; a zero field takes its default.
+	Credentials Credentials
+	// VerifySignatures makes the server check each request's SigV4 signature against
+	// Credentials: another access key is refused with UnrecognizedClientException, a
+	// signature that does not match with InvalidSignatureException. Default false: only
+	// the Authorization header's shape and region are checked, and any key is taken.
+	VerifySignatures bool
 	// Addr is the TCP address to listen on, host:port. Default "127.0.0.1:0", a free port
 	// on the loopback interface.
 	Addr string
@@ -95,6 +103,8 @@ type Server struct {
 	clock     Clock
 	log       *slog.Logger
 	tokenKey  [32]byte
+	creds     Credentials
+	verify    bool
 
 	faults faultSet
 
@@ -139,6 +149,13 @@ func Start(opts Options) (*Server, error) {
 		done:    make(chan struct{}),
 
 		fanOutPoll: opts.FanOutPollInterval,
+		creds:      opts.Credentials, verify: opts.VerifySignatures,
+	}
+	if s.creds.AccessKeyID == "" {
+		s.creds.AccessKeyID = DefaultAccessKeyID
+	}
+	if s.creds.SecretAccessKey == "" {
+		s.creds.SecretAccessKey = DefaultSecretAccessKey
 	}
 	if s.fanOutPoll <= 0 {
 		s.fanOutPoll = 20 * time.Millisecond
@@ -217,14 +234,14 @@ func (s *Server) Close() {
 	s.transport.CloseIdleConnections()
 }
 
-// Client returns a Kinesis client for the server: static credentials, the server's region
+// Client returns a Kinesis client for the server: the static Options.Credentials, the server's region
 // and endpoint, and one attempt per call (no SDK retries, so a test sees each throttle).
 // optFns run after those settings and may change any of them, for example
 // o.RetryMaxAttempts = 3.
 func (s *Server) Client(optFns ...func(*kinesis.Options)) *kinesis.Client {
 	return kinesis.New(kinesis.Options{
 		Region:           s.region,
-		Credentials:      credentials.NewStaticCredentialsProvider("AKIDKINESISTEST", "kinesistest-secret", ""),
+		Credentials:      credentials.NewStaticCredentialsProvider(s.creds.AccessKeyID, s.creds.SecretAccessKey, ""),
 		BaseEndpoint:     aws.String(s.URL),
 		RetryMaxAttempts: 1,
 		HTTPClient:       &http.Client{Transport: s.transport},
@@ -337,6 +354,12 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	reqBody := buf.Bytes()
+	if s.verify {
+		if aerr := s.verifySignature(r, reqBody); aerr != nil {
+			s.fail(w, op, cb, aerr)
+			return
+		}
+	}
 	if cb {
 		j, err := cborToJSON(reqBody)
 		if err != nil {

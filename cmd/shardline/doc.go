@@ -19,6 +19,7 @@
 //	    [--shard-write-bytes N] [--shard-write-records N] [--shard-read-bytes N]
 //	    [--shard-read-calls N] [--max-record-size KIB] [--legacy-request-size]
 //	    [--shard-limit N] [--unthrottled] [--creating D] [--updating D] [--deleting D]
+//	    [--access-key-id KEY --secret-access-key SECRET]
 //
 // Every command takes the global flags --endpoint, --region and --profile, which override the
 // standard AWS configuration (environment variables such as AWS_REGION, AWS_PROFILE and

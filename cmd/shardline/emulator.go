@@ -27,6 +27,9 @@ type emulatorFlags struct {
 	creating time.Duration
 	updating time.Duration
 	deleting time.Duration
+	// accessKey and secretKey turn on signature verification.
+	accessKey string
+	secretKey string
 }
 
 func (a *app) emulatorCommand() *cobra.Command {
@@ -41,7 +44,9 @@ and services that are not written in Go.
 
 The endpoint URL is the first line on stdout once the server listens, and --env-file writes
 it as AWS_ENDPOINT_URL_KINESIS (with AWS_REGION) for a shell to source. The server takes
-any access key.
+any access key unless --access-key-id and --secret-access-key are given: then it verifies
+each request's SigV4 signature against them. Give it made-up test credentials, never real
+ones: a command line is visible to every user of the machine.
 
 With --state FILE the streams and their records are loaded from FILE if it exists and saved
 to it when the emulator stops on SIGINT or SIGTERM, so they survive a restart. Shard
@@ -69,6 +74,8 @@ iterators do not: ask for new ones after a restart. The emulator exits 0 after a
 	fl.DurationVar(&f.creating, "creating", 0, "how long a new stream or consumer stays CREATING")
 	fl.DurationVar(&f.updating, "updating", 0, "how long a resharded, re-moded or re-encrypted stream stays UPDATING")
 	fl.DurationVar(&f.deleting, "deleting", 0, "how long a deleted stream or consumer stays DELETING")
+	fl.StringVar(&f.accessKey, "access-key-id", "", "with --secret-access-key: verify each request's SigV4 signature against these credentials")
+	fl.StringVar(&f.secretKey, "secret-access-key", "", "the secret key for --access-key-id")
 	return cmd
 }
 
@@ -100,6 +107,9 @@ func (f *emulatorFlags) check() error {
 			return usageErrorf("%s %v: must not be negative", d.name, d.v)
 		}
 	}
+	if (f.accessKey == "") != (f.secretKey == "") {
+		return usageErrorf("--access-key-id and --secret-access-key go together")
+	}
 	return nil
 }
 
@@ -127,6 +137,10 @@ func (a *app) runEmulator(cmd *cobra.Command, f *emulatorFlags) error {
 			SplitShard: f.updating, MergeShards: f.updating, UpdateShardCount: f.updating,
 			UpdateStreamMode: f.updating, StreamEncryption: f.updating,
 		},
+	}
+	if f.accessKey != "" {
+		opts.Credentials = kinesistest.Credentials{AccessKeyID: f.accessKey, SecretAccessKey: f.secretKey}
+		opts.VerifySignatures = true
 	}
 	if f.state != "" {
 		file, err := os.Open(f.state)

@@ -138,6 +138,24 @@ func TestBinaryEmulatorLimits(t *testing.T) {
 	}
 }
 
+// With --access-key-id and --secret-access-key the emulator verifies signatures: the right
+// secret passes, a wrong one is refused.
+func TestBinaryEmulatorVerifiesSignatures(t *testing.T) {
+	bin := binary(t)
+	_, url := startEmulator(t, bin, "--access-key-id", "AKIDTEST", "--secret-access-key", "secret")
+	ctx := context.Background()
+	if _, err := emulatorClient(url).ListStreams(ctx, &kinesis.ListStreamsInput{}); err != nil {
+		t.Fatalf("the right secret: %v", err)
+	}
+	wrong := kinesis.New(emulatorClient(url).Options(), func(o *kinesis.Options) {
+		o.Credentials = credentials.NewStaticCredentialsProvider("AKIDTEST", "not-the-secret", "")
+	})
+	_, err := wrong.ListStreams(ctx, &kinesis.ListStreamsInput{})
+	if err == nil || !strings.Contains(err.Error(), "InvalidSignatureException") {
+		t.Fatalf("a wrong secret: want InvalidSignatureException, got %v", err)
+	}
+}
+
 func TestEmulatorUsageErrors(t *testing.T) {
 	for _, c := range []struct {
 		args []string
@@ -147,6 +165,7 @@ func TestEmulatorUsageErrors(t *testing.T) {
 		{[]string{"emulator", "--max-record-size", "20000"}, "--max-record-size 20000: must be between 1024 and 10240"},
 		{[]string{"emulator", "--updating", "-1s"}, "--updating -1s: must not be negative"},
 		{[]string{"emulator", "extra"}, "expects no arguments"},
+		{[]string{"emulator", "--access-key-id", "AKID"}, "--access-key-id and --secret-access-key go together"},
 	} {
 		r := cli(t, "", "", c.args...)
 		expect(t, r, exitUsage, c.want)
