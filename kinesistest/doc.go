@@ -30,7 +30,10 @@
 //     GetShardIterator, ProvisionedThroughputExceededException).
 //   - UpdateShardCount stays within double and half the open shards and ten scalings per
 //     24 hours; UpdateStreamMode switches at most twice per 24 hours; the account has a
-//     shard quota (Limits.ShardLimit).
+//     shard quota (Limits.ShardLimit) and a quota of 50 on-demand streams
+//     (Limits.OnDemandStreamLimit), both reported by DescribeLimits. A new on-demand stream
+//     has the documented 4 MB/s and 4,000 records/s of write capacity as four shards; the
+//     server does not add shards as its traffic grows, as the service would.
 //   - Iterators expire five minutes after they are issued (ExpiredIteratorException);
 //     ListShards and ListStreams tokens expire after five minutes too.
 //   - Records older than the retention period are gone; a closed shard disappears from the
@@ -78,6 +81,7 @@
 // accepted wherever the API takes one.
 //
 // Served operations: CreateStream, DeleteStream, DescribeStream, DescribeStreamSummary,
+// DescribeLimits,
 // ListStreams, ListShards, SplitShard, MergeShards, UpdateShardCount, UpdateStreamMode,
 // UpdateMaxRecordSize, Increase/DecreaseStreamRetentionPeriod, Start/StopStreamEncryption,
 // AddTagsToStream, RemoveTagsFromStream, ListTagsForStream, PutRecord, PutRecords,

@@ -258,6 +258,7 @@ var handlers = map[string]handler{
 	"DescribeStream":                (*Server).describeStream,
 	"DescribeStreamSummary":         (*Server).describeStreamSummary,
 	"ListStreams":                   (*Server).listStreams,
+	"DescribeLimits":                (*Server).describeLimits,
 	"ListShards":                    (*Server).listShards,
 	"SplitShard":                    (*Server).splitShard,
 	"MergeShards":                   (*Server).mergeShards,
