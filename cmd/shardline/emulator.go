@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -50,7 +51,10 @@ ones: a command line is visible to every user of the machine.
 
 With --state FILE the streams and their records are loaded from FILE if it exists and saved
 to it when the emulator stops on SIGINT or SIGTERM, so they survive a restart. Shard
-iterators do not: ask for new ones after a restart. The emulator exits 0 after a clean stop.`,
+iterators do not: ask for new ones after a restart. The emulator exits 0 after a clean stop.
+
+The server's region is --region, else AWS_REGION or AWS_DEFAULT_REGION, else us-east-1:
+clients must sign for the same region.`,
 		Example: `  shardline emulator --listen 127.0.0.1:4567 --state kinesis.state
   shardline emulator --env-file kinesis.env &   # then: . kinesis.env
   shardline emulator --shard-write-records 100 --updating 2s`,
@@ -117,10 +121,9 @@ func (a *app) runEmulator(cmd *cobra.Command, f *emulatorFlags) error {
 	if err := f.check(); err != nil {
 		return err
 	}
-	region := a.region
-	if region == "" {
-		region = "us-east-1"
-	}
+	// The server's region must be the one clients sign for, so it follows the same settings
+	// a client reads.
+	region := cmp.Or(a.region, os.Getenv("AWS_REGION"), os.Getenv("AWS_DEFAULT_REGION"), "us-east-1")
 	level := slog.LevelInfo
 	if f.verbose {
 		level = slog.LevelDebug
@@ -153,6 +156,15 @@ func (a *app) runEmulator(cmd *cobra.Command, f *emulatorFlags) error {
 			defer file.Close()
 			opts.Restore = file
 		}
+	}
+	if f.state != "" {
+		// Find out now, not at exit, that the state cannot be saved.
+		probe, err := os.CreateTemp(filepath.Dir(f.state), filepath.Base(f.state)+".*.tmp")
+		if err != nil {
+			return fmt.Errorf("--state %s: cannot write beside it: %w", f.state, err)
+		}
+		probe.Close()
+		os.Remove(probe.Name())
 	}
 	srv, err := kinesistest.Start(opts)
 	if err != nil {

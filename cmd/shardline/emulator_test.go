@@ -156,6 +156,27 @@ func TestBinaryEmulatorVerifiesSignatures(t *testing.T) {
 	}
 }
 
+// The emulator serves the region clients read from AWS_REGION when --region is not given:
+// a client signing for another region than the server's is refused.
+func TestBinaryEmulatorRegionFromEnvironment(t *testing.T) {
+	bin := binary(t)
+	t.Setenv("AWS_REGION", "eu-west-1")
+	em := startBinary(t, bin, "emulator")
+	waitFor(t, "the endpoint", func() bool { return strings.Contains(em.stdout.String(), "\n") })
+	url := strings.TrimSpace(em.stdout.String())
+	c := kinesis.New(emulatorClient(url).Options(), func(o *kinesis.Options) { o.Region = "eu-west-1" })
+	if _, err := c.ListStreams(context.Background(), &kinesis.ListStreamsInput{}); err != nil {
+		t.Fatalf("a client of eu-west-1: %v", err)
+	}
+}
+
+func TestBinaryEmulatorUnwritableState(t *testing.T) {
+	bin := binary(t)
+	state := filepath.Join(t.TempDir(), "missing-dir", "k.state")
+	r := runBinary(context.Background(), t, bin, "", "emulator", "--state", state)
+	expect(t, r, exitFailure, "--state "+state+": cannot write beside it")
+}
+
 func TestEmulatorUsageErrors(t *testing.T) {
 	for _, c := range []struct {
 		args []string
