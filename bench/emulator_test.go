@@ -145,10 +145,12 @@ func emulatorClient(ep string) *kinesis.Client {
 		IdleConnTimeout:     time.Minute,
 	}
 	return kinesis.New(kinesis.Options{
-		Region:           "us-east-1",
-		Credentials:      credentials.NewStaticCredentialsProvider("bench", "bench", ""),
-		BaseEndpoint:     aws.String(ep),
-		HTTPClient:       &http.Client{Transport: tr},
+		Region:       "us-east-1",
+		Credentials:  credentials.NewStaticCredentialsProvider("bench", "bench", ""),
+		BaseEndpoint: aws.String(ep),
+		// A stalled emulator (kinesis-mock has left a PutRecords unanswered for minutes) fails
+		// the run instead of hanging it.
+		HTTPClient:       &http.Client{Transport: tr, Timeout: time.Minute},
 		RetryMaxAttempts: 3,
 	})
 }
