@@ -44,7 +44,9 @@ func emulatorClient(url string) *kinesis.Client {
 		BaseEndpoint:     aws.String(url),
 		Credentials:      credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", ""),
 		RetryMaxAttempts: 1,
-		HTTPClient:       &http.Client{},
+		// A transport of its own: connections to an emulator that was stopped must never be
+		// reused for the next one, which may get the same port.
+		HTTPClient: &http.Client{Transport: &http.Transport{}},
 	})
 }
 
