@@ -134,5 +134,9 @@
 //	Throughput on loopback                      200,000+ records/s (see the benchmarks)  about 2,000 records/s put, 7,000 read
 //
 // The fan-out and throughput rows for kinesis-mock come from earlier measurements, not from
-// this suite.
+// this suite. The benchmarks BenchmarkEmulatorPutRecords and BenchmarkEmulatorGetRecords in
+// the bench module put one load (100-byte records, SDK clients over loopback) on
+// `shardline emulator` and on kinesis-mock, each in a process of its own: on a shared
+// two-core machine the medians were 163,000 records/s put with the server using half a core,
+// and 222,000 read, against kinesis-mock's 4,700 put at a full core and 4,500 read.
 package kinesistest
