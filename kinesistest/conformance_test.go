@@ -54,11 +54,22 @@ func TestConformanceCBOR(t *testing.T) {
 	runConformance(t, func(o *kinesis.Options) { o.Protocol = rpcv2.NewCBOR(schemas.Kinesis_20131202) })
 }
 
+// TestConformanceSigned runs the suite over JSON with every signature verified, so that
+// each operation, the fan-out event streams included, is signed as the server expects.
+func TestConformanceSigned(t *testing.T) {
+	runConformanceWith(t, true)
+}
+
 func runConformance(t *testing.T, clientOpts ...func(*kinesis.Options)) {
+	runConformanceWith(t, false, clientOpts...)
+}
+
+func runConformanceWith(t *testing.T, verify bool, clientOpts ...func(*kinesis.Options)) {
 	for _, c := range conformanceCases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			opts := c.opts
+			opts.VerifySignatures = opts.VerifySignatures || verify
 			clock := NewManualClock(epoch)
 			if opts.Clock == nil {
 				opts.Clock = clock
@@ -270,6 +281,79 @@ var conformanceCases = []conformanceCase{
 		s := out.StreamDescriptionSummary
 		if s.StreamModeDetails.StreamMode != types.StreamModeOnDemand || aws.ToInt32(s.OpenShardCount) != 4 {
 			t.Fatalf("mode %s, %d open shards; want ON_DEMAND, 4", s.StreamModeDetails.StreamMode, aws.ToInt32(s.OpenShardCount))
+		}
+	}},
+	// DescribeLimits answers the shard quota, the open shards, and the on-demand stream
+	// quota and count, and is limited to one call per second per account.
+	// https://docs.aws.amazon.com/kinesis/latest/APIReference/API_DescribeLimits.html
+	{name: "DescribeLimitsCountsShardsAndOnDemandStreams", opts: Options{Limits: Limits{ShardLimit: 30}}, run: func(t *testing.T, tg *target) {
+		tg.stream(t, 3)
+		if _, err := tg.client.CreateStream(ctxT(t), &kinesis.CreateStreamInput{StreamName: aws.String("od"),
+			StreamModeDetails: &types.StreamModeDetails{StreamMode: types.StreamModeOnDemand}}); err != nil {
+			t.Fatal(err)
+		}
+		out, err := tg.client.DescribeLimits(ctxT(t), &kinesis.DescribeLimitsInput{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := [4]int32{aws.ToInt32(out.ShardLimit), aws.ToInt32(out.OpenShardCount), aws.ToInt32(out.OnDemandStreamCount), aws.ToInt32(out.OnDemandStreamCountLimit)}; got != [4]int32{30, 7, 1, DefaultOnDemandStreamLimit} {
+			t.Errorf("ShardLimit, OpenShardCount, OnDemandStreamCount, OnDemandStreamCountLimit = %v, want [30 7 1 %d]", got, DefaultOnDemandStreamLimit)
+		}
+		_, err = tg.client.DescribeLimits(ctxT(t), &kinesis.DescribeLimitsInput{})
+		wantCode(t, err, CodeLimitExceeded)
+		tg.clock.Advance(time.Second)
+		if _, err := tg.client.DescribeLimits(ctxT(t), &kinesis.DescribeLimitsInput{}); err != nil {
+			t.Errorf("a second later: %v", err)
+		}
+	}},
+	// The account's on-demand streams are limited (50 by default), whether created so or
+	// switched to on-demand.
+	// https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html
+	{name: "OnDemandStreamQuota", opts: Options{Limits: Limits{OnDemandStreamLimit: 1}}, run: func(t *testing.T, tg *target) {
+		onDemand := &types.StreamModeDetails{StreamMode: types.StreamModeOnDemand}
+		if _, err := tg.client.CreateStream(ctxT(t), &kinesis.CreateStreamInput{StreamName: aws.String("od1"), StreamModeDetails: onDemand}); err != nil {
+			t.Fatal(err)
+		}
+		_, err := tg.client.CreateStream(ctxT(t), &kinesis.CreateStreamInput{StreamName: aws.String("od2"), StreamModeDetails: onDemand})
+		wantCode(t, err, CodeLimitExceeded)
+		name := tg.stream(t, 1)
+		_, err = tg.client.UpdateStreamMode(ctxT(t), &kinesis.UpdateStreamModeInput{StreamARN: tg.arn(t, name), StreamModeDetails: onDemand})
+		wantCode(t, err, CodeLimitExceeded)
+	}},
+	// A new on-demand stream takes 4 MB/s and 4,000 records/s of writes: four shards with the
+	// per-shard limits of both capacity modes.
+	// https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html
+	// https://docs.aws.amazon.com/streams/latest/dev/working-with-streams.html
+	{name: "OnDemandWriteCapacity", run: func(t *testing.T, tg *target) {
+		if _, err := tg.client.CreateStream(ctxT(t), &kinesis.CreateStreamInput{StreamName: aws.String("od"),
+			StreamModeDetails: &types.StreamModeDetails{StreamMode: types.StreamModeOnDemand}}); err != nil {
+			t.Fatal(err)
+		}
+		shards, err := tg.client.ListShards(ctxT(t), &kinesis.ListShardsInput{StreamName: aws.String("od")})
+		if err != nil || len(shards.Shards) != DefaultOnDemandShardCount {
+			t.Fatalf("ListShards: %v, %d shards", err, len(shards.Shards))
+		}
+		put := func(n int) (failed int) {
+			for _, sh := range shards.Shards {
+				for sent := 0; sent < n; sent += 500 {
+					var entries []types.PutRecordsRequestEntry
+					for range min(500, n-sent) {
+						entries = append(entries, types.PutRecordsRequestEntry{PartitionKey: aws.String("k"), ExplicitHashKey: sh.HashKeyRange.StartingHashKey, Data: []byte("x")})
+					}
+					out, err := tg.client.PutRecords(ctxT(t), &kinesis.PutRecordsInput{StreamName: aws.String("od"), Records: entries})
+					if err != nil {
+						t.Fatal(err)
+					}
+					failed += int(aws.ToInt32(out.FailedRecordCount))
+				}
+			}
+			return failed
+		}
+		if failed := put(DefaultShardWriteRecordsPerSecond); failed != 0 {
+			t.Fatalf("%d of 4,000 records in the first second refused", failed)
+		}
+		if failed := put(1); failed != DefaultOnDemandShardCount {
+			t.Fatalf("one more record per shard in the same second: %d refused, want %d", failed, DefaultOnDemandShardCount)
 		}
 	}},
 	// https://docs.aws.amazon.com/kinesis/latest/APIReference/API_ListStreams.html
@@ -1154,8 +1238,11 @@ var conformanceCases = []conformanceCase{
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
+		// Checking the shape only, the server takes it; verifying, it knows no such key.
+		if want := http.StatusOK; !tg.srv.verify && resp.StatusCode != want {
 			t.Fatalf("well-formed SigV4 header: status %d", resp.StatusCode)
+		} else if tg.srv.verify && resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("well-formed SigV4 header with an unknown key, signatures verified: status %d", resp.StatusCode)
 		}
 	}},
 	{name: "HTTP2WithoutTLS", run: func(t *testing.T, tg *target) {

@@ -53,9 +53,19 @@ const (
 	// https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html
 	DefaultShardLimit = 20000
 
-	// New on-demand streams start with 4 MB/s of write capacity, which is four shards.
+	// New on-demand streams start with 4 MB/s of write and 8 MB/s of read throughput, which
+	// is four shards of 1 MiB/s and 1,000 records/s of writes each (the shard limits hold in
+	// both capacity modes). The service then adds shards as traffic grows; this server does
+	// not, so an on-demand stream keeps these four until UpdateShardCount.
 	// https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html
+	// https://docs.aws.amazon.com/streams/latest/dev/how-do-i-size-a-stream.html
 	DefaultOnDemandShardCount = 4
+
+	// An account may have 50 on-demand streams by default (the quotas page's "Number of
+	// data streams"); DescribeLimits reports the quota as OnDemandStreamCountLimit.
+	// https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html
+	// https://docs.aws.amazon.com/kinesis/latest/APIReference/API_DescribeLimits.html
+	DefaultOnDemandStreamLimit = 50
 
 	// Retention is 24 hours by default and at most 8,760 hours (365 days).
 	// https://docs.aws.amazon.com/kinesis/latest/APIReference/API_IncreaseStreamRetentionPeriod.html
@@ -77,6 +87,7 @@ var DefaultControlPlaneRates = map[string]float64{
 	"DeleteStream":          5,
 	"DescribeStream":        10,
 	"DescribeStreamSummary": 20,
+	"DescribeLimits":        1,
 	"ListStreams":           5,
 	"ListShards":            1000, // per stream
 	"SplitShard":            5,
@@ -126,6 +137,9 @@ type Limits struct {
 	ShardLimit int
 	// OnDemandShardCount is how many shards a new on-demand stream gets. Default 4.
 	OnDemandShardCount int
+	// OnDemandStreamLimit is how many on-demand streams the account may have, counting
+	// streams being created or switched to on-demand. Default DefaultOnDemandStreamLimit (50).
+	OnDemandStreamLimit int
 	// UpdateShardCountPerDay bounds UpdateShardCount calls per stream per rolling 24 hours.
 	// Default 10.
 	UpdateShardCountPerDay int
@@ -163,6 +177,7 @@ func (l Limits) resolved() Limits {
 	}
 	l.ShardLimit = pick(l.ShardLimit, DefaultShardLimit)
 	l.OnDemandShardCount = pick(l.OnDemandShardCount, DefaultOnDemandShardCount)
+	l.OnDemandStreamLimit = pick(l.OnDemandStreamLimit, DefaultOnDemandStreamLimit)
 	l.UpdateShardCountPerDay = pick(l.UpdateShardCountPerDay, DefaultUpdateShardCountPerDay)
 	rates := make(map[string]float64, len(DefaultControlPlaneRates))
 	for op, r := range DefaultControlPlaneRates {

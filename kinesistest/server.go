@@ -9,9 +9,11 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"math"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -67,6 +69,20 @@ type Options struct {
 	Seed uint64
 	// Logger receives one debug line per refused call. Default: discard.
 	Logger *slog.Logger
+	// Credentials are what Client signs with. Default DefaultAccessKeyID and
+	// DefaultSecretAccessKey; a zero field takes its default.
+	Credentials Credentials
+	// VerifySignatures makes the server check each request's SigV4 signature against
+	// Credentials: another access key is refused with UnrecognizedClientException, a
+	// signature that does not match with InvalidSignatureException. Default false: only
+	// the Authorization header's shape and region are checked, and any key is taken.
+	VerifySignatures bool
+	// Addr is the TCP address to listen on, host:port. Default "127.0.0.1:0", a free port
+	// on the loopback interface.
+	Addr string
+	// Restore is state written by Server.Snapshot to start from. Default nil, an empty
+	// server. An unusable snapshot makes Start fail with an error wrapping ErrSnapshot.
+	Restore io.Reader
 	// FanOutPollInterval is how often (in real time) a SubscribeToShard subscription looks for
 	// new records and reads the clock. Default 20ms.
 	FanOutPollInterval time.Duration
@@ -87,6 +103,8 @@ type Server struct {
 	clock     Clock
 	log       *slog.Logger
 	tokenKey  [32]byte
+	creds     Credentials
+	verify    bool
 
 	faults faultSet
 
@@ -108,8 +126,19 @@ type Server struct {
 	busy atomic.Int64
 }
 
-// NewServer starts a server. Close it when done (t.Cleanup(srv.Close) in a test).
+// NewServer starts a server. Close it when done (t.Cleanup(srv.Close) in a test). It
+// panics where Start returns an error, as httptest.NewServer does when it cannot listen.
 func NewServer(opts Options) *Server {
+	s, err := Start(opts)
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
+
+// Start starts a server as NewServer does, but returns an error when it cannot listen on
+// Options.Addr or load Options.Restore.
+func Start(opts Options) (*Server, error) {
 	s := &Server{
 		region: opts.Region, account: opts.AccountID,
 		limits: opts.Limits.resolved(), durations: opts.Durations,
@@ -120,6 +149,13 @@ func NewServer(opts Options) *Server {
 		done:    make(chan struct{}),
 
 		fanOutPoll: opts.FanOutPollInterval,
+		creds:      opts.Credentials, verify: opts.VerifySignatures,
+	}
+	if s.creds.AccessKeyID == "" {
+		s.creds.AccessKeyID = DefaultAccessKeyID
+	}
+	if s.creds.SecretAccessKey == "" {
+		s.creds.SecretAccessKey = DefaultSecretAccessKey
 	}
 	if s.fanOutPoll <= 0 {
 		s.fanOutPoll = 20 * time.Millisecond
@@ -139,19 +175,55 @@ func NewServer(opts Options) *Server {
 	_, _ = rand.Read(s.tokenKey[:])
 	s.faults.init(opts.Seed, opts.Faults)
 
-	s.hs = httptest.NewUnstartedServer(http.HandlerFunc(s.serveHTTP))
+	if opts.Restore != nil {
+		f, err := decodeSnapshot(opts.Restore)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.restore(f); err != nil {
+			return nil, err
+		}
+	}
+
+	addr := opts.Addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("kinesistest: listening on %s: %w", addr, err)
+	}
+	s.hs = &httptest.Server{Listener: ln, Config: &http.Server{Handler: http.HandlerFunc(s.serveHTTP)}}
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true)
 	s.hs.Config.Protocols = &protocols
 	s.hs.Start()
-	s.URL = s.hs.URL
+	s.URL = endpointURL(ln.Addr())
 	s.transport = &http.Transport{
 		MaxIdleConns:        256,
 		MaxIdleConnsPerHost: 256,
 		IdleConnTimeout:     90 * time.Second,
 	}
-	return s
+	return s, nil
+}
+
+// endpointURL is the URL a client on this machine reaches addr at: a server listening on
+// every interface (0.0.0.0 or ::) is reached on the loopback address.
+func endpointURL(addr net.Addr) string {
+	ta, ok := addr.(*net.TCPAddr)
+	if !ok {
+		return "http://" + addr.String()
+	}
+	ip := ta.IP
+	if ip.IsUnspecified() {
+		if ip.To4() != nil {
+			ip = net.IPv4(127, 0, 0, 1)
+		} else {
+			ip = net.IPv6loopback
+		}
+	}
+	return "http://" + net.JoinHostPort(ip.String(), strconv.Itoa(ta.Port))
 }
 
 // Close shuts the server down: it ends fan-out subscriptions, waits for outstanding calls to
@@ -162,14 +234,14 @@ func (s *Server) Close() {
 	s.transport.CloseIdleConnections()
 }
 
-// Client returns a Kinesis client for the server: static credentials, the server's region
+// Client returns a Kinesis client for the server: the static Options.Credentials, the server's region
 // and endpoint, and one attempt per call (no SDK retries, so a test sees each throttle).
 // optFns run after those settings and may change any of them, for example
 // o.RetryMaxAttempts = 3.
 func (s *Server) Client(optFns ...func(*kinesis.Options)) *kinesis.Client {
 	return kinesis.New(kinesis.Options{
 		Region:           s.region,
-		Credentials:      credentials.NewStaticCredentialsProvider("AKIDKINESISTEST", "kinesistest-secret", ""),
+		Credentials:      credentials.NewStaticCredentialsProvider(s.creds.AccessKeyID, s.creds.SecretAccessKey, ""),
 		BaseEndpoint:     aws.String(s.URL),
 		RetryMaxAttempts: 1,
 		HTTPClient:       &http.Client{Transport: s.transport},
@@ -186,6 +258,7 @@ var handlers = map[string]handler{
 	"DescribeStream":                (*Server).describeStream,
 	"DescribeStreamSummary":         (*Server).describeStreamSummary,
 	"ListStreams":                   (*Server).listStreams,
+	"DescribeLimits":                (*Server).describeLimits,
 	"ListShards":                    (*Server).listShards,
 	"SplitShard":                    (*Server).splitShard,
 	"MergeShards":                   (*Server).mergeShards,
@@ -282,6 +355,12 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	reqBody := buf.Bytes()
+	if s.verify {
+		if aerr := s.verifySignature(r, reqBody); aerr != nil {
+			s.fail(w, op, cb, aerr)
+			return
+		}
+	}
 	if cb {
 		j, err := cborToJSON(reqBody)
 		if err != nil {

@@ -199,6 +199,13 @@ func (s *Server) addShard(st *stream, start, end hashKey, parent, adjacent strin
 		base: 1,
 	}
 	st.nextShardNum++
+	s.initBuckets(st, sh, now)
+	st.shards = append(st.shards, sh)
+	return sh
+}
+
+// initBuckets gives a shard its full token buckets.
+func (s *Server) initBuckets(st *stream, sh *shard, now time.Time) {
 	if !s.limits.Unthrottled {
 		wb := float64(s.limits.ShardWriteBytesPerSecond)
 		sh.writeBytes = newBucket(wb, max(wb, float64(st.maxRecordKiB)*1024), now)
@@ -212,8 +219,6 @@ func (s *Server) addShard(st *stream, start, end hashKey, parent, adjacent strin
 			sh.iterCalls = newBucket(r, r, now)
 		}
 	}
-	st.shards = append(st.shards, sh)
-	return sh
 }
 
 // closeShard closes sh at now. Callers hold the server's write lock.
@@ -347,6 +352,11 @@ func (s *Server) createStream(body []byte, now time.Time) (any, *apiError) {
 	s.purge(now)
 	if _, ok := s.streams[*in.StreamName]; ok {
 		return nil, errorf(CodeResourceInUse, "Stream %s under account %s already exists.", *in.StreamName, s.account)
+	}
+	if mode == modeOnDemand {
+		if aerr := s.checkOnDemandQuota(now); aerr != nil {
+			return nil, aerr
+		}
 	}
 	if total := s.openShardTotal(now); total+count > s.limits.ShardLimit {
 		return nil, errorf(CodeLimitExceeded, "This request would exceed the shard limit for the account %s in %s. Current shard count for the account: %d. Limit: %d. Number of additional shards that would have resulted from this request: %d.", s.account, s.region, total, s.limits.ShardLimit, count)
@@ -1197,6 +1207,11 @@ func (s *Server) updateStreamMode(body []byte, now time.Time) (any, *apiError) {
 	if len(recent) >= 2 {
 		return nil, errorf(CodeLimitExceeded, "Stream %s has switched capacity mode twice in the last 24 hours", st.name)
 	}
+	if in.StreamModeDetails.StreamMode == modeOnDemand {
+		if aerr := s.checkOnDemandQuota(now); aerr != nil {
+			return nil, aerr
+		}
+	}
 	st.modeTimes = append(st.modeTimes, now)
 	st.mode = in.StreamModeDetails.StreamMode
 	s.beginUpdate(st, s.durations.UpdateStreamMode, now)
@@ -1242,4 +1257,43 @@ func (s *Server) changeEncryption(body []byte, now time.Time, start bool) (any, 
 	}
 	s.beginUpdate(st, s.durations.StreamEncryption, now)
 	return struct{}{}, nil
+}
+
+// onDemandStreams counts the account's on-demand streams. Callers hold the server's lock.
+func (s *Server) onDemandStreams(now time.Time) int {
+	n := 0
+	for _, st := range s.streams {
+		if st.mode == modeOnDemand && st.statusAt(now) != "" {
+			n++
+		}
+	}
+	return n
+}
+
+// checkOnDemandQuota refuses one more on-demand stream beyond the account's quota. Callers
+// hold the server's write lock.
+func (s *Server) checkOnDemandQuota(now time.Time) *apiError {
+	if n := s.onDemandStreams(now); n >= s.limits.OnDemandStreamLimit {
+		return errorf(CodeLimitExceeded, "This request would exceed the on-demand stream limit for the account %s in %s. Current on-demand stream count: %d. Limit: %d.", s.account, s.region, n, s.limits.OnDemandStreamLimit)
+	}
+	return nil
+}
+
+// describeLimits reports the account's shard quota and open shards, and its on-demand
+// stream quota and count, the four fields of the DescribeLimits answer.
+// https://docs.aws.amazon.com/kinesis/latest/APIReference/API_DescribeLimits.html
+func (s *Server) describeLimits(body []byte, now time.Time) (any, *apiError) {
+	var in struct{}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	clamp := func(n int) int { return min(n, 1_000_000) } // the fields' documented range
+	return struct {
+		ShardLimit               int
+		OpenShardCount           int
+		OnDemandStreamCount      int
+		OnDemandStreamCountLimit int
+	}{clamp(s.limits.ShardLimit), s.openShardTotal(now), s.onDemandStreams(now), clamp(s.limits.OnDemandStreamLimit)}, nil
 }

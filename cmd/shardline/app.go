@@ -148,7 +148,7 @@ that could not be written), 2 usage error (bad flag or argument), 130 interrupte
 	// The same line as shardline-agent -version prints, so a bug report names the build exactly.
 	root.SetVersionTemplate(version.Line("shardline") + "\n")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
-	root.AddCommand(a.streamCommand(), a.putCommand(), a.catCommand())
+	root.AddCommand(a.streamCommand(), a.putCommand(), a.catCommand(), a.emulatorCommand())
 	a.addCompletions(root)
 	return root
 }

@@ -15,6 +15,11 @@
 //	    [--record-ttl D] [--close-timeout D]
 //	shardline cat STREAM [-f] [--from trim-horizon|latest|TIME|DATE|EPOCH|DURATION] [--key KEY]...
 //	    [--json] [--base64] [--delimiter STRING] [-n N] [--poll-interval D]
+//	shardline emulator [--listen HOST:PORT] [--state FILE] [--env-file FILE] [--verbose]
+//	    [--shard-write-bytes N] [--shard-write-records N] [--shard-read-bytes N]
+//	    [--shard-read-calls N] [--max-record-size KIB] [--legacy-request-size]
+//	    [--shard-limit N] [--unthrottled] [--creating D] [--updating D] [--deleting D]
+//	    [--access-key-id KEY --secret-access-key SECRET]
 //
 // Every command takes the global flags --endpoint, --region and --profile, which override the
 // standard AWS configuration (environment variables such as AWS_REGION, AWS_PROFILE and
@@ -43,6 +48,11 @@
 // aggregation), and every user record is written on its own line: a newline follows each
 // one that does not already end in one, or --delimiter, with escapes such as \0, after every
 // record.
+//
+// emulator runs package kinesistest's server as a process for tests and services not
+// written in Go: it prints its endpoint URL as the first line of stdout (and with --env-file
+// writes it as AWS_ENDPOINT_URL_KINESIS), and with --state keeps streams and records in a
+// file across restarts, saved when SIGINT or SIGTERM stops it, after which it exits 0.
 //
 // shardline completion bash|zsh|fish|powershell prints a completion script; completion asks
 // the endpoint for stream names and shard IDs, within five seconds.
