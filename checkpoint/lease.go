@@ -177,6 +177,8 @@ const (
 	OpUpdateChildShards  = "UpdateChildShards"
 	OpUpdateHashKeyRange = "UpdateHashKeyRange"
 	OpDeleteLease        = "DeleteLease"
+	// OpListLeaseKeysForOwner is DynamoDBStore.ListLeaseKeysForOwner.
+	OpListLeaseKeysForOwner = "ListLeaseKeysForOwner"
 )
 
 // validateNewLease checks what every store needs from a lease before creating it.
