@@ -649,6 +649,9 @@ func (s *DynamoDBStore) UpdateCheckpoint(ctx context.Context, held Lease, cp Ext
 	e.remove(AttrPendingCheckpoint)
 	e.remove(AttrPendingCheckpointSubSequenceNumber)
 	e.remove(AttrPendingCheckpointState)
+	if held.ThroughputKBps != nil {
+		e.set(AttrThroughputKBps, attrF(*held.ThroughputKBps))
+	}
 	return s.update(ctx, OpUpdateCheckpoint, held.Key, e, func(cur Lease) bool {
 		return cur.Counter == held.Counter+1 && cur.ActualOwner() == held.ActualOwner() &&
 			cur.Checkpoint == cp && cur.PendingCheckpoint == nil

@@ -95,13 +95,17 @@
 // pause; a ShardEnded that returns without checkpointing at SHARD_END is an error
 // (ErrShardEndNotCheckpointed, logged and counted in ShardEndNotCheckpointed) and is called
 // again after a pause, as the KCL retries its shard-end task: the shard's children cannot
-// start until it checkpoints. RecordFunc wraps a per-record function and checkpoints after
-// each batch, or on a cadence (CheckpointInterval, CheckpointEveryRecords, checked after each
-// batch and, for the interval, on an idle read too), and always at shard end, at a handoff or
-// graceful shutdown, and before a failed batch comes again. On a shard with records every
-// read, checkpointing after each batch writes up to 18,000 times a shard-hour (five reads a
-// second); CheckpointInterval(10 * time.Second) writes 360, each of which also renews the
-// lease.
+// start until it checkpoints. RecordFunc wraps a per-record function. By default its
+// checkpoint rides on the lease renewal (Checkpointer.CheckpointAtNextRenewal): after each
+// batch the position waits for the next renewal, which writes it instead of a bare renewal,
+// so a busy shard costs the lease table what an idle one does, and a failover processes again
+// at most the records of one RenewInterval. CheckpointInterval, CheckpointEveryRecords
+// (checked after each batch and, for the interval, on an idle read too) and
+// CheckpointEveryBatch write checkpoints of their own instead; after every batch that is up to
+// 18,000 writes a shard-hour (five reads a second), and CheckpointInterval(10 * time.Second)
+// writes 360, each of which also renews the lease. Whatever the cadence, the checkpoint is
+// written at once at shard end, at a handoff or graceful shutdown, and before a failed batch
+// comes again; releasing a lease also writes any checkpoint still waiting for a renewal.
 //
 // A checkpoint inside a KPL aggregate keeps its subsequence number; the next owner reads
 // the aggregate again (AT_SEQUENCE_NUMBER) and skips the user records the checkpoint covers,
@@ -165,7 +169,8 @@
 //	WorkerID                host name + random suffix
 //	LeaseTableName          ApplicationName
 //	StreamARN               none                        requests name the stream
-//	RecordFunc cadence      after every batch           CheckpointInterval, CheckpointEveryRecords
+//	RecordFunc cadence      with the next renewal       CheckpointInterval, CheckpointEveryRecords,
+//	                                                    CheckpointEveryBatch
 //	StreamListInterval      1 min                       MultiStreamWorker
 //	FormerStreamLeaseDeletionDelay 0 (never)            the KCL's NoLeaseDeletionStrategy
 //
