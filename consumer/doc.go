@@ -147,7 +147,7 @@
 //
 //	field                   default                     note
 //	FailoverTime            10 s                        the KCL's failoverTimeMillis
-//	RenewInterval           FailoverTime / 3            the KCL's
+//	RenewInterval           FailoverTime × 2/5          the KCL's FailoverTime / 3 − 25 ms
 //	TakeInterval            FailoverTime / 2            the KCL scans every 2 × (FailoverTime + 25 ms)
 //	MaxLeasesPerWorker      no limit
 //	MaxLeasesToStealAtOnce  1                           the KCL's

@@ -216,7 +216,7 @@ func TestConfigDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.FailoverTime != 10*time.Second || c.RenewInterval != c.FailoverTime/3 || c.TakeInterval != 5*time.Second ||
+	if c.FailoverTime != 10*time.Second || c.RenewInterval != 4*time.Second || c.TakeInterval != 5*time.Second ||
 		c.MaxRecords != 10000 || c.IdleTimeBetweenReads != time.Second || c.LeaseTableName != "app" || c.WorkerID == "" ||
 		c.InitialPosition != Latest || c.MaxLeasesToStealAtOnce != 1 || c.HandoffTimeout != 30*time.Second {
 		t.Errorf("defaults: %+v", c)
