@@ -101,11 +101,32 @@ func (c *Checkpointer) CheckpointShardEnd(ctx context.Context) error {
 	return c.checkpoint(ctx, ShardEnd)
 }
 
-func (c *Checkpointer) checkpoint(ctx context.Context, at ExtendedSequenceNumber) error {
+// CheckpointAtNextRenewal records, like CheckpointAt, that every record up to seq and subseq
+// was processed, but writes nothing now: the lease's next renewal writes the checkpoint in
+// its place (one UpdateCheckpoint instead of a RenewLease), so a shard checkpointing this way
+// costs the lease table no request beyond its renewals. The same checks apply at once. The
+// checkpoint is durable only after that renewal, within the renewal interval; one that waits
+// when the lease is lost is dropped, and the next owner processes those records again.
+// Checkpoints that must be durable at once (shard end, a handoff, shutdown) use the other
+// methods, which also write any checkpoint waiting.
+func (c *Checkpointer) CheckpointAtNextRenewal(seq string, subseq int64) error {
+	at := ExtendedSequenceNumber{SequenceNumber: seq, SubSequenceNumber: subseq}
+	err := at.Validate()
+	if err == nil && at.IsSentinel() {
+		err = fmt.Errorf("%w: %s is a sentinel, not a record's sequence number", ErrInvalidSequenceNumber, seq)
+	}
+	if err != nil {
+		return &CheckpointError{Key: c.holder.Key(), Requested: at, Current: c.Checkpointed(), Err: err}
+	}
+	return c.holder.deferIf(at, c.check(at))
+}
+
+// check returns the ordering check of a checkpoint at at.
+func (c *Checkpointer) check(at ExtendedSequenceNumber) func(Lease) error {
 	c.mu.Lock()
 	delivered, ok := c.delivered, c.hasDelivered
 	c.mu.Unlock()
-	_, err := c.holder.checkpointIf(ctx, at, func(l Lease) error {
+	return func(l Lease) error {
 		cur := l.Checkpoint
 		ce := &CheckpointError{Key: l.Key, Requested: at, Current: cur, LastDelivered: delivered}
 		switch cmp := at.Compare(cur); {
@@ -119,6 +140,10 @@ func (c *Checkpointer) checkpoint(ctx context.Context, at ExtendedSequenceNumber
 			return ce
 		}
 		return nil
-	})
+	}
+}
+
+func (c *Checkpointer) checkpoint(ctx context.Context, at ExtendedSequenceNumber) error {
+	_, err := c.holder.checkpointIf(ctx, at, c.check(at))
 	return err
 }

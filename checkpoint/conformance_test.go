@@ -256,6 +256,16 @@ func runConformance(t *testing.T, newStore storeFactory) {
 			if read.Checkpoint != cp {
 				t.Fatalf("stale write changed the checkpoint to %v", read.Checkpoint)
 			}
+			// A checkpoint standing in for a renewal reports the throughput as one would.
+			tp := 12.5
+			got.ThroughputKBps = &tp
+			got2, err := s.UpdateCheckpoint(ctx, got, ExtendedSequenceNumber{SequenceNumber: "1000000000000000000000000000002"})
+			if err != nil || got2.ThroughputKBps == nil || *got2.ThroughputKBps != tp {
+				t.Fatalf("checkpoint with throughput: %+v, %v", got2, err)
+			}
+			if read, _ := s.GetLease(ctx, "k"); read.ThroughputKBps == nil || *read.ThroughputKBps != tp {
+				t.Fatalf("stored throughput %v, want %v", read.ThroughputKBps, tp)
+			}
 		}},
 		{"EvictFreesLease", func(t *testing.T, s Store) {
 			held := mustTake(t, s, "k", "w1")

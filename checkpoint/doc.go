@@ -79,9 +79,11 @@
 // rather than writing them empty (DynamoDB rejects empty sets, and the KCL reads a missing owner
 // as unassigned), and changes existing items only with UpdateItem naming the attributes it
 // changes, so attributes it does not know survive. Rows whose entityType is not LEASE are not
-// leases and are skipped. The KCL 3.x also adds a global secondary index, LeaseOwnerToLeaseKeyIndex
-// (hash leaseOwner, range leaseKey, keys only); Shardline does not need it and does not create
-// it, and a KCL 3.x worker creates it when missing.
+// leases and are skipped. EnsureTable also adds the KCL 3.x's global secondary index,
+// LeaseOwnerToLeaseKeyIndex (hash leaseOwner, range leaseKey, keys only), the way the KCL 3.x
+// adds it to a table without one, unless DisableOwnerIndex is set;
+// DynamoDBStore.ListLeaseKeysForOwner queries it for a worker's leases, and scans while the
+// table has no ACTIVE index.
 //
 // A table created by EnsureTable uses on-demand (PAY_PER_REQUEST) billing by default.
 package checkpoint

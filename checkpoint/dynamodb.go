@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
 
 	"github.com/shardline/shardline/metrics"
@@ -30,6 +31,27 @@ type DynamoDBAPI interface {
 }
 
 var _ DynamoDBAPI = (*dynamodb.Client)(nil)
+
+// DynamoDBIndexAPI is the part of the DynamoDB client the store needs for the lease owner index
+// (LeaseOwnerIndexName); *dynamodb.Client satisfies it. A DynamoDBAPI without these methods
+// still works: the store then lists a worker's leases with a Scan.
+type DynamoDBIndexAPI interface {
+	UpdateTable(ctx context.Context, in *dynamodb.UpdateTableInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateTableOutput, error)
+	Query(ctx context.Context, in *dynamodb.QueryInput, optFns ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
+}
+
+var _ DynamoDBIndexAPI = (*dynamodb.Client)(nil)
+
+// LeaseOwnerIndexName is the global secondary index of the lease table that the KCL 3.x
+// creates (DynamoDBLeaseRefresher.LEASE_OWNER_TO_LEASE_KEY_INDEX_NAME): hash key leaseOwner,
+// range key leaseKey, both S, projecting the keys only. A worker queries it for the leases it
+// owns instead of scanning the table.
+const LeaseOwnerIndexName = "LeaseOwnerToLeaseKeyIndex"
+
+// ownerIndexRecheck is how often, at most, ListLeaseKeysForOwner asks DescribeTable whether an
+// index that was not ACTIVE has become so: the KCL polls its index's status every 10 s while it
+// waits (DynamicMigrationComponentsInitializer.createGsi).
+const ownerIndexRecheck = 10 * time.Second
 
 // Defaults of DynamoDBConfig.
 const (
@@ -64,6 +86,11 @@ type DynamoDBConfig struct {
 	// ScanPageSize limits the items per Scan page of ListLeases; 0 lets DynamoDB fill 1 MB
 	// pages.
 	ScanPageSize int32
+	// DisableOwnerIndex stops EnsureTable from adding LeaseOwnerIndexName to a table that
+	// lacks it (for credentials without dynamodb:UpdateTable, or to leave a table as it is).
+	// An index that exists is used either way. Default false: the index is created, as the
+	// KCL 3.x creates it.
+	DisableOwnerIndex bool
 	// Logger receives table creation, recovered retries and skipped rows. Default:
 	// slog.Default().
 	Logger *slog.Logger
@@ -82,6 +109,11 @@ type DynamoDBStore struct {
 	cfg    DynamoDBConfig
 	log    *slog.Logger
 	stats  *statsRecorder
+
+	// indexActive is set once DescribeTable showed LeaseOwnerIndexName ACTIVE; until then
+	// ListLeaseKeysForOwner scans, and rechecks at most every ownerIndexRecheck.
+	indexActive  atomic.Bool
+	indexChecked atomic.Int64 // unix nanoseconds of the last status check
 }
 
 var _ Store = (*DynamoDBStore)(nil)
@@ -158,6 +190,7 @@ func (s *DynamoDBStore) EnsureTable(ctx context.Context) error {
 			}
 			// UPDATING tables serve reads and writes; the KCL treats them as usable too.
 			if desc.TableStatus == types.TableStatusActive || desc.TableStatus == types.TableStatusUpdating {
+				s.ensureOwnerIndex(ctx, desc)
 				return nil
 			}
 		}
@@ -200,6 +233,17 @@ func (s *DynamoDBStore) createTable(ctx context.Context) error {
 			WriteCapacityUnits: aws.Int64(s.cfg.WriteCapacityUnits),
 		}
 	}
+	if _, ok := s.client.(DynamoDBIndexAPI); ok && !s.cfg.DisableOwnerIndex {
+		// A new table gets the lease owner index at once, with the definition the KCL 3.x
+		// adds by UpdateTable (see ensureOwnerIndex), so no worker ever scans it for its own
+		// leases. Emulators that cannot add an index to an existing table (dynalite) take it
+		// here too.
+		in.AttributeDefinitions = append(in.AttributeDefinitions, types.AttributeDefinition{AttributeName: aws.String(AttrLeaseOwner), AttributeType: types.ScalarAttributeTypeS})
+		gsi := ownerIndexCreate()
+		in.GlobalSecondaryIndexes = []types.GlobalSecondaryIndex{{
+			IndexName: gsi.IndexName, KeySchema: gsi.KeySchema, Projection: gsi.Projection, ProvisionedThroughput: in.ProvisionedThroughput,
+		}}
+	}
 	var att attempts
 	_, err := s.client.CreateTable(ctx, in, att.option)
 	s.stats.request(OpEnsureTable, "CreateTable", controlRequest, att.count(), nil, nil, false)
@@ -214,6 +258,170 @@ func (s *DynamoDBStore) createTable(ctx context.Context) error {
 	}
 	s.log.Info("checkpoint: created lease table", "billing_mode", string(s.cfg.BillingMode))
 	return nil
+}
+
+// ownerIndexStatus returns the status of LeaseOwnerIndexName in desc, "" when it has none.
+func ownerIndexStatus(desc *types.TableDescription) types.IndexStatus {
+	for _, gsi := range desc.GlobalSecondaryIndexes {
+		if aws.ToString(gsi.IndexName) == LeaseOwnerIndexName {
+			return gsi.IndexStatus
+		}
+	}
+	return ""
+}
+
+// ensureOwnerIndex notes whether the table's lease owner index is ACTIVE and, when the table
+// has none, creates it as the KCL 3.x does (DynamoDBLeaseRefresher.
+// createLeaseOwnerToLeaseKeyIndexIfNotExists): one UpdateTable adding the attribute
+// definitions leaseOwner and leaseKey (S) and the index (leaseOwner HASH, leaseKey RANGE,
+// KEYS_ONLY), with the table's own read and write capacity on a provisioned table and none on
+// an on-demand one. It does not wait for the index: DynamoDB builds it in the background,
+// and until it is ACTIVE ListLeaseKeysForOwner scans instead. (The KCL 3.x blocks a new
+// application's start, polling every 10 s for up to an hour, and does not wait when it
+// upgrades a 2.x table.) A failure, say a credential without dynamodb:UpdateTable, is logged
+// and leaves the table without the index, which costs scans, not correctness.
+func (s *DynamoDBStore) ensureOwnerIndex(ctx context.Context, desc *types.TableDescription) {
+	s.indexChecked.Store(time.Now().UnixNano())
+	switch ownerIndexStatus(desc) {
+	case types.IndexStatusActive:
+		s.indexActive.Store(true)
+		return
+	case "":
+	default:
+		return // being built (or deleted): checked again later
+	}
+	api, ok := s.client.(DynamoDBIndexAPI)
+	if !ok || s.cfg.DisableOwnerIndex {
+		return
+	}
+	create := ownerIndexCreate()
+	if bm := desc.BillingModeSummary; (bm == nil || bm.BillingMode != types.BillingModePayPerRequest) && desc.ProvisionedThroughput != nil {
+		create.ProvisionedThroughput = &types.ProvisionedThroughput{
+			ReadCapacityUnits:  desc.ProvisionedThroughput.ReadCapacityUnits,
+			WriteCapacityUnits: desc.ProvisionedThroughput.WriteCapacityUnits,
+		}
+	}
+	update := func() error {
+		var att attempts
+		_, err := api.UpdateTable(ctx, &dynamodb.UpdateTableInput{
+			TableName: aws.String(s.cfg.TableName),
+			AttributeDefinitions: []types.AttributeDefinition{
+				{AttributeName: aws.String(AttrLeaseOwner), AttributeType: types.ScalarAttributeTypeS},
+				{AttributeName: aws.String(AttrLeaseKey), AttributeType: types.ScalarAttributeTypeS},
+			},
+			GlobalSecondaryIndexUpdates: []types.GlobalSecondaryIndexUpdate{{Create: create}},
+		}, att.option)
+		s.stats.request(OpEnsureTable, "UpdateTable", controlRequest, att.count(), nil, nil, false)
+		return err
+	}
+	err := update()
+	var invalid smithy.APIError
+	if err != nil && create.ProvisionedThroughput == nil && errors.As(err, &invalid) && invalid.ErrorCode() == "ValidationException" && strings.Contains(invalid.ErrorMessage(), "rovisionedThroughput") {
+		// An endpoint older than on-demand billing (dynalite) wants capacity on every index;
+		// DynamoDB itself refuses capacity on an on-demand table's index, so this is tried
+		// only after DynamoDB's way failed.
+		create.ProvisionedThroughput = &types.ProvisionedThroughput{
+			ReadCapacityUnits:  aws.Int64(s.cfg.ReadCapacityUnits),
+			WriteCapacityUnits: aws.Int64(s.cfg.WriteCapacityUnits),
+		}
+		err = update()
+	}
+	var inUse *types.ResourceInUseException
+	switch {
+	case errors.As(err, &inUse):
+		// Another worker is creating it, or the table is busy with another update.
+		s.log.Debug("checkpoint: lease owner index not created now", "error", err)
+	case err != nil:
+		s.log.Warn("checkpoint: could not create the lease owner index; listing a worker's leases scans the table", "index", LeaseOwnerIndexName, "error", err)
+	default:
+		s.log.Info("checkpoint: creating the lease owner index", "index", LeaseOwnerIndexName)
+	}
+}
+
+// ownerIndexCreate is the KCL 3.x's definition of the lease owner index
+// (DynamoDBLeaseSerializer.getWorkerIdToLeaseKeyIndexKeySchema, KEYS_ONLY projection).
+func ownerIndexCreate() *types.CreateGlobalSecondaryIndexAction {
+	return &types.CreateGlobalSecondaryIndexAction{
+		IndexName: aws.String(LeaseOwnerIndexName),
+		KeySchema: []types.KeySchemaElement{
+			{AttributeName: aws.String(AttrLeaseOwner), KeyType: types.KeyTypeHash},
+			{AttributeName: aws.String(AttrLeaseKey), KeyType: types.KeyTypeRange},
+		},
+		Projection: &types.Projection{ProjectionType: types.ProjectionTypeKeysOnly},
+	}
+}
+
+// OwnerIndexActive reports whether the store lists a worker's leases with the lease owner
+// index (LeaseOwnerIndexName), as of the last check.
+func (s *DynamoDBStore) OwnerIndexActive() bool { return s.indexActive.Load() }
+
+// ListLeaseKeysForOwner returns the keys of the leases whose leaseOwner is owner, as the KCL
+// 3.x's DynamoDBLeaseRefresher.listLeaseKeysForWorker does: a Query on LeaseOwnerIndexName,
+// one request per page of keys, however large the table. The index is eventually consistent,
+// so a key may be a little late to appear or to go; read the lease before acting on it. Until
+// the index exists and is ACTIVE it scans the table instead.
+func (s *DynamoDBStore) ListLeaseKeysForOwner(ctx context.Context, owner string) ([]string, error) {
+	s.stats.call(OpListLeaseKeysForOwner)
+	if owner == "" {
+		return nil, invalid(OpListLeaseKeysForOwner, "", "empty owner")
+	}
+	api, ok := s.client.(DynamoDBIndexAPI)
+	if ok && !s.indexActive.Load() && time.Since(time.Unix(0, s.indexChecked.Load())) >= ownerIndexRecheck {
+		if desc, err := s.describe(ctx); err == nil && desc != nil {
+			s.ensureOwnerIndex(ctx, desc)
+		}
+	}
+	if !ok || !s.indexActive.Load() {
+		leases, err := s.ListLeases(ctx)
+		if err != nil {
+			return nil, err
+		}
+		var keys []string
+		for _, l := range leases {
+			if l.Owner == owner {
+				keys = append(keys, l.Key)
+			}
+		}
+		return keys, nil
+	}
+	var (
+		keys  []string
+		start map[string]types.AttributeValue
+	)
+	e := newExpr()
+	cond := e.n(AttrLeaseOwner) + " = " + e.v(attrS(owner))
+	for {
+		var att attempts
+		out, err := api.Query(ctx, &dynamodb.QueryInput{
+			TableName:                 aws.String(s.cfg.TableName),
+			IndexName:                 aws.String(LeaseOwnerIndexName),
+			KeyConditionExpression:    aws.String(cond),
+			ExpressionAttributeNames:  e.names,
+			ExpressionAttributeValues: e.values,
+			ExclusiveStartKey:         start,
+			ReturnConsumedCapacity:    types.ReturnConsumedCapacityTotal,
+		}, att.option)
+		if err != nil {
+			s.stats.request(OpListLeaseKeysForOwner, "Query", readRequest, att.count(), nil, nil, false)
+			return nil, s.wrap(OpListLeaseKeysForOwner, owner, err)
+		}
+		s.stats.request(OpListLeaseKeysForOwner, "Query", readRequest, att.count(), out.ConsumedCapacity, func() float64 {
+			size := 0
+			for _, it := range out.Items {
+				size += itemSize(it)
+			}
+			return readUnits(size, false)
+		}, false)
+		for _, it := range out.Items {
+			if k, ok := it[AttrLeaseKey].(*types.AttributeValueMemberS); ok {
+				keys = append(keys, k.Value)
+			}
+		}
+		if len(out.LastEvaluatedKey) == 0 {
+			return keys, nil
+		}
+		start = out.LastEvaluatedKey
+	}
 }
 
 func checkKeySchema(desc *types.TableDescription) error {
@@ -441,6 +649,9 @@ func (s *DynamoDBStore) UpdateCheckpoint(ctx context.Context, held Lease, cp Ext
 	e.remove(AttrPendingCheckpoint)
 	e.remove(AttrPendingCheckpointSubSequenceNumber)
 	e.remove(AttrPendingCheckpointState)
+	if held.ThroughputKBps != nil {
+		e.set(AttrThroughputKBps, attrF(*held.ThroughputKBps))
+	}
 	return s.update(ctx, OpUpdateCheckpoint, held.Key, e, func(cur Lease) bool {
 		return cur.Counter == held.Counter+1 && cur.ActualOwner() == held.ActualOwner() &&
 			cur.Checkpoint == cp && cur.PendingCheckpoint == nil

@@ -30,11 +30,6 @@ const (
 	AttrEntityType                         = "entityType"                         // S, newer KCL: "LEASE" or another kind of row
 )
 
-// LeaseOwnerIndexName is the global secondary index the KCL 3.x adds to the lease table
-// (hash key leaseOwner, range key leaseKey, keys only) to list a worker's leases. Shardline
-// neither needs nor creates it; a KCL 3.x worker creates it when missing.
-const LeaseOwnerIndexName = "LeaseOwnerToLeaseKeyIndex"
-
 // entityTypeLease is the entityType of lease rows. Newer KCL versions keep other kinds of rows
 // (leader lock, migration state, worker metrics) in the lease table; a row without the
 // attribute is a lease.

@@ -22,6 +22,9 @@ type LeaseHolder struct {
 	lease      Lease
 	err        error
 	throughput *float64
+	// deferred is a checkpoint accepted by Checkpointer.CheckpointAtNextRenewal and not yet
+	// written: the next renewal writes it instead of a bare renewal.
+	deferred *ExtendedSequenceNumber
 }
 
 // NewLeaseHolder returns a holder for lease, which must be the value returned by the take (or
@@ -70,14 +73,34 @@ func (h *LeaseHolder) SetThroughput(kbps float64) {
 	h.throughput = &kbps
 }
 
-// Renew renews the lease.
+// Renew renews the lease. When a checkpoint waits for the renewal (see
+// Checkpointer.CheckpointAtNextRenewal), the renewal is that checkpoint's write: one
+// UpdateCheckpoint, which moves the counter as a renewal does, instead of a RenewLease.
 func (h *LeaseHolder) Renew(ctx context.Context) (Lease, error) {
 	return h.do(ctx, func(l Lease) (Lease, error) {
 		// Only a measurement of this holder's is written, never a value read from the table,
 		// which may be another worker's and stale.
 		l.ThroughputKBps = h.throughput
+		if d := h.deferred; d != nil && d.Compare(l.Checkpoint) > 0 {
+			got, err := h.store.UpdateCheckpoint(ctx, l, *d)
+			if err == nil {
+				h.deferred = nil
+			}
+			return got, err
+		}
 		return h.store.RenewLease(ctx, l)
 	})
+}
+
+// DeferredCheckpoint returns the checkpoint waiting for the next renewal, and false when none
+// is waiting.
+func (h *LeaseHolder) DeferredCheckpoint() (ExtendedSequenceNumber, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.deferred == nil {
+		return ExtendedSequenceNumber{}, false
+	}
+	return *h.deferred, true
 }
 
 // Checkpoint stores cp as the lease's checkpoint, without ordering checks; applications use a
@@ -96,16 +119,53 @@ func (h *LeaseHolder) checkpointIf(ctx context.Context, cp ExtendedSequenceNumbe
 				return l, err
 			}
 		}
-		return h.store.UpdateCheckpoint(ctx, l, cp)
+		l.ThroughputKBps = h.throughput
+		got, err := h.store.UpdateCheckpoint(ctx, l, cp)
+		if err == nil && h.deferred != nil && h.deferred.Compare(cp) <= 0 {
+			h.deferred = nil // written, or passed
+		}
+		return got, err
 	})
+}
+
+// deferIf runs check against the held lease and, when it passes, keeps cp for the next
+// renewal to write, unless a later checkpoint already waits.
+func (h *LeaseHolder) deferIf(cp ExtendedSequenceNumber, check func(Lease) error) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.err != nil {
+		return h.err
+	}
+	if err := check(h.lease); err != nil {
+		if errors.Is(err, errSkipWrite) {
+			return nil
+		}
+		return err
+	}
+	if h.deferred == nil || h.deferred.Compare(cp) < 0 {
+		c := cp
+		h.deferred = &c
+	}
+	return nil
 }
 
 var errSkipWrite = errors.New("no write needed")
 
-// Evict gives the lease up so another worker can take it at once. Afterwards the holder
-// reports the lease as lost.
+// Evict gives the lease up so another worker can take it at once, after writing a checkpoint
+// that waits for a renewal. Afterwards the holder reports the lease as lost.
 func (h *LeaseHolder) Evict(ctx context.Context) (Lease, error) {
-	l, err := h.do(ctx, func(l Lease) (Lease, error) { return h.store.EvictLease(ctx, l) })
+	l, err := h.do(ctx, func(l Lease) (Lease, error) {
+		// A checkpoint waiting for a renewal is written first: the lease goes to another
+		// worker now, and a handoff must not lose progress the application recorded.
+		if d := h.deferred; d != nil && d.Compare(l.Checkpoint) > 0 {
+			cl, err := h.store.UpdateCheckpoint(ctx, l, *d)
+			if err != nil {
+				return cl, err
+			}
+			h.deferred, l = nil, cl
+		}
+		return h.store.EvictLease(ctx, l)
+	})
 	if err == nil {
 		h.mu.Lock()
 		h.err = &LeaseError{Op: OpEvictLease, Key: l.Key, Err: ErrLeaseLost, Detail: "evicted by this worker"}

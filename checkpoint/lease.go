@@ -137,7 +137,9 @@ type Store interface {
 	EvictLease(ctx context.Context, held Lease) (Lease, error)
 	// UpdateCheckpoint records cp as the checkpoint of a held lease, on the same condition as
 	// RenewLease: a worker that lost the lease cannot overwrite the new owner's checkpoint. It
-	// resets the owner-switch count, clears a pending checkpoint and increments the counter.
+	// resets the owner-switch count, clears a pending checkpoint and increments the counter,
+	// and records held.ThroughputKBps when set, as RenewLease does, so a checkpoint that stands
+	// in for a renewal carries the throughput report too.
 	// It does not check that cp is after the stored checkpoint; the Checkpointer does.
 	UpdateCheckpoint(ctx context.Context, held Lease, cp ExtendedSequenceNumber) (Lease, error)
 	// InitiateHandoff asks the current owner of lease to hand it to nextOwner (KCL 3.x graceful
@@ -177,6 +179,8 @@ const (
 	OpUpdateChildShards  = "UpdateChildShards"
 	OpUpdateHashKeyRange = "UpdateHashKeyRange"
 	OpDeleteLease        = "DeleteLease"
+	// OpListLeaseKeysForOwner is DynamoDBStore.ListLeaseKeysForOwner.
+	OpListLeaseKeysForOwner = "ListLeaseKeysForOwner"
 )
 
 // validateNewLease checks what every store needs from a lease before creating it.

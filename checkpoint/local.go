@@ -226,6 +226,10 @@ func (c *localCore) updateCheckpoint(ctx context.Context, held Lease, cp Extende
 		cur.PendingCheckpointState = nil
 		cur.OwnerSwitchesSinceCheckpoint = 0
 		cur.Counter++
+		if held.ThroughputKBps != nil {
+			t := *held.ThroughputKBps
+			cur.ThroughputKBps = &t
+		}
 		return cur, false, nil
 	})
 }

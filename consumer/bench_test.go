@@ -183,10 +183,10 @@ func BenchmarkDecodeDispatch(b *testing.B) {
 
 // leaseTableFormula is the expected lease-table requests per shard-hour of one idle worker
 // holding n leases: a renewal per lease every RenewInterval, and per worker a scan every
-// TakeInterval and one per shard sync, shared by its leases.
+// TakeInterval, shared by its leases (a shard sync uses the taker's fresh scan).
 func leaseTableFormula(c Config, n int) float64 {
 	perHour := func(d time.Duration) float64 { return float64(time.Hour) / float64(d) }
-	return perHour(c.RenewInterval) + (perHour(c.TakeInterval)+perHour(c.ShardSyncInterval))/float64(n)
+	return perHour(c.RenewInterval) + perHour(c.TakeInterval)/float64(n)
 }
 
 // kclFormula is the same for the KCL 2.x at failover time f: renewals every f/3 - 25 ms and a

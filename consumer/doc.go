@@ -95,13 +95,17 @@
 // pause; a ShardEnded that returns without checkpointing at SHARD_END is an error
 // (ErrShardEndNotCheckpointed, logged and counted in ShardEndNotCheckpointed) and is called
 // again after a pause, as the KCL retries its shard-end task: the shard's children cannot
-// start until it checkpoints. RecordFunc wraps a per-record function and checkpoints after
-// each batch, or on a cadence (CheckpointInterval, CheckpointEveryRecords, checked after each
-// batch and, for the interval, on an idle read too), and always at shard end, at a handoff or
-// graceful shutdown, and before a failed batch comes again. On a shard with records every
-// read, checkpointing after each batch writes up to 18,000 times a shard-hour (five reads a
-// second); CheckpointInterval(10 * time.Second) writes 360, each of which also renews the
-// lease.
+// start until it checkpoints. RecordFunc wraps a per-record function. By default its
+// checkpoint rides on the lease renewal (Checkpointer.CheckpointAtNextRenewal): after each
+// batch the position waits for the next renewal, which writes it instead of a bare renewal,
+// so a busy shard costs the lease table what an idle one does, and a failover processes again
+// at most the records of one RenewInterval. CheckpointInterval, CheckpointEveryRecords
+// (checked after each batch and, for the interval, on an idle read too) and
+// CheckpointEveryBatch write checkpoints of their own instead; after every batch that is up to
+// 18,000 writes a shard-hour (five reads a second), and CheckpointInterval(10 * time.Second)
+// writes 360, each of which also renews the lease. Whatever the cadence, the checkpoint is
+// written at once at shard end, at a handoff or graceful shutdown, and before a failed batch
+// comes again; releasing a lease also writes any checkpoint still waiting for a renewal.
 //
 // A checkpoint inside a KPL aggregate keeps its subsequence number; the next owner reads
 // the aggregate again (AT_SEQUENCE_NUMBER) and skips the user records the checkpoint covers,
@@ -143,7 +147,7 @@
 //
 //	field                   default                     note
 //	FailoverTime            10 s                        the KCL's failoverTimeMillis
-//	RenewInterval           FailoverTime / 3            the KCL's
+//	RenewInterval           FailoverTime × 2/5          the KCL's FailoverTime / 3 − 25 ms
 //	TakeInterval            FailoverTime / 2            the KCL scans every 2 × (FailoverTime + 25 ms)
 //	MaxLeasesPerWorker      no limit
 //	MaxLeasesToStealAtOnce  1                           the KCL's
@@ -165,7 +169,8 @@
 //	WorkerID                host name + random suffix
 //	LeaseTableName          ApplicationName
 //	StreamARN               none                        requests name the stream
-//	RecordFunc cadence      after every batch           CheckpointInterval, CheckpointEveryRecords
+//	RecordFunc cadence      with the next renewal       CheckpointInterval, CheckpointEveryRecords,
+//	                                                    CheckpointEveryBatch
 //	StreamListInterval      1 min                       MultiStreamWorker
 //	FormerStreamLeaseDeletionDelay 0 (never)            the KCL's NoLeaseDeletionStrategy
 //
@@ -193,10 +198,25 @@
 //
 // # Cost of the lease table
 //
-// Per shard and hour a worker makes 3600 / RenewInterval renewals (1,080 at the defaults;
-// the KCL's renewal every 3.3 s makes about 1,091), plus its processor's checkpoints, which
-// replace a renewal when one was written since the last, plus 3600 / TakeInterval scans
-// (720) and 60 shard-sync scans per worker, shared by the worker's shards. Stats reports the
-// measured figure (RequestsPerLeaseHour) and the LeaseTableRequestsPerShardHour metric
-// publishes it.
+// Per lease and hour a worker makes 3600 / RenewInterval renewals (900 at the defaults). A
+// RecordFunc with the default cadence adds none: its checkpoints are written by the renewals.
+// Per worker, the lease taker scans the table every TakeInterval (720 an hour, one request per
+// 1 MB page), shared by the worker's leases; a shard sync uses the taker's fresh scan instead
+// of its own. Two workers on 8 shards thus make 900 + 2 × 720 / 8 = 1,080 requests per
+// lease-hour, idle or busy. The KCL 2.x, by its intervals, makes 1,133 idle (a renewal every
+// 3.308 s, 1,088, and a scan every 20.05 s per worker, 45) and writes each checkpoint besides
+// the renewals (1,493 checkpointing every 10 s); the KCL 3.x about 1,201 (its lease discovery
+// queries every 9.975 s per worker and its leader scans every 20 s). BenchmarkLeaseTableCost
+// counts the requests at the HTTP layer on dynalite: idle 1,275 and busy 15,007 per lease-hour
+// before these changes, now about 1,080 both (go test -run '^$' -bench
+// BenchmarkLeaseTableCost -benchtime 1x ./consumer/). Stats reports the measured figure
+// (RequestsPerLeaseHour) and the LeaseTableRequestsPerShardHour metric publishes it.
+//
+// The lease table carries the KCL 3.x's LeaseOwnerToLeaseKeyIndex (see the checkpoint
+// package), which checkpoint.DynamoDBStore.ListLeaseKeysForOwner queries. A running worker
+// does not need it: it knows the leases it holds, and its renewals are conditional writes
+// that fail when a lease was taken. What the failover needs, every other lease's counter
+// watched on this worker's clock, only a scan shows, so the scan stays at TakeInterval: a
+// scan every 2 × (FailoverTime + 25 ms), as the KCL's, would save 135 requests per lease-hour
+// here and make the takeover bound FailoverTime + 20 s instead of FailoverTime + 5 s.
 package consumer

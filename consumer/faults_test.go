@@ -195,11 +195,13 @@ func TestFaults(t *testing.T) {
 		c.waitDistinct(t, total, 30*time.Second)
 
 		victim := prod.openShardIDs()[1]
+		// leaseOwner is the lease owner index's hash key, so DynamoDB itself refuses any type
+		// but S for it; the garbage goes into attributes no index guards.
 		_, err := env.ddb.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(env.table), Item: map[string]ddbtypes.AttributeValue{
-			"leaseKey":     &ddbtypes.AttributeValueMemberS{Value: victim},
-			"leaseCounter": &ddbtypes.AttributeValueMemberS{Value: "not a number"},
-			"checkpoint":   &ddbtypes.AttributeValueMemberN{Value: "42"},
-			"leaseOwner":   &ddbtypes.AttributeValueMemberBOOL{Value: true},
+			"leaseKey":        &ddbtypes.AttributeValueMemberS{Value: victim},
+			"leaseCounter":    &ddbtypes.AttributeValueMemberS{Value: "not a number"},
+			"checkpoint":      &ddbtypes.AttributeValueMemberN{Value: "42"},
+			"checkpointOwner": &ddbtypes.AttributeValueMemberBOOL{Value: true},
 		}})
 		if err != nil {
 			t.Fatal(err)

@@ -215,6 +215,16 @@ func (c *Checkpointer) CheckpointAt(ctx context.Context, seq string, subseq int6
 	return err
 }
 
+// CheckpointAtNextRenewal records, like CheckpointAt, that every record up to seq and subseq
+// was processed, with the checks applied at once, but writes it with the lease's next renewal
+// instead of a write of its own: at most RenewInterval later, and at no cost to the lease
+// table beyond the renewals. A checkpoint still waiting when the lease is lost is dropped (the
+// next owner processes those records again); any later Checkpoint or CheckpointAt, as in
+// ShardEnded or ShutdownRequested, writes at once.
+func (c *Checkpointer) CheckpointAtNextRenewal(seq string, subseq int64) error {
+	return c.cp.CheckpointAtNextRenewal(seq, subseq)
+}
+
 // Checkpointed returns the stored checkpoint as of the last write or renewal.
 func (c *Checkpointer) Checkpointed() checkpoint.ExtendedSequenceNumber { return c.cp.Checkpointed() }
 
@@ -225,13 +235,18 @@ func (c *Checkpointer) LastDelivered() (checkpoint.ExtendedSequenceNumber, bool)
 }
 
 // RecordFunc returns a ProcessorFactory for the common case: fn is called for each record in
-// order, and the worker checkpoints what fn processed without error on a cadence: after every
-// batch by default, or as the options say (CheckpointInterval, CheckpointEveryRecords), and
-// always at shard end, at a graceful shutdown or handoff, and before a batch is delivered again
-// after a failure. When fn fails, the records before the failing one are checkpointed and the
-// batch is delivered again from the failing record after a pause, so a record is skipped only
-// when fn returns nil for it. Records after the last checkpoint may be passed to fn again
-// after a failover: fn should be idempotent, and a longer cadence means more such records.
+// order, and the worker checkpoints what fn processed without error on a cadence. By default
+// the checkpoint rides on the lease's renewal (Checkpointer.CheckpointAtNextRenewal): after
+// each batch the position is handed to the renewer, and the next renewal, every
+// RenewInterval, writes it in place of a bare renewal, so a busy shard costs the lease table
+// no more than an idle one. CheckpointInterval, CheckpointEveryRecords and
+// CheckpointEveryBatch write checkpoints of their own instead. Whatever the cadence, the
+// checkpoint is written at once at shard end, at a graceful shutdown or handoff, and before a
+// batch is delivered again after a failure. When fn fails, the records before the failing one
+// are checkpointed and the batch is delivered again from the failing record after a pause, so
+// a record is skipped only when fn returns nil for it. Records after the last checkpoint may
+// be passed to fn again after a failover (with the default, those of up to one RenewInterval):
+// fn should be idempotent, and a longer cadence means more such records.
 func RecordFunc(fn func(ctx context.Context, r Record) error, opts ...RecordFuncOption) ProcessorFactory {
 	var cad cadence
 	for _, o := range opts {
@@ -243,13 +258,13 @@ func RecordFunc(fn func(ctx context.Context, r Record) error, opts ...RecordFunc
 // RecordFuncOption sets how often RecordFunc checkpoints.
 type RecordFuncOption func(*cadence)
 
-// CheckpointInterval makes RecordFunc checkpoint at most once per d while records flow, as
-// KCL applications checkpoint every few seconds to a minute instead of after every batch: the
-// lease table then takes one checkpoint write per shard and interval, and after a failover up
-// to about d of records are processed again. Processed records are also checkpointed when
-// the shard goes idle for d (on the next empty read), so none wait for the next record. With
-// CheckpointEveryRecords too, whichever comes first checkpoints. d <= 0 keeps the default,
-// a checkpoint after every batch.
+// CheckpointInterval makes RecordFunc write a checkpoint at most once per d while records
+// flow, as KCL applications checkpoint every few seconds to a minute: the lease table then
+// takes one checkpoint write per shard and interval besides the renewals, and after a
+// failover up to about d of records are processed again. Processed records are also
+// checkpointed when the shard goes idle for d (on the next empty read), so none wait for the
+// next record. With CheckpointEveryRecords too, whichever comes first checkpoints. d <= 0
+// keeps the default, the checkpoint riding on the renewal.
 func CheckpointInterval(d time.Duration) RecordFuncOption {
 	return func(c *cadence) { c.interval = max(d, 0) }
 }
@@ -260,12 +275,23 @@ func CheckpointEveryRecords(n int) RecordFuncOption {
 	return func(c *cadence) { c.records = max(n, 0) }
 }
 
-// cadence is when RecordFunc checkpoints during processing; the zero value is after every
-// batch.
-type cadence struct {
-	interval time.Duration
-	records  int
+// CheckpointEveryBatch makes RecordFunc write a checkpoint after every batch, so that a
+// failover processes no record of an earlier batch again, at up to five writes a second per
+// shard (18,000 a shard-hour) instead of none beyond the renewals.
+func CheckpointEveryBatch() RecordFuncOption {
+	return func(c *cadence) { c.everyBatch = true }
 }
+
+// cadence is when RecordFunc checkpoints during processing; the zero value rides on the
+// renewals.
+type cadence struct {
+	interval   time.Duration
+	records    int
+	everyBatch bool
+}
+
+// deferred reports whether checkpoints ride on the renewals.
+func (c cadence) deferred() bool { return c.interval == 0 && c.records == 0 && !c.everyBatch }
 
 type recordFuncProcessor struct {
 	fn      func(context.Context, Record) error
@@ -287,7 +313,7 @@ func (p *recordFuncProcessor) Initialize(context.Context, InitializeInput) error
 // due reports whether the cadence asks for a checkpoint now.
 func (p *recordFuncProcessor) due(now time.Time) bool {
 	c := p.cadence
-	if c.interval == 0 && c.records == 0 {
+	if c.everyBatch {
 		return true
 	}
 	return (c.records > 0 && p.pending >= c.records) || (c.interval > 0 && now.Sub(p.lastCheckpoint) >= c.interval)
@@ -330,7 +356,15 @@ func (p *recordFuncProcessor) ProcessRecords(ctx context.Context, in ProcessReco
 		p.done, p.hasDone = r.Position(), true
 		p.pending++
 	}
-	if p.pending == 0 || !p.due(time.Now()) {
+	if p.pending == 0 {
+		return nil
+	}
+	if p.cadence.deferred() {
+		// pending stays: until a write of its own, ShutdownRequested writes the position at
+		// once rather than trust a renewal that may not come.
+		return in.Checkpointer.CheckpointAtNextRenewal(p.done.SequenceNumber, p.done.SubSequenceNumber)
+	}
+	if !p.due(time.Now()) {
 		return nil
 	}
 	return p.checkpointDone(ctx, in.Checkpointer)

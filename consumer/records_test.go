@@ -205,8 +205,8 @@ func TestRecordFuncRetriesFromTheFailingRecord(t *testing.T) {
 	if fmt.Sprint(got) != "[a b c]" {
 		t.Errorf("processed %v, want each record once", got)
 	}
-	if c := cp.Checkpointed(); c.SequenceNumber != "3" {
-		t.Errorf("checkpoint %v, want 3", c)
+	if d, ok := holder.DeferredCheckpoint(); !ok || d.SequenceNumber != "3" {
+		t.Errorf("checkpoint waiting for the renewal %v, %v; want 3", d, ok)
 	}
 }
 
@@ -216,7 +216,7 @@ func TestConfigDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.FailoverTime != 10*time.Second || c.RenewInterval != c.FailoverTime/3 || c.TakeInterval != 5*time.Second ||
+	if c.FailoverTime != 10*time.Second || c.RenewInterval != 4*time.Second || c.TakeInterval != 5*time.Second ||
 		c.MaxRecords != 10000 || c.IdleTimeBetweenReads != time.Second || c.LeaseTableName != "app" || c.WorkerID == "" ||
 		c.InitialPosition != Latest || c.MaxLeasesToStealAtOnce != 1 || c.HandoffTimeout != 30*time.Second {
 		t.Errorf("defaults: %+v", c)
@@ -266,8 +266,30 @@ func recordFuncHarness(t *testing.T, opts ...RecordFuncOption) (RecordProcessor,
 
 func TestRecordFuncCheckpointCadence(t *testing.T) {
 	ctx := context.Background()
-	t.Run("every batch by default", func(t *testing.T) {
+	t.Run("with the renewal by default", func(t *testing.T) {
 		proc, cp, batch := recordFuncHarness(t)
+		if err := proc.ProcessRecords(ctx, batch("1", "2")); err != nil {
+			t.Fatal(err)
+		}
+		if c := cp.Checkpointed(); c != checkpoint.TrimHorizon {
+			t.Errorf("checkpoint %v written after the batch, want it to wait for the renewal", c)
+		}
+		if _, err := cp.holder.Renew(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if c := cp.Checkpointed(); c.SequenceNumber != "2" {
+			t.Errorf("checkpoint %v after the renewal, want 2", c)
+		}
+		// A handoff writes at once what waits for a renewal.
+		if err := proc.ProcessRecords(ctx, batch("3")); err != nil {
+			t.Fatal(err)
+		}
+		if err := proc.ShutdownRequested(ctx, ShutdownRequestedInput{ShardID: "s", Cause: CauseHandoff, Checkpointer: cp}); err != nil || cp.Checkpointed().SequenceNumber != "3" {
+			t.Errorf("handoff: %v, checkpoint %v; want 3", err, cp.Checkpointed())
+		}
+	})
+	t.Run("every batch", func(t *testing.T) {
+		proc, cp, batch := recordFuncHarness(t, CheckpointEveryBatch())
 		if err := proc.ProcessRecords(ctx, batch("1", "2")); err != nil {
 			t.Fatal(err)
 		}
@@ -339,5 +361,73 @@ func TestRecordFuncIntervalCheckpointsIdleShard(t *testing.T) {
 	})
 	if err := rw.stop(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// writeCountingStore counts the lease writes that assert ownership.
+type writeCountingStore struct {
+	checkpoint.Store
+	renewals, checkpoints atomic.Int64
+}
+
+func (s *writeCountingStore) RenewLease(ctx context.Context, held checkpoint.Lease) (checkpoint.Lease, error) {
+	s.renewals.Add(1)
+	return s.Store.RenewLease(ctx, held)
+}
+
+func (s *writeCountingStore) UpdateCheckpoint(ctx context.Context, held checkpoint.Lease, cp checkpoint.ExtendedSequenceNumber) (checkpoint.Lease, error) {
+	s.checkpoints.Add(1)
+	return s.Store.UpdateCheckpoint(ctx, held, cp)
+}
+
+// TestRecordFuncCheckpointRidesOnRenewal runs a worker whose RecordFunc has the default
+// cadence on a shard with records on every read: its checkpoints are written by the renewals,
+// so the lease takes no more writes than renewals, and yet the checkpoint follows the
+// records and the graceful shutdown writes the last one at once.
+func TestRecordFuncCheckpointRidesOnRenewal(t *testing.T) {
+	checkNoLeak(t)
+	f := newFakeKinesis("s", 1)
+	store := &writeCountingStore{Store: checkpoint.NewMemoryStore()}
+	var seen atomic.Int64
+	var last atomic.Value
+	cfg := fakeConfig(t, f, store, "w1", RecordFunc(func(ctx context.Context, r Record) error {
+		seen.Add(1)
+		last.Store(r.SequenceNumber)
+		return nil
+	}))
+	w, _ := New(cfg)
+	applied, _ := cfg.withDefaults()
+	rw := runWorker(t, w)
+	waitFor(t, 5*time.Second, "the lease", func() bool { return w.Stats().LeasesHeld == 1 })
+	r0, c0, t0 := store.renewals.Load(), store.checkpoints.Load(), time.Now()
+	next := map[string]int{}
+	for time.Since(t0) < 6*applied.RenewInterval {
+		putKeys(f, testKeys(3), 1, next)
+		time.Sleep(5 * time.Millisecond)
+	}
+	renewals, checkpoints, elapsed := store.renewals.Load()-r0, store.checkpoints.Load()-c0, time.Since(t0)
+	batches := w.Stats().Batches
+	if most := int64(elapsed/applied.RenewInterval) + 2; renewals+checkpoints > most {
+		t.Errorf("%d renewals and %d checkpoints in %s (%d batches), want at most %d writes, one per RenewInterval %s",
+			renewals, checkpoints, elapsed.Round(time.Millisecond), batches, most, applied.RenewInterval)
+	}
+	if checkpoints == 0 {
+		t.Errorf("no checkpoint written in %s of records", elapsed.Round(time.Millisecond))
+	}
+	l, _ := store.GetLease(context.Background(), "shardId-000000000000")
+	if isStartSentinel(l.Checkpoint) {
+		t.Errorf("checkpoint %v while records flow, want a record's", l.Checkpoint)
+	}
+	total := int64(0)
+	for _, n := range next {
+		total += int64(n)
+	}
+	waitFor(t, 5*time.Second, "every record", func() bool { return seen.Load() == total })
+	if err := rw.stop(); err != nil {
+		t.Fatal(err)
+	}
+	l, _ = store.GetLease(context.Background(), "shardId-000000000000")
+	if want := last.Load().(string); l.Checkpoint.SequenceNumber != want {
+		t.Errorf("checkpoint after the shutdown %v, want the last record %s", l.Checkpoint, want)
 	}
 }

@@ -125,8 +125,8 @@ func (r *leaseRenewer) renew(ctx context.Context, c *shardConsumer) {
 			h.nextRenew = start.Add(cfg.RenewInterval)
 		}
 	} else {
-		// Try again soon: two more failures and the lease is given up locally.
-		h.nextRenew = time.Now().Add(cfg.RenewInterval / 3)
+		// Try again soon; the check gives the lease up locally at renewDeadline.
+		h.nextRenew = time.Now().Add(cfg.renewRetry())
 	}
 	h.mu.Unlock()
 	switch {

@@ -27,6 +27,8 @@ type shardSyncer struct {
 	w       *Worker
 	trigger chan struct{}
 
+	lastSync time.Time // when the last sync that listed leases ended, for Worker.recentScan
+
 	mu         sync.Mutex
 	eligible   map[string]time.Time // finished leases ready for deletion, since when
 	unreadable map[string]string    // lease keys whose items cannot be read, with the reason
@@ -92,12 +94,16 @@ func (s *shardSyncer) sync(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	lctx, cancel := context.WithTimeout(ctx, max(w.cfg.kinesisCallTimeout(), w.cfg.TakeInterval*2))
-	leases, err := w.listLeases(lctx)
-	cancel()
-	if err != nil {
-		return fmt.Errorf("consumer: listing leases: %w", err)
+	leases, ok := w.recentScan(s.lastSync)
+	if !ok {
+		lctx, cancel := context.WithTimeout(ctx, max(w.cfg.kinesisCallTimeout(), w.cfg.TakeInterval*2))
+		leases, err = w.listLeases(lctx)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("consumer: listing leases: %w", err)
+		}
 	}
+	defer func() { s.lastSync = time.Now() }()
 	w.stats.shardSyncs.Add(1)
 	for _, l := range planNewLeases(shards, leases, w.cfg.InitialPosition) {
 		s.create(ctx, l)

@@ -3,6 +3,7 @@ package consumer
 import (
 	"context"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -157,4 +158,41 @@ func TestListShardsFollowsPages(t *testing.T) {
 		t.Fatal("want an error for a missing stream")
 	}
 	var _ = kinesis.ListShardsInput{}
+}
+
+// listCountingStore counts ListLeases calls.
+type listCountingStore struct {
+	checkpoint.Store
+	lists atomic.Int64
+}
+
+func (s *listCountingStore) ListLeases(ctx context.Context) ([]checkpoint.Lease, error) {
+	s.lists.Add(1)
+	return s.Store.ListLeases(ctx)
+}
+
+// TestShardSyncReusesTakeScan checks that a shard sync lists no leases of its own when the
+// lease taker's scan is fresh: the scans of the lease table are the taker's alone, one per
+// TakeInterval, not also one per ShardSyncInterval.
+func TestShardSyncReusesTakeScan(t *testing.T) {
+	checkNoLeak(t)
+	f := newFakeKinesis("s", 2)
+	store := &listCountingStore{Store: checkpoint.NewMemoryStore()}
+	cfg := fakeConfig(t, f, store, "w1", processorFor(newCollector(), "w1", nil))
+	cfg.TakeInterval = 300 * time.Millisecond
+	cfg.ShardSyncInterval = 350 * time.Millisecond
+	w, _ := New(cfg)
+	rw := runWorker(t, w)
+	defer rw.stop()
+	waitFor(t, 5*time.Second, "both leases", func() bool { return w.Stats().LeasesHeld == 2 })
+	l0, s0, t0 := store.lists.Load(), w.Stats().ShardSyncs, time.Now()
+	time.Sleep(4 * time.Second)
+	lists, syncs, elapsed := store.lists.Load()-l0, w.Stats().ShardSyncs-s0, time.Since(t0)
+	scans := float64(elapsed) / float64(cfg.TakeInterval)
+	if syncs < 5 {
+		t.Fatalf("only %d shard syncs in %s", syncs, elapsed)
+	}
+	if float64(lists) > scans*1.3+2 {
+		t.Errorf("%d ListLeases in %s with %d shard syncs, want about one per TakeInterval (%.0f)", lists, elapsed.Round(time.Millisecond), syncs, scans)
+	}
 }

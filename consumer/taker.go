@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/shardline/shardline/checkpoint"
@@ -68,6 +69,7 @@ func (t *leaseTaker) scan(ctx context.Context) time.Duration {
 	w := t.w
 	cfg := &w.cfg
 	sctx, cancel := context.WithTimeout(ctx, cfg.TakeInterval)
+	started := time.Now()
 	leases, err := w.listLeases(sctx)
 	cancel()
 	if err != nil {
@@ -76,6 +78,7 @@ func (t *leaseTaker) scan(ctx context.Context) time.Duration {
 		}
 		return cfg.TakeInterval / 2
 	}
+	w.noteScan(slices.Clone(leases), started)
 	now := time.Now()
 	t.obs.update(leases, now)
 	view := t.obs.snapshot()

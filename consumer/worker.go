@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,10 +44,14 @@ type Worker struct {
 	consumers map[string]*shardConsumer
 	view      map[string]checkpoint.Lease
 	viewCh    chan struct{}
-	finished  map[string]bool // shards this worker processed to SHARD_END
-	fatal     error
-	fatalCh   chan struct{}
-	leaseTime struct {
+	// lastScan is the taker's last listing of this stream's leases and when it started;
+	// the shard syncer uses it instead of a listing of its own while it is fresh.
+	lastScan      []checkpoint.Lease
+	lastScanStart time.Time
+	finished      map[string]bool // shards this worker processed to SHARD_END
+	fatal         error
+	fatalCh       chan struct{}
+	leaseTime     struct {
 		last  time.Time
 		hours float64
 	}
@@ -306,6 +311,26 @@ func (w *Worker) shardFinished(shardID string) {
 	w.viewCh = make(chan struct{})
 	w.mu.Unlock()
 	w.syncer.requestSync()
+}
+
+// noteScan keeps the taker's listing for the shard syncer.
+func (w *Worker) noteScan(leases []checkpoint.Lease, started time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.lastScan, w.lastScanStart = leases, started
+}
+
+// recentScan returns a copy of the taker's last listing when it started after since and no
+// longer than TakeInterval ago, so a shard sync needs no Scan of its own: the listing is as
+// fresh as the one the taker acts on, and one that began before the syncer's own last writes
+// is never used.
+func (w *Worker) recentScan(since time.Time) ([]checkpoint.Lease, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.lastScan == nil || !w.lastScanStart.After(since) || time.Since(w.lastScanStart) > w.cfg.TakeInterval {
+		return nil, false
+	}
+	return slices.Clone(w.lastScan), true
 }
 
 // publishView replaces the worker's view of the lease table after a scan.
