@@ -808,7 +808,7 @@ func (s *DynamoDBStore) refused(ctx context.Context, op, api, key string, tries 
 		return Lease{}, &LeaseError{Op: op, Key: key, Err: ErrLeaseLost, Detail: "conditional write refused; current lease unreadable", Cause: errors.Join(ccf, err)}
 	}
 	if recovered != nil && recovered(cur) {
-		s.log.Info("checkpoint: conditional write refused because an earlier attempt of it applied; treating as success", "op", op, "lease", key, "counter", cur.Counter)
+		s.log.Debug("checkpoint: conditional write refused because an earlier attempt of it applied; treating as success", "op", op, "lease", key, "counter", cur.Counter)
 		return cur, nil
 	}
 	detail := detailNotHeld

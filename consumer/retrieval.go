@@ -275,7 +275,7 @@ func (s *pollingSource) poll(ctx context.Context) (fetchResult, error) {
 			if s.f.hooks.expired != nil {
 				s.f.hooks.expired()
 			}
-			s.log.Info("consumer: shard iterator expired, getting a new one", "from", s.resume())
+			s.log.Debug("consumer: shard iterator expired, getting a new one", "from", s.resume())
 			return fetchResult{}, fmt.Errorf("consumer: GetRecords %s: %w", s.shardID, err)
 		case errors.As(err, &invalid), isBareServerError(err) && s.failures+1 >= badIteratorSuspicion:
 			s.iterator = nil

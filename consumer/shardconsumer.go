@@ -226,7 +226,7 @@ func (c *shardConsumer) process() {
 		return
 	}
 	defer src.close()
-	c.log.Info("consumer: processing shard", "from", from.String(), "retrieval", c.w.sources().mode().String())
+	c.log.Debug("consumer: processing shard", "from", from.String(), "retrieval", c.w.sources().mode().String())
 	c.state.Store(StateProcessing)
 	dec := newRecordDecoder(l.HashKeyRange, l.Checkpoint)
 	for c.stopping() == stopNone {
@@ -446,7 +446,14 @@ func (c *shardConsumer) release(why string) {
 		return
 	}
 	c.w.stats.leasesReleased.Add(1)
-	c.log.Info("consumer: released lease", "reason", why, "checkpoint", c.cp.Checkpointed().String())
+	// Releases at shutdown and at a shard's end are routine; one for any other reason (a
+	// handoff, a shutdown before SHARD_END) is worth an operator's eye.
+	level := slog.LevelInfo
+	switch why {
+	case "worker shutdown", "consumer stopped", "SHARD_END", "already processed to SHARD_END":
+		level = slog.LevelDebug
+	}
+	c.log.Log(context.Background(), level, "consumer: released lease", "reason", why, "checkpoint", c.cp.Checkpointed().String())
 }
 
 // shardEnd makes the processor checkpoint SHARD_END, records the children and releases the
@@ -527,13 +534,13 @@ func (c *shardConsumer) waitForParents() bool {
 		pending, recheck := c.w.unfinishedParents(parents, absentSince, time.Now())
 		if len(pending) == 0 {
 			if logged {
-				c.log.Info("consumer: parent shards finished", "parents", parents)
+				c.log.Debug("consumer: parent shards finished", "parents", parents)
 			}
 			return true
 		}
 		c.state.Store(StateWaitingOnParents)
 		if !logged {
-			c.log.Info("consumer: waiting for parent shards to finish", "parents", pending)
+			c.log.Debug("consumer: waiting for parent shards to finish", "parents", pending)
 			logged = true
 		}
 		var timeout <-chan time.Time

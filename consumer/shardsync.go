@@ -134,7 +134,7 @@ func (s *shardSyncer) create(ctx context.Context, l checkpoint.Lease) {
 	_, err := w.store.CreateLeaseIfNotExists(cctx, l)
 	switch {
 	case err == nil:
-		w.log.Info("consumer: created lease", "lease", l.Key, "checkpoint", l.Checkpoint.String(), "parents", l.ParentShardIDs)
+		w.log.Debug("consumer: created lease", "lease", l.Key, "checkpoint", l.Checkpoint.String(), "parents", l.ParentShardIDs)
 		w.stats.leasesCreated.Add(1)
 		s.setUnreadable(l.Key, "")
 	case errors.Is(err, checkpoint.ErrLeaseExists):
@@ -225,7 +225,7 @@ func (s *shardSyncer) cleanup(ctx context.Context, leases []checkpoint.Lease, sh
 		cancel()
 		switch {
 		case err == nil:
-			w.log.Info("consumer: deleted the lease of a finished shard", "lease", l.Key, "children", l.ChildShardIDs)
+			w.log.Debug("consumer: deleted the lease of a finished shard", "lease", l.Key, "children", l.ChildShardIDs)
 			w.stats.leasesDeleted.Add(1)
 			s.mu.Lock()
 			delete(s.eligible, l.Key)

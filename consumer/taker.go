@@ -130,7 +130,7 @@ func (t *leaseTaker) scan(ctx context.Context) time.Duration {
 	}
 
 	for _, key := range plan.abandon {
-		w.log.Info("consumer: handoff abandoned: the lease went elsewhere", "lease", key)
+		w.log.Debug("consumer: handoff abandoned: the lease went elsewhere", "lease", key)
 		delete(t.pending, key)
 		delete(t.from, key)
 	}
@@ -146,7 +146,7 @@ func (t *leaseTaker) scan(ctx context.Context) time.Duration {
 		t.take(ctx, l, why)
 	}
 	if len(plan.take) > 0 || len(plan.steal) > 0 || len(plan.seize) > 0 {
-		w.log.Info("consumer: lease balance", "workers", plan.workers, "fair_share", round2(plan.fair), "my_load", round2(plan.myLoad), "max_load", round2(plan.maxLoad), "taking", len(plan.take), "stealing", len(plan.steal)+len(plan.seize))
+		w.log.Debug("consumer: lease balance", "workers", plan.workers, "fair_share", round2(plan.fair), "my_load", round2(plan.myLoad), "max_load", round2(plan.maxLoad), "taking", len(plan.take), "stealing", len(plan.steal)+len(plan.seize))
 	}
 	for _, l := range plan.take {
 		if ctx.Err() != nil {
