@@ -192,7 +192,7 @@ func buildTables(kt *keyTables, b []byte, buf []string) (pkTable, ehkTable []str
 // validated.
 func decodeRecords(dst []UserRecord, b []byte, i int, pkTable, ehkTable []string, stopAtTable bool) (out []UserRecord, late bool, err *CorruptError) {
 	orig := len(dst)
-	var sub uint64
+	var sub int64
 	for i < len(b) {
 		start := i
 		tag, n := consumeVarint(b[i:])

@@ -62,7 +62,7 @@ func checkDeaggregate(t *testing.T, data []byte) {
 	agg := NewAggregator(MaxRecordSize)
 	for i := range recs {
 		r := &recs[i]
-		if !r.Aggregated || r.SubSequenceNumber != uint64(i) {
+		if !r.Aggregated || r.SubSequenceNumber != int64(i) {
 			t.Fatalf("record %d: %s", i, describe(*r))
 		}
 		var p plan

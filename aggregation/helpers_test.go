@@ -97,7 +97,7 @@ func describe(r UserRecord) string {
 func expectAggregated(in []UserRecord) []UserRecord {
 	out := make([]UserRecord, len(in))
 	for i, r := range in {
-		r.SubSequenceNumber = uint64(i)
+		r.SubSequenceNumber = int64(i)
 		r.Aggregated = true
 		out[i] = r
 	}

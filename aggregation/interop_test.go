@@ -77,7 +77,7 @@ func fromJS(t *testing.T, r jsRecord) UserRecord {
 		u.ExplicitHashKey = *r.EHK
 	}
 	if r.Sub != nil {
-		u.SubSequenceNumber, u.Aggregated = uint64(*r.Sub), true
+		u.SubSequenceNumber, u.Aggregated = int64(*r.Sub), true
 	}
 	return u
 }
@@ -278,7 +278,7 @@ func TestInteropNodeEncodes(t *testing.T) {
 func renumber(recs []UserRecord) []UserRecord {
 	out := make([]UserRecord, len(recs))
 	for i, r := range recs {
-		r.SubSequenceNumber = uint64(i)
+		r.SubSequenceNumber = int64(i)
 		out[i] = r
 	}
 	return out
@@ -348,7 +348,7 @@ func TestInteropNodeDecodes(t *testing.T) {
 		}
 		for j, r := range res.Records {
 			u := fromJS(t, r)
-			if u.Aggregated != e.rec.Aggregated || (e.rec.Aggregated && u.SubSequenceNumber != uint64(j)) {
+			if u.Aggregated != e.rec.Aggregated || (e.rec.Aggregated && u.SubSequenceNumber != int64(j)) {
 				t.Fatalf("%s: Kinesis record %d, user record %d: %s", groups[e.group].name, i, j, describe(u))
 			}
 			u.SubSequenceNumber, u.Aggregated = 0, false

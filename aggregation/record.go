@@ -20,8 +20,10 @@ type UserRecord struct {
 	Tags []Tag
 
 	// SubSequenceNumber is the position of the record inside its aggregate,
-	// counted from zero. Set by Deaggregate; ignored by the Aggregator.
-	SubSequenceNumber uint64
+	// counted from zero. Set by Deaggregate; ignored by the Aggregator. It is an int64, as
+	// in the consumer and checkpoint packages and as the KCL keeps it (a Java long, stored
+	// in the lease table's checkpointSubSequenceNumber).
+	SubSequenceNumber int64
 
 	// Aggregated reports whether Deaggregate found the record inside an
 	// aggregate. It is false for a plain Kinesis record and for a corrupt

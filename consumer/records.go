@@ -99,7 +99,7 @@ func (d *recordDecoder) decode(recs []types.Record) []Record {
 		lastSub := int64(0)
 		for j := range users {
 			u := &users[j]
-			sub := int64(u.SubSequenceNumber)
+			sub := u.SubSequenceNumber
 			lastSub = sub
 			if skipping && sub <= d.skipSub {
 				d.stats.skipped++

@@ -691,7 +691,7 @@ func (p *Producer) complete(kr *kRecord, shardID, seq string) {
 		u := &kr.users[i]
 		res := Result{ShardID: shardID, SequenceNumber: seq, Attempts: u.tries + kr.attempts}
 		if kr.aggregated {
-			res.SubSequenceNumber = uint64(i)
+			res.SubSequenceNumber = int64(i)
 		}
 		p.deliver(u, res)
 	}

@@ -28,7 +28,7 @@ type readBack struct {
 	pk    string
 	data  string
 	seq   *big.Int
-	sub   uint64
+	sub   int64
 }
 
 // readStream reads every record of every shard from TRIM_HORIZON, parents before children,

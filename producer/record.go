@@ -72,8 +72,9 @@ type Result struct {
 	SequenceNumber string
 
 	// SubSequenceNumber is the position of the user record in its aggregate, counted from
-	// zero; 0 for a record sent on its own.
-	SubSequenceNumber uint64
+	// zero; 0 for a record sent on its own. An int64, as consumer.Record and checkpoint
+	// positions have it, so a result can be compared with what a consumer reads.
+	SubSequenceNumber int64
 
 	// Attempts is how many PutRecords calls carried the record, including the one that
 	// succeeded or failed last.

@@ -534,7 +534,7 @@ type catRecord struct {
 	Stream          string     `json:"stream"`
 	Shard           string     `json:"shard"`
 	Sequence        string     `json:"sequence"`
-	Subsequence     uint64     `json:"subsequence"`
+	Subsequence     int64      `json:"subsequence"`
 	Aggregated      bool       `json:"aggregated"`
 	Compression     string     `json:"compression,omitempty"`
 	PartitionKey    string     `json:"partitionKey"`

@@ -80,7 +80,7 @@ func TestCatDecodesRecords(t *testing.T) {
 	recs := catJSON(t, ep, name)
 	type view struct {
 		key, data, encoding, compression string
-		sub                              uint64
+		sub                              int64
 		aggregated                       bool
 	}
 	var got []view
