@@ -69,7 +69,7 @@ func (e *ktEnv) client(c *callCounter) *kinesis.Client {
 	}
 	return e.srv.Client(func(o *kinesis.Options) {
 		base := o.HTTPClient.(*http.Client)
-		o.HTTPClient = &http.Client{Transport: &countingTransport{base: base.Transport, c: c}}
+		o.HTTPClient = &http.Client{Transport: &kinesisCallTransport{base: base.Transport, c: c}}
 	})
 }
 
@@ -119,12 +119,14 @@ func (c *callCounter) errs(op, code string) int {
 	return c.errors[op+" "+code]
 }
 
-type countingTransport struct {
+// kinesisCallTransport counts the Kinesis calls, and the error codes of refused ones, that
+// reach the HTTP layer.
+type kinesisCallTransport struct {
 	base http.RoundTripper
 	c    *callCounter
 }
 
-func (t *countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+func (t *kinesisCallTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	op := strings.TrimPrefix(req.Header.Get("X-Amz-Target"), "Kinesis_20131202.")
 	t.c.mu.Lock()
 	t.c.calls[op]++
