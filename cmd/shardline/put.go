@@ -17,7 +17,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -578,10 +577,6 @@ func cleanError(err error) string {
 	s := err.Error()
 	for _, prefix := range []string{"producer: ", "aggregation: "} {
 		s = strings.TrimPrefix(s, prefix)
-	}
-	if errors.Is(err, syscall.ECONNREFUSED) {
-		// The producer's error class for every retryable network error; see connectionLabel.
-		s = strings.ReplaceAll(s, "ConnectionReset", "ConnectionRefused")
 	}
 	return s
 }
