@@ -24,6 +24,13 @@ import (
 func awsEnv(t *testing.T) string {
 	t.Helper()
 	ep := testenv.KinesisEndpoint(t)
+	testAWSConfig(t)
+	return ep
+}
+
+// testAWSConfig is awsEnv without kinesis-mock, for tests that bring their own endpoint.
+func testAWSConfig(t *testing.T) {
+	t.Helper()
 	dir := t.TempDir()
 	for k, v := range map[string]string{
 		"AWS_ACCESS_KEY_ID":           "test",
@@ -42,7 +49,6 @@ func awsEnv(t *testing.T) string {
 	} {
 		t.Setenv(k, v)
 	}
-	return ep
 }
 
 // result is what one command line did.
