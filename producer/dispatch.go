@@ -255,26 +255,33 @@ func (p *Producer) holdForTokens(now int64) int64 {
 	if p.cfg.StrictOrdering {
 		return 0
 	}
-	recs, bytes := 0, 0
+	recs, bytes := 0, 0           // sendable now
+	queued, qBytes := 0, 0        // sendable once the limits allow, up to a full request
 	var recRate, byteRate float64 // of the shards held back by their limits
 	for _, sh := range p.readyShards {
 		if sh.retryAt > now || sh.inflight > 0 || p.blockedLocked(sh) {
 			continue
 		}
 		rt, bt := sh.lim.tokens(now)
+		limited := false
 		for i := range sh.ready.len() {
 			kr := sh.ready.at(i)
-			if !kr.encoded {
+			if !kr.encoded || queued >= p.cfg.MaxBatchRecords || qBytes >= p.cfg.MaxBatchBytes {
 				break
 			}
 			if kr.failErr != nil || kr.expires <= now || kr.isolate {
 				return 0 // buildBatch settles these at once
 			}
+			queued++
+			qBytes += kr.size
 			if rt < 0 || bt < 0 {
-				r, b := sh.lim.rates()
-				recRate += r
-				byteRate += b
-				break
+				if !limited {
+					limited = true
+					r, b := sh.lim.rates()
+					recRate += r
+					byteRate += b
+				}
+				continue
 			}
 			rt--
 			bt -= float64(kr.size)
@@ -298,12 +305,12 @@ func (p *Producer) holdForTokens(now int64) int64 {
 	if now >= until {
 		return 0
 	}
-	// When the limited shards should have earned the rest of a full request, by records or
-	// by bytes, whichever comes first.
-	avg := float64(bytes) / float64(recs)
-	needRecs := float64(p.cfg.MaxBatchRecords - recs)
-	needRecs = min(needRecs, float64(p.cfg.MaxBatchBytes-bytes)/avg)
-	secs := max(needRecs/recRate, needRecs*avg/byteRate)
+	// When the limited shards should have earned the rest of what is queued, up to a full
+	// request: a short backlog (a retry after a throttle dropped the shard's burst) waits
+	// only for its own tokens, as it would without holding.
+	needRecs := float64(queued - recs)
+	needBytes := float64(qBytes - bytes)
+	secs := max(needRecs/recRate, needBytes/byteRate)
 	return min(until, now+max(minWait, int64(secs*1e9)))
 }
 
