@@ -17,6 +17,9 @@ import (
 // limitedStream starts a kinesistest server, which enforces the service's per-shard write
 // limits (1,000 records/s and 1 MiB/s, token buckets on the real clock), creates a stream of
 // shards shards on it, and returns a client and the stream's name.
+//
+// Reading the stream back meets the per-shard read limits too (5 GetRecords calls/s, 2 MiB/s):
+// read with reader, whose SDK retries throttled calls.
 func limitedStream(t *testing.T, shards int, faults ...kinesistest.FaultRule) (*kinesis.Client, *kinesistest.Server, string) {
 	t.Helper()
 	srv := kinesistest.NewServer(kinesistest.Options{Faults: faults, Seed: 5})
@@ -29,6 +32,10 @@ func limitedStream(t *testing.T, shards int, faults ...kinesistest.FaultRule) (*
 		t.Fatal(err)
 	}
 	return kc, srv, stream
+}
+
+func reader(srv *kinesistest.Server) *kinesis.Client {
+	return srv.Client(func(o *kinesis.Options) { o.RetryMaxAttempts = 30 })
 }
 
 // tally counts what a reader saw: user records read more than once, and per-key order
@@ -109,7 +116,7 @@ func TestLimitsOverCapacity(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			kc, _, stream := limitedStream(t, 1)
+			kc, srv, stream := limitedStream(t, 1)
 			p := newProducer(t, kc, producer.Config{
 				StreamName:         stream,
 				DisableAggregation: !tc.aggregate,
@@ -127,7 +134,7 @@ func TestLimitsOverCapacity(t *testing.T) {
 			s := p.Stats()
 			closeWithin(t, p, 10*time.Second)
 			failed := failures(t, o, tc.name)
-			dups, inv := tally(t, readStream(t, kc, stream), recs, o.ok)
+			dups, inv := tally(t, readStream(t, reader(srv), stream), recs, o.ok)
 			var rate float64
 			for _, v := range s.AdaptiveRateLimit {
 				rate = v
@@ -171,7 +178,7 @@ func TestLimitsThrottleStorm(t *testing.T) {
 			if storm {
 				rules = append(rules, kinesistest.FaultRule{Operation: "PutRecords", ThrottleEntries: 0.5})
 			}
-			kc, _, stream := limitedStream(t, 4, rules...)
+			kc, srv, stream := limitedStream(t, 4, rules...)
 			p := newProducer(t, kc, producer.Config{StreamName: stream, StrictOrdering: strict, AggregationMaxSize: 8000})
 			recs := testRecords(20000, 400, 100)
 			o := newOutcome(t, len(recs))
@@ -183,7 +190,7 @@ func TestLimitsThrottleStorm(t *testing.T) {
 			closeWithin(t, p, 30*time.Second)
 			label := "strict " + strconv.FormatBool(strict) + " storm " + strconv.FormatBool(storm)
 			failed := failures(t, o, label)
-			dups, inv := tally(t, readStream(t, kc, stream), recs, o.ok)
+			dups, inv := tally(t, readStream(t, reader(srv), stream), recs, o.ok)
 			if !storm {
 				clean = took
 			}
