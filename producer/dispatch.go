@@ -208,11 +208,10 @@ func (p *Producer) dispatch(now int64, eager bool, next int64) int64 {
 				break
 			}
 		}
-		if !eager {
-			if at := p.holdForTokens(now); at > now {
-				next = min(next, at)
-				break
-			}
+		// Also while flushing: the tokens, not the dispatcher, decide when records go.
+		if at := p.holdForTokens(now); at > now {
+			next = min(next, at)
+			break
 		}
 		b := p.buildBatch(now, &next, &fails)
 		if b == nil {
