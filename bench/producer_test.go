@@ -6,7 +6,6 @@ import (
 	"crypto/md5"
 	"crypto/sha256"
 	"encoding/base64"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -14,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -22,6 +22,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -36,59 +37,68 @@ import (
 // The loopback benchmarks send to kinesis-stub running as a separate process, so the CPU time
 // this process reports is the client's alone.
 
+// stubs are the kinesis-stub processes started so far, by shard count.
 var (
-	stubOnce sync.Once
-	stubURL  string
-	stubErr  error
-	stubCmd  *exec.Cmd
-	// stubStdin is held open for the life of the process.
-	stubStdin io.WriteCloser
+	stubMu sync.Mutex
+	stubs  = map[int]*stubProc{}
 )
+
+type stubProc struct {
+	url string
+	cmd *exec.Cmd
+	// stdin is held open for the life of the process.
+	stdin io.WriteCloser
+}
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if stubCmd != nil {
-		_ = stubCmd.Process.Kill()
-		_ = stubCmd.Wait()
+	for _, s := range stubs {
+		_ = s.cmd.Process.Kill()
+		_ = s.cmd.Wait()
 	}
 	os.Exit(code)
 }
 
-// stubEndpoint builds and starts kinesis-stub once per test binary and returns its URL.
-func stubEndpoint(b *testing.B) string {
-	stubOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "kinesis-stub")
-		if err != nil {
-			stubErr = err
-			return
-		}
-		bin := filepath.Join(dir, "kinesis-stub")
-		if out, err := exec.Command("go", "build", "-o", bin, "./cmd/kinesis-stub").CombinedOutput(); err != nil {
-			stubErr = fmt.Errorf("build kinesis-stub: %v\n%s", err, out)
-			return
-		}
-		stubCmd = exec.Command(bin, "-shards", "4")
-		stdout, _ := stubCmd.StdoutPipe()
-		// The stub exits when its stdin closes, so it never outlives this process.
-		stubStdin, _ = stubCmd.StdinPipe()
-		if err := stubCmd.Start(); err != nil {
-			stubErr = err
-			return
-		}
-		line, err := bufio.NewReader(stdout).ReadString('\n')
-		if err != nil {
-			stubErr = fmt.Errorf("kinesis-stub did not start: %v", err)
-			return
-		}
-		stubURL = "http://" + strings.TrimSpace(strings.TrimPrefix(line, "listening on "))
-	})
-	if stubErr != nil {
-		b.Fatal(stubErr)
+// stubEndpoint builds and starts kinesis-stub with four shards once per test binary and
+// returns its URL.
+func stubEndpoint(b *testing.B) string { return stubEndpointShards(b, 4) }
+
+// stubEndpointShards starts (once) a kinesis-stub whose stream has the given shards.
+func stubEndpointShards(b *testing.B, shards int) string {
+	stubMu.Lock()
+	defer stubMu.Unlock()
+	if s := stubs[shards]; s != nil {
+		return s.url
 	}
-	return stubURL
+	dir, err := os.MkdirTemp("", "kinesis-stub")
+	if err != nil {
+		b.Fatal(err)
+	}
+	bin := filepath.Join(dir, "kinesis-stub")
+	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/kinesis-stub").CombinedOutput(); err != nil {
+		b.Fatalf("build kinesis-stub: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, "-shards", strconv.Itoa(shards))
+	stdout, _ := cmd.StdoutPipe()
+	// The stub exits when its stdin closes, so it never outlives this process.
+	stdin, _ := cmd.StdinPipe()
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		b.Fatalf("kinesis-stub did not start: %v", err)
+	}
+	s := &stubProc{url: "http://" + strings.TrimSpace(strings.TrimPrefix(line, "listening on ")), cmd: cmd, stdin: stdin}
+	stubs[shards] = s
+	return s.url
 }
 
 func loopbackClient(b *testing.B, cbor bool) *kinesis.Client {
+	return loopbackClientShards(b, cbor, 4)
+}
+
+func loopbackClientShards(b *testing.B, cbor bool, shards int) *kinesis.Client {
 	tr := &http.Transport{
 		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
 		MaxIdleConns:        256,
@@ -100,7 +110,7 @@ func loopbackClient(b *testing.B, cbor bool) *kinesis.Client {
 		Credentials: credentials.NewStaticCredentialsProvider("bench", "bench", ""),
 		HTTPClient:  &http.Client{Transport: tr},
 	}
-	ep := stubEndpoint(b)
+	ep := stubEndpointShards(b, shards)
 	return kinesis.NewFromConfig(cfg, func(o *kinesis.Options) {
 		o.BaseEndpoint = aws.String(ep)
 		if cbor {
@@ -131,6 +141,43 @@ func readUsage() usage {
 
 // cpuTime is the process's CPU time so far, user and kernel.
 func cpuTime() time.Duration { return readUsage().cpu }
+
+// heapPeak samples the Go heap's in-use objects every 10 ms until stop is called, and
+// returns their peak in MiB. The process's maxrss-MiB is a peak over the whole process and
+// all benchmarks run in it so far, so a case's own memory is judged by running it alone
+// (-bench with one case) or by this peak, which covers the timed loop only.
+func heapPeak() (stop func() float64) {
+	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	var peak atomic.Uint64
+	read := func() {
+		metrics.Read(sample)
+		if v := sample[0].Value.Uint64(); v > peak.Load() {
+			peak.Store(v)
+		}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(10 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				read()
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() float64 {
+		close(done)
+		wg.Wait()
+		read()
+		return float64(peak.Load()) / (1 << 20)
+	}
+}
 
 // maxRSSMiB is the process's peak resident memory so far.
 func maxRSSMiB() float64 {
@@ -205,13 +252,21 @@ func BenchmarkPutLoopback(b *testing.B) {
 // producer spends most of the run waiting for its rate limiter and for buffer room, and
 // what it costs per record shows whether it waits without spinning. At the default
 // 64 MiB buffer a run needs well over 64,000 records to fill it (-benchtime=150000x takes
-// some 25 s).
+// some 25 s). The 64shards case binds the limits of 64 shards at RateLimit 25 (16 MiB/s in
+// all, well under what the client can send here), where some shard earns a token every
+// few milliseconds and requests used to be built short; krec/req reports how full the
+// requests were (-benchtime=60000x: 60 MiB, some 3 s at the limit).
 func BenchmarkRateLimitedLoopback(b *testing.B) {
 	data := make([]byte, 1024)
 	for i := range data {
 		data[i] = byte('a' + i%26)
 	}
-	benchProducerConfig(b, loopbackClient(b, false), keys(), data, producer.Config{StreamName: "bench"}, 0)
+	b.Run("4shards", func(b *testing.B) {
+		benchProducerConfig(b, loopbackClient(b, false), keys(), data, producer.Config{StreamName: "bench"}, 0)
+	})
+	b.Run("64shards", func(b *testing.B) {
+		benchProducerConfig(b, loopbackClientShards(b, false, 64), keys(), data, producer.Config{StreamName: "bench", RateLimit: 25}, 0)
+	})
 }
 
 // warmRecords are put before the timed records of a warm run: enough for every buffer the
@@ -264,6 +319,7 @@ func benchProducerConfig(b *testing.B, kc *kinesis.Client, ks []string, data []b
 	b.ReportAllocs()
 	b.ResetTimer()
 	stopProfile := profileTimedLoop(b)
+	peak := heapPeak()
 	start := readUsage()
 	for i := range recs {
 		if err := p.PutAsync(ctx, &recs[i], done); err != nil {
@@ -274,6 +330,13 @@ func benchProducerConfig(b *testing.B, kc *kinesis.Client, ks []string, data []b
 		b.Fatal(err)
 	}
 	report(b, b.N, start)
+	b.ReportMetric(peak(), "heap-peak-MiB")
+	// The records put, which the benchmark holds (and a warm run's too): part of the heap
+	// peak that is the caller's, not the producer's.
+	b.ReportMetric(float64(len(recs)+warm)*float64(unsafe.Sizeof(producer.Record{}))/(1<<20), "recs-MiB")
+	if st := p.Stats(); st.Requests > 0 {
+		b.ReportMetric(float64(st.KinesisRecordsPut)/float64(st.Requests), "krec/req")
+	}
 	stopProfile()
 	b.StopTimer()
 	if err := p.Close(ctx); err != nil {
@@ -333,6 +396,7 @@ func benchSDKLoop(b *testing.B, kc *kinesis.Client, ks []string, data []byte) {
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	b.ResetTimer()
+	peak := heapPeak()
 	start := readUsage()
 	var wg sync.WaitGroup
 	for w := range workers {
@@ -355,6 +419,7 @@ func benchSDKLoop(b *testing.B, kc *kinesis.Client, ks []string, data []byte) {
 	}
 	wg.Wait()
 	report(b, b.N, start)
+	b.ReportMetric(peak(), "heap-peak-MiB")
 	b.StopTimer()
 	if n := failed.Load(); n > 0 {
 		b.Fatalf("%d records failed", n)

@@ -95,8 +95,13 @@ func classifyError(err error) (errClass, string) {
 	if errors.As(err, &ne) && ne.Timeout() {
 		return classRetry, "Timeout"
 	}
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		// Nothing listens at the address (an endpoint restarting, a wrong port): retried
+		// like a reset, but named apart, since the remedy differs.
+		return classRetry, "ConnectionRefused"
+	}
 	if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNABORTED) ||
-		errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.EPIPE) ||
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return classRetry, "ConnectionReset"
 	}

@@ -74,7 +74,9 @@ type Config struct {
 
 	// Linger is how long a record may wait for others to share its aggregate and its
 	// PutRecords request, like the KPL's RecordMaxBufferedTime. Default 100 ms. A negative
-	// value sends as soon as a request slot is free.
+	// value sends as soon as a request slot is free. While shards' rate limits hold records
+	// back, a request short of a full one also waits up to Linger for the limits to let more
+	// through, so that requests stay full; the shards' throughput is the same.
 	Linger time.Duration
 	// MaxBatchRecords bounds the entries of one PutRecords request. Default and maximum 500.
 	MaxBatchRecords int

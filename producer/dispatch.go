@@ -208,10 +208,16 @@ func (p *Producer) dispatch(now int64, eager bool, next int64) int64 {
 				break
 			}
 		}
+		// Also while flushing: the tokens, not the dispatcher, decide when records go.
+		if at := p.holdForTokens(now); at > now {
+			next = min(next, at)
+			break
+		}
 		b := p.buildBatch(now, &next, &fails)
 		if b == nil {
 			break
 		}
+		p.holdSince = 0
 		p.inflightReqs++
 		p.batches <- b // buffered to MaxConcurrentRequests: never blocks
 	}
@@ -231,6 +237,80 @@ func (p *Producer) dispatch(now int64, eager bool, next int64) int64 {
 		next = now // look again: removing them may have made others sendable
 	}
 	return next
+}
+
+// holdForTokens decides whether the next request waits for rate limits to let more records
+// through. While limits bind, a shard earns a token every few milliseconds, and a request
+// built whenever one is earned carries a handful of Kinesis records while costing the CPU of
+// a full one (signing, the HTTP exchange, the response). So when the records sendable now fall
+// short of a full request, and some shard holds back records only for its rate limit, the
+// request waits until the limits should have let a full request through, for at most Linger
+// from when the holding began: the limiters' buckets hold a second of throughput, so waiting
+// less than that loses no tokens and the shards' throughput is unchanged. It returns when to
+// look again, or 0 to build the request now. Under StrictOrdering a request carries one
+// Kinesis record per shard, so tokens piling up would not fill it: it is never held. p.mu
+// is held.
+func (p *Producer) holdForTokens(now int64) int64 {
+	if p.cfg.StrictOrdering {
+		return 0
+	}
+	recs, bytes := 0, 0           // sendable now
+	queued, qBytes := 0, 0        // sendable once the limits allow, up to a full request
+	var recRate, byteRate float64 // of the shards held back by their limits
+	for _, sh := range p.readyShards {
+		if sh.retryAt > now || sh.inflight > 0 || p.blockedLocked(sh) {
+			continue
+		}
+		rt, bt := sh.lim.tokens(now)
+		limited := false
+		for i := range sh.ready.len() {
+			kr := sh.ready.at(i)
+			if !kr.encoded || queued >= p.cfg.MaxBatchRecords || qBytes >= p.cfg.MaxBatchBytes {
+				break
+			}
+			if kr.failErr != nil || kr.expires <= now || kr.isolate {
+				return 0 // buildBatch settles these at once
+			}
+			queued++
+			qBytes += kr.size
+			if rt < 0 || bt < 0 {
+				if !limited {
+					limited = true
+					r, b := sh.lim.rates()
+					recRate += r
+					byteRate += b
+				}
+				continue
+			}
+			rt--
+			bt -= float64(kr.size)
+			recs++
+			bytes += kr.size
+			if recs >= p.cfg.MaxBatchRecords || bytes >= p.cfg.MaxBatchBytes {
+				return 0
+			}
+		}
+	}
+	if recRate == 0 || recs == 0 {
+		// Nothing is held back by a limit (the queues are short), or nothing can go yet
+		// (buildBatch reports when the first token comes).
+		p.holdSince = 0
+		return 0
+	}
+	if p.holdSince == 0 {
+		p.holdSince = now
+	}
+	until := p.holdSince + int64(p.cfg.Linger)
+	if now >= until {
+		return 0
+	}
+	// When the limited shards should have earned the rest of what is queued, up to a full
+	// request: a short backlog (a retry after a throttle dropped the shard's burst) waits
+	// only for its own tokens, as it would without holding.
+	needRecs := float64(queued - recs)
+	needBytes := float64(qBytes - bytes)
+	secs := max(needRecs/recRate, needBytes/byteRate)
+	return min(until, now+max(minWait, int64(secs*1e9)))
 }
 
 // adaptive reports whether shards' rates adapt to throttling.

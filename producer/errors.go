@@ -64,7 +64,7 @@ func (e *ExpiredError) Unwrap() error { return e.Last }
 type PutError struct {
 	// Code is the service's error code (such as ProvisionedThroughputExceededException or
 	// ResourceNotFoundException), or a name the producer gives a transport failure: Timeout,
-	// ConnectionReset, HTTP5xx, Unknown.
+	// ConnectionReset, ConnectionRefused, HTTP5xx, Unknown.
 	Code string
 	// Message is the service's message for a per-entry failure; empty otherwise.
 	Message string

@@ -127,6 +127,18 @@ func (l *limiter) delay(now int64) int64 {
 	return max(minWait, int64(w*1e9)+1)
 }
 
+// tokens refills the buckets and returns the records and bytes that may be taken now; take
+// succeeds while both are non-negative, so the last record taken may overdraw them.
+func (l *limiter) tokens(now int64) (recs, bytes float64) {
+	l.advance(now)
+	return l.recTok, l.byteTok
+}
+
+// rates are the record and byte rates currently allowed.
+func (l *limiter) rates() (recs, bytes float64) {
+	return l.recRate * l.factor, l.byteRate * l.factor
+}
+
 // observe counts the shard's entries of a response that the service accepted.
 func (l *limiter) observe(now, sentAt, accepted int64) {
 	l.accepted.add(now, accepted)

@@ -109,6 +109,7 @@ type deque struct {
 
 func (d *deque) len() int            { return len(d.buf) - d.head }
 func (d *deque) front() *kRecord     { return d.buf[d.head] }
+func (d *deque) at(i int) *kRecord   { return d.buf[d.head+i] }
 func (d *deque) pushBack(k *kRecord) { d.buf = append(d.buf, k) }
 
 func (d *deque) popFront() *kRecord {

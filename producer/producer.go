@@ -58,7 +58,10 @@ type Producer struct {
 	inflightReqs int
 	rr           int
 	readyWake    int64 // when the dispatcher will next look at the ready queues by itself
-	freeBatches  []*batch
+	// holdSince is when the dispatcher began holding back a request that rate limits kept
+	// short (holdForTokens); zero while it holds none.
+	holdSince   int64
+	freeBatches []*batch
 
 	// nextWake is when the dispatcher will next look by itself; MaxInt64: never, or not
 	// known yet because it is looking now.

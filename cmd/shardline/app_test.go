@@ -83,7 +83,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"put"}, []string{"expects a stream name and optional files"}},
 		{[]string{"put", "s", "--compression", "lz4"}, []string{`--compression "lz4": want none, gzip, zstd or snappy`}},
 		{[]string{"put", "s", "--partition-key", "sometimes"}, []string{`--partition-key "sometimes": want random, hash, fixed:KEY or json:FIELD`}},
-		{[]string{"put", "s", "--partition-key", "fixed:"}, []string{"the key must be 1 to 256 Unicode characters"}},
+		{[]string{"put", "s", "--partition-key", "fixed:"}, []string{"the key must be 1 to 256 UTF-16 code units long"}},
 		{[]string{"put", "s", "--partition-key", "json:a..b"}, []string{"want json:FIELD"}},
 		{[]string{"put", "s", "--record-ttl", "0s"}, []string{"--record-ttl must be positive"}},
 		{[]string{"cat", "s", "--from", "yesterday"}, []string{`--from "yesterday": want trim-horizon, latest, an RFC 3339 time`}},

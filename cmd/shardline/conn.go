@@ -100,9 +100,8 @@ func connectionFailure(err error) bool {
 		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET)
 }
 
-// connectionLabel names a connection failure in the words a user searches for. The producer
-// files a refused connection under ConnectionReset, its class of retryable network errors;
-// telling them apart matters here, since refused means nothing listens at the address.
+// connectionLabel names a connection failure in the words a user searches for; refused
+// means nothing listens at the address, which is worth telling apart from a reset.
 func connectionLabel(err error) string {
 	var dns *net.DNSError
 	var ne net.Error

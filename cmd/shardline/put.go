@@ -17,7 +17,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -119,15 +118,17 @@ file and line number, and put exits with status 1.`,
 			}
 			// The producer would wait out the records' TTL for a shard map of a stream that does
 			// not exist; checking first gives the answer at once.
-			if _, err := kc.DescribeStreamSummary(cmd.Context(), &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(name)}); err != nil {
+			sum, err := kc.DescribeStreamSummary(cmd.Context(), &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(name)})
+			if err != nil {
 				return apiError(name, "describing stream "+name, err)
 			}
 			p := &putRun{
-				app:    a,
-				stream: name,
-				keyOf:  keyOf,
-				b64:    b64,
-				start:  time.Now(),
+				app:       a,
+				stream:    name,
+				keyOf:     keyOf,
+				b64:       b64,
+				start:     time.Now(),
+				maxRecord: streamMaxRecord(sum),
 			}
 			return p.run(cmd.Context(), kc, files, producer.Config{
 				StreamName:         name,
@@ -164,7 +165,9 @@ func parseKeySpec(spec string) (keyFunc, error) {
 		}, nil
 	case kind == "fixed":
 		if err := aggregation.ValidatePartitionKey(arg); err != nil {
-			return nil, usageErrorf("--partition-key %q: the key must be 1 to %d Unicode characters", spec, aggregation.MaxPartitionKeyLength)
+			// Kinesis counts a key's length in UTF-16 code units (see ValidatePartitionKey), so a
+			// character outside the Basic Multilingual Plane counts twice.
+			return nil, usageErrorf("--partition-key %q: the key must be 1 to %d UTF-16 code units long", spec, aggregation.MaxPartitionKeyLength)
 		}
 		return func([]byte) (string, error) { return arg, nil }, nil
 	case kind == "json":
@@ -219,6 +222,9 @@ type putRun struct {
 	keyOf  keyFunc
 	b64    bool
 	start  time.Time
+	// maxRecord is the stream's maximum record size (data plus partition key), from
+	// DescribeStreamSummary: 1 MiB unless the stream's was raised, up to 10 MiB.
+	maxRecord int
 
 	// Every line read ends up counted in one of sent, failed and abandoned.
 	read      atomic.Int64 // lines read
@@ -405,9 +411,9 @@ func (p *putRun) readLines(ctx context.Context, prod *producer.Producer, source 
 	br := bufio.NewReaderSize(r, 64<<10)
 	var lineNo int64
 	// Base64 input is a third longer than the record it decodes to.
-	limit := aggregation.MaxRecordSize
+	limit := p.maxRecord
 	if p.b64 {
-		limit = base64.StdEncoding.EncodedLen(aggregation.MaxRecordSize)
+		limit = base64.StdEncoding.EncodedLen(p.maxRecord)
 	}
 	for {
 		if ctx.Err() != nil {
@@ -426,7 +432,7 @@ func (p *putRun) readLines(ctx context.Context, prod *producer.Producer, source 
 		ref := &lineRef{source: source, line: lineNo}
 		if line == nil {
 			p.fail(ref, fmt.Errorf("line of %s bytes is longer than a record can hold (%s bytes with its partition key)",
-				groupDigits(int64(size)), groupDigits(aggregation.MaxRecordSize)))
+				groupDigits(int64(size)), groupDigits(int64(p.maxRecord))))
 		} else if perr := p.put(ctx, prod, ref, line); perr != nil {
 			if ctx.Err() != nil {
 				p.abandoned.Add(1) // read, but put was stopped before the producer took it
@@ -578,10 +584,6 @@ func cleanError(err error) string {
 	s := err.Error()
 	for _, prefix := range []string{"producer: ", "aggregation: "} {
 		s = strings.TrimPrefix(s, prefix)
-	}
-	if errors.Is(err, syscall.ECONNREFUSED) {
-		// The producer's error class for every retryable network error; see connectionLabel.
-		s = strings.ReplaceAll(s, "ConnectionReset", "ConnectionRefused")
 	}
 	return s
 }
@@ -743,4 +745,15 @@ func (s *stoppableReader) Read(p []byte) (int, error) {
 		s.buf = nil // still being written to
 		return 0, s.ctx.Err()
 	}
+}
+
+// streamMaxRecord is the largest record (data plus partition key) the stream takes: its
+// MaxRecordSizeInKiB, which UpdateMaxRecordSize sets between 1 and 10 MiB, or 1 MiB when the
+// summary does not say (an older endpoint), as the producer reads it.
+func streamMaxRecord(sum *kinesis.DescribeStreamSummaryOutput) int {
+	n := aggregation.MaxRecordSize
+	if d := sum.StreamDescriptionSummary; d != nil && d.MaxRecordSizeInKiB != nil {
+		n = int(*d.MaxRecordSizeInKiB) << 10
+	}
+	return min(max(n, aggregation.MaxRecordSize), producer.MaxStreamRecordSize)
 }
