@@ -64,3 +64,15 @@ func streamNotFound(name string) *apiError {
 // accountPlaceholder is replaced per server when messages name the account; kept as a
 // constant so messages read like the service's.
 const accountPlaceholder = "(this account)"
+
+// pageLimit reads an optional page-size member (Limit, MaxResults): def when it is absent,
+// and a ValidationException naming the member when it is outside 1 to max.
+func pageLimit(member string, v *int32, def, max int) (int, *apiError) {
+	if v == nil {
+		return def, nil
+	}
+	if *v < 1 || int(*v) > max {
+		return 0, errorf(CodeValidation, "%s %d must be between 1 and %d", member, *v, max)
+	}
+	return int(*v), nil
+}

@@ -215,12 +215,9 @@ func (s *Server) listStreamConsumers(body []byte, now time.Time) (any, *apiError
 	}
 	// MaxResults is 1 to 10,000, default 100.
 	// https://docs.aws.amazon.com/kinesis/latest/APIReference/API_ListStreamConsumers.html
-	limit := 100
-	if in.MaxResults != nil {
-		if *in.MaxResults < 1 || *in.MaxResults > 10000 {
-			return nil, errorf(CodeValidation, "MaxResults %d must be between 1 and 10000", *in.MaxResults)
-		}
-		limit = int(*in.MaxResults)
+	limit, aerr := pageLimit("MaxResults", in.MaxResults, 100, 10000)
+	if aerr != nil {
+		return nil, aerr
 	}
 	after := ""
 	if in.NextToken != nil {

@@ -466,12 +466,9 @@ func (s *Server) describeStream(body []byte, now time.Time) (any, *apiError) {
 	if err := decode(body, &in); err != nil {
 		return nil, err
 	}
-	limit := 100
-	if in.Limit != nil {
-		if *in.Limit < 1 || *in.Limit > 10000 {
-			return nil, errorf(CodeValidation, "Limit %d must be between 1 and 10000", *in.Limit)
-		}
-		limit = int(*in.Limit)
+	limit, aerr := pageLimit("Limit", in.Limit, 100, 10000)
+	if aerr != nil {
+		return nil, aerr
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -567,12 +564,9 @@ func (s *Server) listStreams(body []byte, now time.Time) (any, *apiError) {
 	}
 	// ListStreams returns 100 names by default, at most 10,000.
 	// https://docs.aws.amazon.com/kinesis/latest/APIReference/API_ListStreams.html
-	limit := 100
-	if in.Limit != nil {
-		if *in.Limit < 1 || *in.Limit > 10000 {
-			return nil, errorf(CodeValidation, "Limit %d must be between 1 and 10000", *in.Limit)
-		}
-		limit = int(*in.Limit)
+	limit, aerr := pageLimit("Limit", in.Limit, 100, 10000)
+	if aerr != nil {
+		return nil, aerr
 	}
 	after := ""
 	if in.ExclusiveStartStreamName != nil {
@@ -653,12 +647,9 @@ func (s *Server) listShards(body []byte, now time.Time) (any, *apiError) {
 	// MaxResults is 1 to 10,000 (default 1,000); a NextToken excludes StreamName and
 	// ExclusiveStartShardId; tokens expire after 300 seconds.
 	// https://docs.aws.amazon.com/kinesis/latest/APIReference/API_ListShards.html
-	limit := 1000
-	if in.MaxResults != nil {
-		if *in.MaxResults < 1 || *in.MaxResults > 10000 {
-			return nil, errorf(CodeValidation, "MaxResults %d must be between 1 and 10000", *in.MaxResults)
-		}
-		limit = int(*in.MaxResults)
+	limit, aerr := pageLimit("MaxResults", in.MaxResults, 1000, 10000)
+	if aerr != nil {
+		return nil, aerr
 	}
 	after := -1
 	filter := in.ShardFilter
@@ -1129,12 +1120,9 @@ func (s *Server) listTags(body []byte, now time.Time) (any, *apiError) {
 	if err := decode(body, &in); err != nil {
 		return nil, err
 	}
-	limit := maxTagsPerStream
-	if in.Limit != nil {
-		if *in.Limit < 1 || *in.Limit > 50 {
-			return nil, errorf(CodeValidation, "Limit %d must be between 1 and 50", *in.Limit)
-		}
-		limit = int(*in.Limit)
+	limit, aerr := pageLimit("Limit", in.Limit, maxTagsPerStream, 50)
+	if aerr != nil {
+		return nil, aerr
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
