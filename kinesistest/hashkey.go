@@ -8,6 +8,11 @@ import (
 )
 
 // hashKey is a 128-bit unsigned hash key, the space shards divide among themselves.
+//
+// The hash-key math here does not reuse package aggregation's (HashKey, PartitionKeyHash)
+// on purpose: the emulator routes records the way the service documents it (MD5 of the
+// partition key as a 128-bit integer), independently of the producer it judges, so that a
+// routing bug in the toolkit shows up as misrouted records instead of agreeing with itself.
 type hashKey struct{ hi, lo uint64 }
 
 var maxHashKey = hashKey{^uint64(0), ^uint64(0)}
