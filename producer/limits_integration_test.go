@@ -96,9 +96,6 @@ func failures(t *testing.T, o *outcome, label string) int {
 // limit (4 KiB records, aggregated). The accepted rate goes to the log beside the limit;
 // the test asserts the state the limiter ends in, not the speed.
 func TestLimitsOverCapacity(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs for several seconds of real time")
-	}
 	cases := []struct {
 		name      string
 		n, size   int
@@ -168,9 +165,6 @@ func TestLimitsOverCapacity(t *testing.T) {
 // RecordTTL, in per-key order with StrictOrdering. The time beside a clean run on the same
 // server goes to the log.
 func TestLimitsThrottleStorm(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs for several seconds of real time")
-	}
 	for _, strict := range []bool{false, true} {
 		var clean time.Duration
 		for _, storm := range []bool{false, true} {
