@@ -3,8 +3,8 @@ package shardlineotel
 import (
 	"slices"
 	"strings"
-	"unicode"
 
+	"github.com/shardline/shardline/exporters/internal/metricname"
 	"github.com/shardline/shardline/metrics"
 )
 
@@ -55,7 +55,7 @@ func scaleOf(u metrics.Unit) unitScale {
 // Prometheus collector of github.com/shardline/shardline/exporters/prometheus names them.
 func MetricName(name string, unit metrics.Unit) (otelName, otelUnit string) {
 	sc := scaleOf(unit)
-	words := splitWords(name)
+	words := metricname.SplitWords(name)
 	kept := words[:0:0]
 	for _, w := range words {
 		if !slices.Contains(sc.words, w) {
@@ -73,36 +73,5 @@ func MetricName(name string, unit metrics.Unit) (otelName, otelUnit string) {
 // AttributeKey returns the attribute a Shardline dimension becomes: its name in snake_case,
 // so StreamName is stream_name and ShardId shard_id, as in the Prometheus collector.
 func AttributeKey(dimension string) string {
-	return strings.Join(splitWords(dimension), "_")
-}
-
-// splitWords splits a CamelCase name into lower-case words, keeping acronyms whole
-// (ShardId -> shard id, DynamoDBReadCapacity -> dynamodb read capacity).
-func splitWords(s string) []string {
-	s = strings.ReplaceAll(s, "DynamoDB", "Dynamodb")
-	var words []string
-	var cur []rune
-	flush := func() {
-		if len(cur) > 0 {
-			words = append(words, strings.ToLower(string(cur)))
-			cur = cur[:0]
-		}
-	}
-	rs := []rune(s)
-	for i, r := range rs {
-		if r > unicode.MaxASCII || !(unicode.IsLetter(r) || unicode.IsDigit(r)) {
-			flush()
-			continue
-		}
-		if unicode.IsUpper(r) && len(cur) > 0 {
-			prev := cur[len(cur)-1]
-			nextLower := i+1 < len(rs) && unicode.IsLower(rs[i+1])
-			if unicode.IsLower(prev) || unicode.IsDigit(prev) || unicode.IsUpper(prev) && nextLower {
-				flush()
-			}
-		}
-		cur = append(cur, r)
-	}
-	flush()
-	return words
+	return strings.Join(metricname.SplitWords(dimension), "_")
 }

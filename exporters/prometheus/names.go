@@ -3,8 +3,8 @@ package shardlineprom
 import (
 	"slices"
 	"strings"
-	"unicode"
 
+	"github.com/shardline/shardline/exporters/internal/metricname"
 	"github.com/shardline/shardline/metrics"
 )
 
@@ -49,7 +49,7 @@ func scaleOf(u metrics.Unit) unitScale {
 // MillisBehindLatest shardline_behind_latest_seconds.
 func MetricName(name string, kind metrics.Kind, unit metrics.Unit) string {
 	sc := scaleOf(unit)
-	words := splitWords(name)
+	words := metricname.SplitWords(name)
 	kept := words[:0:0]
 	for _, w := range words {
 		if !slices.Contains(sc.words, w) {
@@ -69,43 +69,10 @@ func MetricName(name string, kind metrics.Kind, unit metrics.Unit) string {
 // LabelName returns the Prometheus label a Shardline dimension becomes: its name in
 // snake_case, so StreamName is stream_name and ShardId shard_id.
 func LabelName(dimension string) string {
-	n := strings.Join(splitWords(dimension), "_")
+	n := strings.Join(metricname.SplitWords(dimension), "_")
 	if n == "" || n[0] >= '0' && n[0] <= '9' || strings.HasPrefix(n, "__") {
 		// Prometheus reserves names starting with __ and forbids a leading digit.
 		n = "dim_" + n
 	}
 	return n
-}
-
-// splitWords splits a CamelCase name into lower-case words, keeping acronyms whole
-// (ShardId -> shard id, DynamoDBReadCapacity -> dynamodb read capacity). Characters Prometheus
-// does not allow in names separate words.
-func splitWords(s string) []string {
-	// DynamoDB is one word to its users: dynamodb_requests, not dynamo_db_requests.
-	s = strings.ReplaceAll(s, "DynamoDB", "Dynamodb")
-	var words []string
-	var cur []rune
-	flush := func() {
-		if len(cur) > 0 {
-			words = append(words, strings.ToLower(string(cur)))
-			cur = cur[:0]
-		}
-	}
-	rs := []rune(s)
-	for i, r := range rs {
-		if r > unicode.MaxASCII || !(unicode.IsLetter(r) || unicode.IsDigit(r)) {
-			flush()
-			continue
-		}
-		if unicode.IsUpper(r) && len(cur) > 0 {
-			prev := cur[len(cur)-1]
-			nextLower := i+1 < len(rs) && unicode.IsLower(rs[i+1])
-			if unicode.IsLower(prev) || unicode.IsDigit(prev) || unicode.IsUpper(prev) && nextLower {
-				flush()
-			}
-		}
-		cur = append(cur, r)
-	}
-	flush()
-	return words
 }
