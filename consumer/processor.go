@@ -10,8 +10,11 @@ import (
 // Record is one user record as the processor sees it: decompressed and, when it arrived
 // inside a KPL aggregate, unpacked.
 //
-// Data aliases memory the worker may reuse after ProcessRecords returns: a processor that keeps
-// a record past the call copies Data.
+// A processor may keep a record, Data included, past ProcessRecords: the worker never writes
+// to a record's Data again. Polling reads through the SDK's *kinesis.Client decode the Data of
+// all the records of one GetRecords answer into one buffer allocated for that answer, so a
+// record kept keeps its whole answer's Data in memory; a processor that keeps a few records
+// of many answers for long copies their Data instead.
 type Record struct {
 	// Data is the payload.
 	Data []byte
@@ -105,8 +108,8 @@ type InitializeInput struct {
 // ProcessRecordsInput is one batch.
 type ProcessRecordsInput struct {
 	ShardID string // the shard the records come from
-	// Records are the batch's user records, in shard order. The slice and the records' Data
-	// are reused after the call returns.
+	// Records are the batch's user records, in shard order. The slice is reused after the
+	// call returns; the records themselves, Data included, may be kept (see Record).
 	Records []Record
 	// MillisBehindLatest is how far the batch lags the tip of the shard, as Kinesis reported.
 	MillisBehindLatest int64
