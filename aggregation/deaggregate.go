@@ -29,6 +29,17 @@ func IsAggregated(data []byte) bool {
 // strings are allocated per tag. A valid aggregate with no records yields no
 // user records.
 func Deaggregate(dst []UserRecord, data []byte, partitionKey, explicitHashKey string) ([]UserRecord, error) {
+	return deaggregate(dst, data, partitionKey, explicitHashKey, checksumUnknown)
+}
+
+// What is known of an aggregate's checksum before deaggregate looks.
+const (
+	checksumUnknown = iota
+	checksumGood
+	checksumBad
+)
+
+func deaggregate(dst []UserRecord, data []byte, partitionKey, explicitHashKey string, checksum int) ([]UserRecord, error) {
 	if !IsAggregated(data) {
 		return appendRaw(dst, data, partitionKey, explicitHashKey), nil
 	}
@@ -37,7 +48,13 @@ func Deaggregate(dst []UserRecord, data []byte, partitionKey, explicitHashKey st
 			&CorruptError{Reason: ReasonTruncated, Offset: len(data), Detail: fmt.Sprintf("%d bytes, need at least %d", len(data), Overhead)}
 	}
 	body := data[len(Magic) : len(data)-ChecksumSize]
-	if md5.Sum(body) != [ChecksumSize]byte(data[len(data)-ChecksumSize:]) {
+	if checksum == checksumUnknown {
+		checksum = checksumBad
+		if md5.Sum(body) == [ChecksumSize]byte(data[len(data)-ChecksumSize:]) {
+			checksum = checksumGood
+		}
+	}
+	if checksum != checksumGood {
 		return appendRaw(dst, data, partitionKey, explicitHashKey),
 			&CorruptError{Reason: ReasonChecksum, Offset: -1}
 	}
