@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -284,15 +285,17 @@ func (p *batchSink) ShutdownRequested(context.Context, consumer.ShutdownRequeste
 	return nil
 }
 
-// floorNs holds the floor's CPU ns per record of the last floor case run, by size, so that
-// each path reports its ratio to the floor measured in the same run.
+// floorNs holds the floors' CPU ns per record of the last floor cases run, by size and
+// floor, so that each path reports its ratios to the floors measured in the same run.
 var floorNs = map[string]float64{}
 
 // BenchmarkConsumerPolling measures, per user record and in the same run, at 100 B and
 // 1 KiB, KPL aggregates read with GetRecords from prepared bytes through the SDK client:
-//   - floor: what a record cannot avoid, in process on the same answers: the vectorized
-//     base64 decode of every record's Data and the MD5 of every aggregate, sixteen at a
-//     time as the consumer hashes them;
+//   - floor: what a record cannot avoid, in process on the same answers: the base64 decode
+//     of every record's Data and the MD5 of every aggregate, with the standard library, one
+//     aggregate after the other;
+//   - floor-simd: the same with the vectorized base64 decoder the consumer uses and the
+//     MD5 of sixteen aggregates at a time, as the consumer hashes them: the lower floor;
 //   - batch: a worker with a batch RecordProcessor;
 //   - recordfunc: a worker with RecordFunc and its default checkpoint cadence, the path
 //     the README shows;
@@ -300,20 +303,21 @@ var floorNs = map[string]float64{}
 //     the consumer reads through the SDK's decoder.
 //
 // Each path reports cpu-ns/record (the process's CPU time, which a shared machine's other
-// work does not inflate the way it does wall time), allocs/record and x-floor, its CPU
-// time over the floor's of the same size in the same run (-count repeats floor and paths
-// together).
+// work does not inflate the way it does wall time), allocs/record, and x-floor and
+// x-floor-simd, its CPU time over each floor's of the same size in the same run (-count
+// repeats floors and paths together).
 func BenchmarkConsumerPolling(b *testing.B) {
 	for _, sz := range sizes {
 		answers := consumerAnswers(b, sz.n)
-		b.Run(sz.name+"/floor", func(b *testing.B) { benchConsumerFloor(b, sz.name, answers) })
+		b.Run(sz.name+"/floor", func(b *testing.B) { benchConsumerFloor(b, sz.name, answers, false) })
+		b.Run(sz.name+"/floor-simd", func(b *testing.B) { benchConsumerFloor(b, sz.name, answers, true) })
 		b.Run(sz.name+"/batch", func(b *testing.B) { benchConsumerPath(b, sz.name, answers, false, false) })
 		b.Run(sz.name+"/recordfunc", func(b *testing.B) { benchConsumerPath(b, sz.name, answers, true, false) })
 		b.Run(sz.name+"/batch-sdk", func(b *testing.B) { benchConsumerPath(b, sz.name, answers, false, true) })
 	}
 }
 
-func benchConsumerFloor(b *testing.B, size string, answers []*consumerAnswer) {
+func benchConsumerFloor(b *testing.B, size string, answers []*consumerAnswer, simd bool) {
 	maxLen := 0
 	for _, a := range answers {
 		for _, d := range a.data {
@@ -322,11 +326,15 @@ func benchConsumerFloor(b *testing.B, size string, answers []*consumerAnswer) {
 	}
 	bufs := make([][]byte, aggregatesPerAnswer)
 	for i := range bufs {
-		bufs[i] = make([]byte, simdbase64.StdEncoding.DecodedLen(maxLen))
+		bufs[i] = make([]byte, base64.StdEncoding.DecodedLen(maxLen))
 	}
 	bodies := make([][]byte, aggregatesPerAnswer)
 	sums := make([][md5lanes.Size]byte, aggregatesPerAnswer)
 	var h md5lanes.Hasher
+	decode := base64.StdEncoding.Decode
+	if simd {
+		decode = simdbase64.StdEncoding.Decode
+	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	start := readUsage()
@@ -334,23 +342,27 @@ func benchConsumerFloor(b *testing.B, size string, answers []*consumerAnswer) {
 	for n < b.N {
 		a := answers[n%len(answers)]
 		for i, d := range a.data {
-			m, err := simdbase64.StdEncoding.Decode(bufs[i], d)
+			m, err := decode(bufs[i], d)
 			if err != nil {
 				b.Fatal(err)
 			}
 			bodies[i] = bufs[i][len(aggregation.Magic) : m-aggregation.ChecksumSize]
+			if !simd {
+				sums[i] = md5.Sum(bodies[i])
+			}
 		}
-		h.Sum(sums, bodies[:len(a.data)])
+		if simd {
+			h.Sum(sums, bodies[:len(a.data)])
+		}
 		floorSink ^= sums[0][0]
 		n += a.users
 	}
 	end := readUsage()
 	b.StopTimer()
 	ns := float64((end.cpu - start.cpu).Nanoseconds()) / float64(n)
-	floorNs[size] = ns
+	floorNs[size+fmt.Sprint(simd)] = ns
 	b.ReportMetric(ns, "cpu-ns/record")
 	b.ReportMetric(float64(end.mallocs-start.mallocs)/float64(n), "allocs/record")
-	b.ReportMetric(1, "x-floor")
 }
 
 func benchConsumerPath(b *testing.B, size string, answers []*consumerAnswer, recordFunc, sdk bool) {
@@ -418,8 +430,11 @@ func benchConsumerPath(b *testing.B, size string, answers []*consumerAnswer, rec
 	ns := float64((end.cpu - start.cpu).Nanoseconds()) / float64(n)
 	b.ReportMetric(ns, "cpu-ns/record")
 	b.ReportMetric(float64(end.mallocs-start.mallocs)/float64(n), "allocs/record")
-	if f := floorNs[size]; f > 0 {
+	if f := floorNs[size+"false"]; f > 0 {
 		b.ReportMetric(ns/f, "x-floor")
+	}
+	if f := floorNs[size+"true"]; f > 0 {
+		b.ReportMetric(ns/f, "x-floor-simd")
 	}
 }
 

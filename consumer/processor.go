@@ -342,12 +342,22 @@ func (p *recordFuncProcessor) idle(ctx context.Context, cp *Checkpointer) error 
 }
 
 func (p *recordFuncProcessor) ProcessRecords(ctx context.Context, in ProcessRecordsInput) error {
+	// The records are in shard order: once one is past done, so are the rest, and done moves
+	// to the last record fn accepted when the loop ends or fails.
+	seeking := p.hasDone
+	last := -1
 	for i := range in.Records {
 		r := &in.Records[i]
-		if p.hasDone && r.Position().Compare(p.done) <= 0 {
-			continue
+		if seeking {
+			if r.Position().Compare(p.done) <= 0 {
+				continue
+			}
+			seeking = false
 		}
 		if err := p.fn(ctx, *r); err != nil {
+			if last >= 0 {
+				p.done, p.hasDone = in.Records[last].Position(), true
+			}
 			if p.hasDone && p.pending > 0 {
 				// Keep what was done; the failing record comes again.
 				if cerr := p.checkpointDone(ctx, in.Checkpointer); cerr != nil {
@@ -356,8 +366,11 @@ func (p *recordFuncProcessor) ProcessRecords(ctx context.Context, in ProcessReco
 			}
 			return err
 		}
-		p.done, p.hasDone = r.Position(), true
+		last = i
 		p.pending++
+	}
+	if last >= 0 {
+		p.done, p.hasDone = in.Records[last].Position(), true
 	}
 	if p.pending == 0 {
 		return nil

@@ -98,8 +98,7 @@ func (d *recordDecoder) decode(recs []types.Record) []Record {
 	for i := range recs {
 		var derr error
 		d.users, derr = d.deagg.Deaggregate(d.users, d.datas[i], deref(recs[i].PartitionKey), "")
-		var ce *aggregation.CorruptError
-		if errors.As(derr, &ce) {
+		if derr != nil && isCorrupt(derr) {
 			d.stats.corruptAggregates++
 		}
 		d.ends = append(d.ends, len(d.users))
@@ -163,6 +162,13 @@ func (d *recordDecoder) decode(recs []types.Record) []Record {
 		clear(d.users[n:oldUsers])
 	}
 	return d.out
+}
+
+// isCorrupt reports a *aggregation.CorruptError; apart from decode's loop, so that the error
+// variable does not escape to the heap on every record.
+func isCorrupt(err error) bool {
+	var ce *aggregation.CorruptError
+	return errors.As(err, &ce)
 }
 
 func deref(s *string) string {
