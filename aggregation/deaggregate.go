@@ -264,6 +264,11 @@ func decodeRecord(r *UserRecord, b []byte, at int, pkTable, ehkTable []string) *
 	if decodeRecordFast(r, b, pkTable, ehkTable) {
 		return nil
 	}
+	return decodeRecordSlow(r, b, at, pkTable, ehkTable)
+}
+
+// decodeRecordSlow is decodeRecord for any layout protobuf allows.
+func decodeRecordSlow(r *UserRecord, b []byte, at int, pkTable, ehkTable []string) *CorruptError {
 	var data []byte
 	var tags []Tag
 	var pkAt, ehkAt uint64
@@ -342,31 +347,35 @@ func decodeRecord(r *UserRecord, b []byte, at int, pkTable, ehkTable []string) *
 }
 
 // decodeRecordFast decodes the layout the KPL and the Aggregator write:
-// partition key index, optional explicit hash key index (both below 128),
-// data, nothing else. It reports false, touching nothing, for anything else,
-// including every error, which the general path then reports.
+// partition key index, optional explicit hash key index, data, nothing else.
+// It reports false, touching nothing, for anything else, including every
+// error, which the general path then reports.
 func decodeRecordFast(r *UserRecord, b []byte, pkTable, ehkTable []string) bool {
-	if len(b) < 4 || b[0] != tagPartitionKeyIndex || b[1] >= 0x80 {
+	if len(b) < 4 || b[0] != tagPartitionKeyIndex {
 		return false
 	}
-	pkAt := int(b[1])
-	i := 2
+	pkAt, n := consumeVarint(b[1:])
+	if n <= 0 || pkAt >= uint64(len(pkTable)) {
+		return false
+	}
+	i := 1 + n
 	ehk := ""
-	if b[i] == tagExplicitHashKeyIndex {
-		if len(b) < 6 || b[3] >= 0x80 || int(b[3]) >= len(ehkTable) {
+	if i < len(b) && b[i] == tagExplicitHashKeyIndex {
+		ehkAt, m := consumeVarint(b[i+1:])
+		if m <= 0 || ehkAt >= uint64(len(ehkTable)) {
 			return false
 		}
-		ehk = ehkTable[b[3]]
-		i = 4
+		ehk = ehkTable[ehkAt]
+		i += 1 + m
 	}
-	if b[i] != tagData || pkAt >= len(pkTable) {
+	if i >= len(b) || b[i] != tagData {
 		return false
 	}
-	l, n := consumeVarint(b[i+1:])
-	if n <= 0 || l != uint64(len(b)-i-1-n) {
+	l, m := consumeVarint(b[i+1:])
+	if m <= 0 || l != uint64(len(b)-i-1-m) {
 		return false
 	}
-	data := b[i+1+n:]
+	data := b[i+1+m:]
 	*r = UserRecord{PartitionKey: pkTable[pkAt], ExplicitHashKey: ehk, Data: data[:len(data):len(data)], Aggregated: true}
 	return true
 }
