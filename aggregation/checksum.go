@@ -54,6 +54,7 @@ type Deaggregator struct {
 	sums    [][ChecksumSize]byte
 	checked []checkedAggregate
 	next    int // the first entry of checked not yet used
+	tables  tableScratch
 }
 
 // checkedAggregate is the checksum verdict on one aggregate of the prepared batch, tied to
@@ -112,7 +113,7 @@ func (d *Deaggregator) Deaggregate(dst []UserRecord, data []byte, partitionKey, 
 			}
 		}
 	}
-	return deaggregate(dst, data, partitionKey, explicitHashKey, checksum)
+	return deaggregate(dst, data, partitionKey, explicitHashKey, checksum, &d.tables)
 }
 
 func (d *Deaggregator) forget() {

@@ -29,7 +29,7 @@ func IsAggregated(data []byte) bool {
 // strings are allocated per tag. A valid aggregate with no records yields no
 // user records.
 func Deaggregate(dst []UserRecord, data []byte, partitionKey, explicitHashKey string) ([]UserRecord, error) {
-	return deaggregate(dst, data, partitionKey, explicitHashKey, checksumUnknown)
+	return deaggregate(dst, data, partitionKey, explicitHashKey, checksumUnknown, nil)
 }
 
 // What is known of an aggregate's checksum before deaggregate looks.
@@ -39,7 +39,7 @@ const (
 	checksumBad
 )
 
-func deaggregate(dst []UserRecord, data []byte, partitionKey, explicitHashKey string, checksum int) ([]UserRecord, error) {
+func deaggregate(dst []UserRecord, data []byte, partitionKey, explicitHashKey string, checksum int, sc *tableScratch) ([]UserRecord, error) {
 	if !IsAggregated(data) {
 		return appendRaw(dst, data, partitionKey, explicitHashKey), nil
 	}
@@ -58,7 +58,7 @@ func deaggregate(dst []UserRecord, data []byte, partitionKey, explicitHashKey st
 		return appendRaw(dst, data, partitionKey, explicitHashKey),
 			&CorruptError{Reason: ReasonChecksum, Offset: -1}
 	}
-	out, err := decode(dst, body)
+	out, err := decode(dst, body, sc)
 	if err != nil {
 		if err.Offset >= 0 {
 			err.Offset += len(Magic)
@@ -91,28 +91,57 @@ type keyTables struct {
 // before the records, which allows one pass: collect the tables, then decode
 // the records against them. Protobuf allows any field order, so a table entry
 // after a record sends decoding to a second, order-independent pass.
-func decode(dst []UserRecord, b []byte) ([]UserRecord, *CorruptError) {
-	var refsBuf [128]keyRef
-	kt, first, err := scanTables(b, refsBuf[:0], true)
-	if err != nil {
-		return nil, err
+func decode(dst []UserRecord, b []byte, sc *tableScratch) ([]UserRecord, *CorruptError) {
+	if sc == nil {
+		var refsBuf [128]keyRef
+		var tablesBuf [128]string
+		out, _, _, _, err := decodeIn(dst, b, refsBuf[:0], tablesBuf[:0])
+		return out, err
 	}
-	var tablesBuf [128]string
-	pkTable, ehkTable := buildTables(&kt, b, tablesBuf[:0])
+	out, refs, tables, used, err := decodeIn(dst, b, sc.refs[:0], sc.tables[:0])
+	sc.refs, sc.tables = refs[:0], tables[:0]
+	clear(tables[:used]) // keep no aggregate's keys alive
+	return out, err
+}
+
+// tableScratch is the space decode builds the key tables in: on the stack for one
+// aggregate, kept by a Deaggregator for the next ones, since an aggregate of many keys
+// outgrows the stack's.
+type tableScratch struct {
+	refs   []keyRef
+	tables []string
+}
+
+// decodeIn is decode with refs and tables as the space for the key tables. It returns them,
+// grown as they had to be, and how many entries of tables it wrote.
+func decodeIn(dst []UserRecord, b []byte, refs []keyRef, tables []string) (out []UserRecord, _ []keyRef, _ []string, used int, err *CorruptError) {
+	kt, first, err := scanTables(b, refs, true)
+	if err != nil {
+		return nil, kt.refs, tables, 0, err
+	}
+	pkTable, ehkTable := buildTables(&kt, b, tables)
+	if cap(pkTable) > cap(tables) {
+		tables = pkTable[:0]
+	}
+	used = len(kt.refs)
 	out, late, err := decodeRecords(dst, b, first, pkTable, ehkTable, true)
 	// An index past the tables seen so far may point into a later table.
 	if !late && (err == nil || err.Reason != ReasonIndexOutOfRange) {
-		return out, err
+		return out, kt.refs, tables, used, err
 	}
 
-	kt, _, err = scanTables(b, refsBuf[:0], false)
+	kt, _, err = scanTables(b, kt.refs[:0], false)
 	if err != nil {
-		return nil, err
+		return nil, kt.refs, tables, used, err
 	}
-	pkTable, ehkTable = buildTables(&kt, b, tablesBuf[:0])
+	pkTable, ehkTable = buildTables(&kt, b, tables[:0])
+	if cap(pkTable) > cap(tables) {
+		tables = pkTable[:0]
+	}
+	used = max(used, len(kt.refs))
 	dst = slices.Grow(dst, kt.nRec)
 	out, _, err = decodeRecords(dst, b, 0, pkTable, ehkTable, false)
-	return out, err
+	return out, kt.refs, tables, used, err
 }
 
 // scanTables collects the key table entries of the message, appending to
