@@ -2,6 +2,7 @@ package consumer
 
 import (
 	"encoding/binary"
+	"hash/maphash"
 	"unsafe"
 
 	"github.com/shardline/shardline/aggregation"
@@ -17,9 +18,8 @@ import (
 // as UUIDs), remembering them costs more than it saves, and the cache rests for keyCacheRest
 // batches.
 type keyRanges struct {
-	known map[string]bool // partition key -> inside the range
-	arena []byte          // the bytes of known's keys, copied: they must not keep answers alive
-	rest  int             // batches left before the cache is tried again
+	known keyTable
+	rest  int // batches left before the cache is tried again
 	// hashed counts the keys hashed, for tests.
 	hashed int
 
@@ -34,9 +34,9 @@ type keyRanges struct {
 type pendingKey struct{ user, slot int }
 
 const (
-	keyCacheSize  = 8192
-	keyCacheRest  = 64
-	keyArenaChunk = 32 << 10
+	keyCacheSize = 8192
+	keyCacheRest = 64
+	keyArenaSize = 256 << 10 // the keys' bytes: 32 bytes a key on average before a reset
 )
 
 // check sets inside[i], for each aggregated user record users[i], to whether its hash key
@@ -51,7 +51,7 @@ func (k *keyRanges) check(rng aggregation.ShardRange, users []aggregation.UserRe
 	if k.rest > 0 {
 		k.rest--
 	}
-	hits, lookups, warm := 0, 0, len(k.known) >= 64
+	hits, lookups, warm := 0, 0, k.known.n >= 64
 	k.pending, k.msgs = k.pending[:0], k.msgs[:0]
 	prev, prevSlot := -1, -1 // the last user record checked by its partition key
 	for i := range users {
@@ -77,7 +77,7 @@ func (k *keyRanges) check(rng aggregation.ShardRange, users []aggregation.UserRe
 		prev, prevSlot = i, -1
 		if useCache {
 			lookups++
-			if in, ok := k.known[u.PartitionKey]; ok {
+			if in, ok := k.known.get(u.PartitionKey); ok {
 				hits++
 				inside[i] = in
 				continue
@@ -99,36 +99,111 @@ func (k *keyRanges) check(rng aggregation.ShardRange, users []aggregation.UserRe
 			in := rng.Contains(aggregation.HashKey{Hi: binary.BigEndian.Uint64(s[:8]), Lo: binary.BigEndian.Uint64(s[8:])})
 			inside[p.user] = in
 			if useCache {
-				k.remember(users[p.user].PartitionKey, in)
+				k.known.put(users[p.user].PartitionKey, in)
 			}
 		}
 		clear(k.msgs) // keep no answer alive
 	}
 	if useCache && warm && lookups >= 64 && hits*4 < lookups {
-		k.known, k.arena, k.rest = nil, nil, keyCacheRest
+		k.known.reset()
+		k.rest = keyCacheRest
 	}
 	return inside
 }
 
-// remember caches the answer for key, in a copy of its own.
-func (k *keyRanges) remember(key string, in bool) {
-	if len(key) == 0 || len(key) > keyArenaChunk/8 {
+// keyTable maps partition keys to whether they hash into the range: an open-addressing
+// table of keyCacheSize keys at most, at most half full, whose keys are copied into an arena
+// of its own (they must not keep answers alive). A lookup costs less than a Go map of
+// strings' (one hash, one probe, one comparison), which matters at one lookup per record.
+// When full it starts over.
+type keyTable struct {
+	slots []keySlot
+	arena []byte
+	n     int
+	seed  maphash.Seed
+}
+
+// keySlot is one key: where its bytes are in the arena, the high bits of its hash (0 for
+// an empty slot) and the answer.
+type keySlot struct {
+	tag    uint32
+	off    uint32
+	n      uint16
+	inside bool
+}
+
+// maxKeySlots is the most slots a table has, a power of two: twice keyCacheSize, so that
+// a full table is half full. A table starts smaller and doubles as it fills.
+const (
+	maxKeySlots   = 2 * keyCacheSize
+	firstKeySlots = 512
+)
+
+func (t *keyTable) find(key string) (*keySlot, uint32) {
+	h := maphash.String(t.seed, key)
+	tag := uint32(h>>32) | 1
+	mask := uint32(len(t.slots) - 1)
+	for i := uint32(h) & mask; ; i = (i + 1) & mask {
+		s := &t.slots[i]
+		if s.tag == 0 {
+			return s, tag
+		}
+		if s.tag == tag && int(s.n) == len(key) && string(t.arena[s.off:s.off+uint32(s.n)]) == key {
+			return s, tag
+		}
+	}
+}
+
+// get returns the answer cached for key.
+func (t *keyTable) get(key string) (inside, ok bool) {
+	if t.n == 0 {
+		return false, false
+	}
+	s, _ := t.find(key)
+	return s.inside, s.tag != 0
+}
+
+// put caches the answer for key.
+func (t *keyTable) put(key string, inside bool) {
+	if len(key) == 0 || len(key) > 4*aggregation.MaxPartitionKeyLength {
 		return
 	}
-	if len(k.known) >= keyCacheSize || k.known == nil {
-		if k.known == nil {
-			k.known = make(map[string]bool)
+	switch {
+	case t.slots == nil:
+		t.slots = make([]keySlot, firstKeySlots)
+		t.seed = maphash.MakeSeed()
+	case t.n >= keyCacheSize || len(t.arena)+len(key) > keyArenaSize:
+		// Start over: the keys of the last few batches come back first.
+		clear(t.slots)
+		t.arena, t.n = t.arena[:0], 0
+	case 2*(t.n+1) > len(t.slots):
+		t.grow()
+	}
+	s, tag := t.find(key)
+	if s.tag != 0 {
+		s.inside = inside
+		return
+	}
+	*s = keySlot{tag: tag, off: uint32(len(t.arena)), n: uint16(len(key)), inside: inside}
+	t.arena = append(t.arena, key...)
+	t.n++
+}
+
+// grow doubles the slots.
+func (t *keyTable) grow() {
+	old := t.slots
+	t.slots = make([]keySlot, 2*len(old))
+	for _, o := range old {
+		if o.tag != 0 {
+			s, _ := t.find(string(t.arena[o.off : o.off+uint32(o.n)]))
+			*s = o
 		}
-		clear(k.known)
-		k.arena = nil
 	}
-	if cap(k.arena)-len(k.arena) < len(key) {
-		k.arena = make([]byte, 0, keyArenaChunk)
-	}
-	start := len(k.arena)
-	k.arena = append(k.arena, key...)
-	// The bytes from start on are never written again: a later key goes after them.
-	k.known[unsafe.String(&k.arena[start], len(key))] = in
+}
+
+// reset empties the table and lets its memory go.
+func (t *keyTable) reset() {
+	t.slots, t.arena, t.n = nil, nil, 0
 }
 
 // sameString reports whether a and b are the same string in memory, not only in content.

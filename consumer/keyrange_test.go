@@ -77,14 +77,50 @@ func TestKeyRangesRememberKeys(t *testing.T) {
 		return us
 	}
 	k.check(rng, fresh(0), nil)
-	if k.rest != keyCacheRest || k.known != nil {
-		t.Fatalf("after a batch of new keys: rest %d, %d keys cached; want a resting, empty cache", k.rest, len(k.known))
+	if k.rest != keyCacheRest || k.known.n != 0 || k.known.slots != nil {
+		t.Fatalf("after a batch of new keys: rest %d, %d keys cached; want a resting, empty cache", k.rest, k.known.n)
 	}
 	for b := range keyCacheRest {
 		k.check(rng, fresh(b+1), nil)
 	}
 	k.check(rng, users, nil)
-	if len(k.known) != 100 {
-		t.Fatalf("after the rest: %d keys cached, want 100", len(k.known))
+	if k.known.n != 100 {
+		t.Fatalf("after the rest: %d keys cached, want 100", k.known.n)
+	}
+}
+
+// TestKeyTable checks the cache against a map: answers survive the table's growth, a full
+// table starts over, and keys that differ only in length or in a byte are told apart.
+func TestKeyTable(t *testing.T) {
+	var tb keyTable
+	want := map[string]bool{}
+	for i := range keyCacheSize {
+		k := fmt.Sprintf("key-%d", i)
+		if i%3 == 0 {
+			k += strings.Repeat("x", i%50) // differ in length too
+		}
+		tb.put(k, i%2 == 0)
+		want[k] = i%2 == 0
+	}
+	if tb.n != keyCacheSize || len(tb.slots) != maxKeySlots {
+		t.Fatalf("%d keys in %d slots, want %d in %d", tb.n, len(tb.slots), keyCacheSize, maxKeySlots)
+	}
+	for k, in := range want {
+		if got, ok := tb.get(k); !ok || got != in {
+			t.Fatalf("%q: %v %v, want %v", k, got, ok, in)
+		}
+		if _, ok := tb.get(k + "?"); ok {
+			t.Fatalf("%q found", k+"?")
+		}
+	}
+	tb.put("one more", true)
+	if tb.n != 1 {
+		t.Fatalf("a full table took a key: %d keys", tb.n)
+	}
+	if got, ok := tb.get("one more"); !ok || !got {
+		t.Fatal("the key that started the table over is not there")
+	}
+	if _, ok := tb.get("key-1"); ok {
+		t.Fatal("a key of the full table is still there")
 	}
 }
