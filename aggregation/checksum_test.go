@@ -3,6 +3,7 @@ package aggregation
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"testing"
 )
@@ -88,4 +89,87 @@ func TestChecksummerPanicsOnShortRecord(t *testing.T) {
 	}()
 	var c Checksummer
 	c.Fill([][]byte{[]byte(Magic)})
+}
+
+// deaggregatorBatch is a batch of Kinesis record data: aggregates of assorted sizes (some
+// longer than a block of MD5, some of several), one with a wrong checksum, one too short to
+// be an aggregate, a corrupt protobuf with a right checksum, and plain records.
+func deaggregatorBatch(t *testing.T) [][]byte {
+	t.Helper()
+	var batch [][]byte
+	for i, n := range []int{1, 3, 40, 200, 7, 400, 2, 65} {
+		a := NewAggregator(0)
+		for j := range n {
+			if err := a.Add(UserRecord{PartitionKey: fmt.Sprintf("k%d-%d", i, j%5), Data: bytes.Repeat([]byte{byte(j)}, j%97)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		kr, ok := a.Flush()
+		if !ok {
+			t.Fatal("empty aggregate")
+		}
+		batch = append(batch, kr.Data)
+		if i == 2 {
+			batch = append(batch, []byte("plain record"))
+		}
+	}
+	bad := bytes.Clone(batch[3])
+	bad[len(bad)-1] ^= 1
+	batch = append(batch, bad, []byte(Magic+"short"), frame([]byte{0xff, 0xff}), nil, []byte(Magic))
+	return batch
+}
+
+// TestDeaggregatorMatchesDeaggregate checks a Deaggregator gives Deaggregate's records and
+// errors for every record of a prepared batch, in order, out of order and unprepared.
+func TestDeaggregatorMatchesDeaggregate(t *testing.T) {
+	batch := deaggregatorBatch(t)
+	var d Deaggregator
+	check := func(what string, i int) {
+		t.Helper()
+		want, werr := Deaggregate(nil, batch[i], "pk", "")
+		got, gerr := d.Deaggregate(nil, batch[i], "pk", "")
+		if fmt.Sprint(werr) != fmt.Sprint(gerr) {
+			t.Fatalf("%s, record %d: error %v, want %v", what, i, gerr, werr)
+		}
+		sameRecords(t, got, want)
+	}
+	for range 2 {
+		d.Prepare(batch)
+		for i := range batch {
+			check("in order", i)
+		}
+	}
+	d.Prepare(batch)
+	for i := len(batch) - 1; i >= 0; i-- {
+		check("reversed", i)
+	}
+	var fresh Deaggregator
+	d = fresh
+	for i := range batch {
+		check("unprepared", i)
+	}
+}
+
+// TestDeaggregatorUsesPrepared checks that Deaggregate takes Prepare's verdict rather than
+// hashing again: an aggregate whose checksum is spoiled after Prepare (which the contract
+// forbids, and which shows where the verdict came from) still decodes, while a spoiled one
+// that was not prepared does not. And that the prepared records are let go once used.
+func TestDeaggregatorUsesPrepared(t *testing.T) {
+	batch := deaggregatorBatch(t)
+	var d Deaggregator
+	d.Prepare(batch)
+	spoiled := batch[0]
+	spoiled[len(spoiled)-1] ^= 1
+	if _, err := d.Deaggregate(nil, spoiled, "pk", ""); err != nil {
+		t.Fatalf("prepared aggregate: %v; the checksum was computed again", err)
+	}
+	if _, err := d.Deaggregate(nil, spoiled, "pk", ""); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("the same aggregate again, unprepared: %v, want a checksum error", err)
+	}
+	for _, r := range batch[1:] {
+		_, _ = d.Deaggregate(nil, r, "pk", "")
+	}
+	if len(d.checked) != 0 {
+		t.Fatalf("%d prepared records still held after all were deaggregated", len(d.checked))
+	}
 }

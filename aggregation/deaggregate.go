@@ -29,6 +29,17 @@ func IsAggregated(data []byte) bool {
 // strings are allocated per tag. A valid aggregate with no records yields no
 // user records.
 func Deaggregate(dst []UserRecord, data []byte, partitionKey, explicitHashKey string) ([]UserRecord, error) {
+	return deaggregate(dst, data, partitionKey, explicitHashKey, checksumUnknown, nil)
+}
+
+// What is known of an aggregate's checksum before deaggregate looks.
+const (
+	checksumUnknown = iota
+	checksumGood
+	checksumBad
+)
+
+func deaggregate(dst []UserRecord, data []byte, partitionKey, explicitHashKey string, checksum int, sc *tableScratch) ([]UserRecord, error) {
 	if !IsAggregated(data) {
 		return appendRaw(dst, data, partitionKey, explicitHashKey), nil
 	}
@@ -37,11 +48,17 @@ func Deaggregate(dst []UserRecord, data []byte, partitionKey, explicitHashKey st
 			&CorruptError{Reason: ReasonTruncated, Offset: len(data), Detail: fmt.Sprintf("%d bytes, need at least %d", len(data), Overhead)}
 	}
 	body := data[len(Magic) : len(data)-ChecksumSize]
-	if md5.Sum(body) != [ChecksumSize]byte(data[len(data)-ChecksumSize:]) {
+	if checksum == checksumUnknown {
+		checksum = checksumBad
+		if md5.Sum(body) == [ChecksumSize]byte(data[len(data)-ChecksumSize:]) {
+			checksum = checksumGood
+		}
+	}
+	if checksum != checksumGood {
 		return appendRaw(dst, data, partitionKey, explicitHashKey),
 			&CorruptError{Reason: ReasonChecksum, Offset: -1}
 	}
-	out, err := decode(dst, body)
+	out, err := decode(dst, body, sc)
 	if err != nil {
 		if err.Offset >= 0 {
 			err.Offset += len(Magic)
@@ -74,28 +91,57 @@ type keyTables struct {
 // before the records, which allows one pass: collect the tables, then decode
 // the records against them. Protobuf allows any field order, so a table entry
 // after a record sends decoding to a second, order-independent pass.
-func decode(dst []UserRecord, b []byte) ([]UserRecord, *CorruptError) {
-	var refsBuf [128]keyRef
-	kt, first, err := scanTables(b, refsBuf[:0], true)
-	if err != nil {
-		return nil, err
+func decode(dst []UserRecord, b []byte, sc *tableScratch) ([]UserRecord, *CorruptError) {
+	if sc == nil {
+		var refsBuf [128]keyRef
+		var tablesBuf [128]string
+		out, _, _, _, err := decodeIn(dst, b, refsBuf[:0], tablesBuf[:0])
+		return out, err
 	}
-	var tablesBuf [128]string
-	pkTable, ehkTable := buildTables(&kt, b, tablesBuf[:0])
+	out, refs, tables, used, err := decodeIn(dst, b, sc.refs[:0], sc.tables[:0])
+	sc.refs, sc.tables = refs[:0], tables[:0]
+	clear(tables[:used]) // keep no aggregate's keys alive
+	return out, err
+}
+
+// tableScratch is the space decode builds the key tables in: on the stack for one
+// aggregate, kept by a Deaggregator for the next ones, since an aggregate of many keys
+// outgrows the stack's.
+type tableScratch struct {
+	refs   []keyRef
+	tables []string
+}
+
+// decodeIn is decode with refs and tables as the space for the key tables. It returns them,
+// grown as they had to be, and how many entries of tables it wrote.
+func decodeIn(dst []UserRecord, b []byte, refs []keyRef, tables []string) (out []UserRecord, _ []keyRef, _ []string, used int, err *CorruptError) {
+	kt, first, err := scanTables(b, refs, true)
+	if err != nil {
+		return nil, kt.refs, tables, 0, err
+	}
+	pkTable, ehkTable := buildTables(&kt, b, tables)
+	if cap(pkTable) > cap(tables) {
+		tables = pkTable[:0]
+	}
+	used = len(kt.refs)
 	out, late, err := decodeRecords(dst, b, first, pkTable, ehkTable, true)
 	// An index past the tables seen so far may point into a later table.
 	if !late && (err == nil || err.Reason != ReasonIndexOutOfRange) {
-		return out, err
+		return out, kt.refs, tables, used, err
 	}
 
-	kt, _, err = scanTables(b, refsBuf[:0], false)
+	kt, _, err = scanTables(b, kt.refs[:0], false)
 	if err != nil {
-		return nil, err
+		return nil, kt.refs, tables, used, err
 	}
-	pkTable, ehkTable = buildTables(&kt, b, tablesBuf[:0])
+	pkTable, ehkTable = buildTables(&kt, b, tables[:0])
+	if cap(pkTable) > cap(tables) {
+		tables = pkTable[:0]
+	}
+	used = max(used, len(kt.refs))
 	dst = slices.Grow(dst, kt.nRec)
 	out, _, err = decodeRecords(dst, b, 0, pkTable, ehkTable, false)
-	return out, err
+	return out, kt.refs, tables, used, err
 }
 
 // scanTables collects the key table entries of the message, appending to
@@ -247,6 +293,11 @@ func decodeRecord(r *UserRecord, b []byte, at int, pkTable, ehkTable []string) *
 	if decodeRecordFast(r, b, pkTable, ehkTable) {
 		return nil
 	}
+	return decodeRecordSlow(r, b, at, pkTable, ehkTable)
+}
+
+// decodeRecordSlow is decodeRecord for any layout protobuf allows.
+func decodeRecordSlow(r *UserRecord, b []byte, at int, pkTable, ehkTable []string) *CorruptError {
 	var data []byte
 	var tags []Tag
 	var pkAt, ehkAt uint64
@@ -325,31 +376,35 @@ func decodeRecord(r *UserRecord, b []byte, at int, pkTable, ehkTable []string) *
 }
 
 // decodeRecordFast decodes the layout the KPL and the Aggregator write:
-// partition key index, optional explicit hash key index (both below 128),
-// data, nothing else. It reports false, touching nothing, for anything else,
-// including every error, which the general path then reports.
+// partition key index, optional explicit hash key index, data, nothing else.
+// It reports false, touching nothing, for anything else, including every
+// error, which the general path then reports.
 func decodeRecordFast(r *UserRecord, b []byte, pkTable, ehkTable []string) bool {
-	if len(b) < 4 || b[0] != tagPartitionKeyIndex || b[1] >= 0x80 {
+	if len(b) < 4 || b[0] != tagPartitionKeyIndex {
 		return false
 	}
-	pkAt := int(b[1])
-	i := 2
+	pkAt, n := consumeVarint(b[1:])
+	if n <= 0 || pkAt >= uint64(len(pkTable)) {
+		return false
+	}
+	i := 1 + n
 	ehk := ""
-	if b[i] == tagExplicitHashKeyIndex {
-		if len(b) < 6 || b[3] >= 0x80 || int(b[3]) >= len(ehkTable) {
+	if i < len(b) && b[i] == tagExplicitHashKeyIndex {
+		ehkAt, m := consumeVarint(b[i+1:])
+		if m <= 0 || ehkAt >= uint64(len(ehkTable)) {
 			return false
 		}
-		ehk = ehkTable[b[3]]
-		i = 4
+		ehk = ehkTable[ehkAt]
+		i += 1 + m
 	}
-	if b[i] != tagData || pkAt >= len(pkTable) {
+	if i >= len(b) || b[i] != tagData {
 		return false
 	}
-	l, n := consumeVarint(b[i+1:])
-	if n <= 0 || l != uint64(len(b)-i-1-n) {
+	l, m := consumeVarint(b[i+1:])
+	if m <= 0 || l != uint64(len(b)-i-1-m) {
 		return false
 	}
-	data := b[i+1+n:]
+	data := b[i+1+m:]
 	*r = UserRecord{PartitionKey: pkTable[pkAt], ExplicitHashKey: ehk, Data: data[:len(data):len(data)], Aggregated: true}
 	return true
 }

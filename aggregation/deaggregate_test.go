@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"crypto/md5"
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -213,5 +215,51 @@ func TestIsAggregated(t *testing.T) {
 	sum := md5.Sum(nil)
 	if got, err := Deaggregate(nil, append([]byte(Magic), sum[:]...), "p", ""); err != nil || len(got) != 0 {
 		t.Fatalf("empty aggregate: %v, %v", got, err)
+	}
+}
+
+// TestDecodeRecordFastMatchesGeneral checks the fast path of the KPL's record layout
+// against the general decoder, with key indexes of one and of several varint bytes (an
+// aggregate of more than 127 distinct keys has the latter), with and without an explicit
+// hash key, and on layouts the fast path must leave to the general one.
+func TestDecodeRecordFastMatchesGeneral(t *testing.T) {
+	pk := make([]string, 300)
+	ehk := make([]string, 200)
+	for i := range pk {
+		pk[i] = fmt.Sprintf("pk%d", i)
+	}
+	for i := range ehk {
+		ehk[i] = fmt.Sprint(i)
+	}
+	r := rand.New(rand.NewPCG(5, 6))
+	for range 2000 {
+		p, e := uint64(r.IntN(len(pk))), int64(-1)
+		if r.IntN(2) == 0 {
+			e = int64(r.IntN(len(ehk)))
+		}
+		b := pbRecord(p, e, bytes.Repeat([]byte{'d'}, r.IntN(300)))
+		var fast, slow UserRecord
+		if !decodeRecordFast(&fast, b, pk, ehk) {
+			t.Fatalf("record pk %d ehk %d: the KPL's layout left to the general path", p, e)
+		}
+		if err := decodeRecordSlow(&slow, b, 0, pk, ehk); err != nil {
+			t.Fatal(err)
+		}
+		if fast.PartitionKey != slow.PartitionKey || fast.ExplicitHashKey != slow.ExplicitHashKey || !bytes.Equal(fast.Data, slow.Data) ||
+			cap(fast.Data) != len(fast.Data) || fast.Aggregated != slow.Aggregated || fast.Tags != nil {
+			t.Fatalf("pk %d ehk %d: fast %+v, general %+v", p, e, fast, slow)
+		}
+	}
+	// Out-of-range indexes, a field after data, and truncation are for the general path.
+	for _, b := range [][]byte{
+		pbRecord(300, -1, []byte("x")),
+		pbRecord(1, 200, []byte("x")),
+		append(pbRecord(1, -1, []byte("x")), tagPartitionKeyIndex, 1),
+		pbRecord(1, -1, []byte("xyz"))[:5],
+	} {
+		var u UserRecord
+		if decodeRecordFast(&u, b, pk, ehk) {
+			t.Errorf("% x: taken by the fast path", b)
+		}
 	}
 }

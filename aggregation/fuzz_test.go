@@ -3,12 +3,14 @@ package aggregation
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"testing"
 )
 
 // FuzzDeaggregate checks that Deaggregate never panics, that a record it
 // cannot decode comes back as exactly one raw record equal to the input, and
-// that whatever it decodes survives a round trip through the Aggregator. The
+// that whatever it decodes survives a round trip through the Aggregator; and
+// that a Deaggregator prepared with the input decodes it alike. The
 // seed corpus in testdata/fuzz/FuzzDeaggregate holds valid aggregates,
 // corrupt ones and plain records.
 func FuzzDeaggregate(f *testing.F) {
@@ -28,6 +30,18 @@ func FuzzDeaggregate(f *testing.F) {
 			body = data[len(Magic) : len(data)-ChecksumSize]
 		}
 		checkDeaggregate(t, frame(body))
+		// A Deaggregator prepared with both gives Deaggregate's results.
+		var d Deaggregator
+		batch := [][]byte{data, frame(body)}
+		d.Prepare(batch)
+		for _, r := range batch {
+			want, werr := Deaggregate(nil, r, "pk", "")
+			got, gerr := d.Deaggregate(nil, r, "pk", "")
+			if fmt.Sprint(werr) != fmt.Sprint(gerr) {
+				t.Fatalf("Deaggregator: error %v, Deaggregate %v", gerr, werr)
+			}
+			sameRecords(t, got, want)
+		}
 	})
 }
 

@@ -10,8 +10,11 @@ import (
 // Record is one user record as the processor sees it: decompressed and, when it arrived
 // inside a KPL aggregate, unpacked.
 //
-// Data aliases memory the worker may reuse after ProcessRecords returns: a processor that keeps
-// a record past the call copies Data.
+// A processor may keep a record, Data included, past ProcessRecords: the worker never writes
+// to a record's Data again. Polling reads through the SDK's *kinesis.Client decode the Data of
+// all the records of one GetRecords answer into one buffer allocated for that answer, so a
+// record kept keeps its whole answer's Data in memory; a processor that keeps a few records
+// of many answers for long copies their Data instead.
 type Record struct {
 	// Data is the payload.
 	Data []byte
@@ -105,8 +108,8 @@ type InitializeInput struct {
 // ProcessRecordsInput is one batch.
 type ProcessRecordsInput struct {
 	ShardID string // the shard the records come from
-	// Records are the batch's user records, in shard order. The slice and the records' Data
-	// are reused after the call returns.
+	// Records are the batch's user records, in shard order. The slice is reused after the
+	// call returns; the records themselves, Data included, may be kept (see Record).
 	Records []Record
 	// MillisBehindLatest is how far the batch lags the tip of the shard, as Kinesis reported.
 	MillisBehindLatest int64
@@ -339,12 +342,22 @@ func (p *recordFuncProcessor) idle(ctx context.Context, cp *Checkpointer) error 
 }
 
 func (p *recordFuncProcessor) ProcessRecords(ctx context.Context, in ProcessRecordsInput) error {
+	// The records are in shard order: once one is past done, so are the rest, and done moves
+	// to the last record fn accepted when the loop ends or fails.
+	seeking := p.hasDone
+	last := -1
 	for i := range in.Records {
 		r := &in.Records[i]
-		if p.hasDone && r.Position().Compare(p.done) <= 0 {
-			continue
+		if seeking {
+			if r.Position().Compare(p.done) <= 0 {
+				continue
+			}
+			seeking = false
 		}
 		if err := p.fn(ctx, *r); err != nil {
+			if last >= 0 {
+				p.done, p.hasDone = in.Records[last].Position(), true
+			}
 			if p.hasDone && p.pending > 0 {
 				// Keep what was done; the failing record comes again.
 				if cerr := p.checkpointDone(ctx, in.Checkpointer); cerr != nil {
@@ -353,8 +366,11 @@ func (p *recordFuncProcessor) ProcessRecords(ctx context.Context, in ProcessReco
 			}
 			return err
 		}
-		p.done, p.hasDone = r.Position(), true
+		last = i
 		p.pending++
+	}
+	if last >= 0 {
+		p.done, p.hasDone = in.Records[last].Position(), true
 	}
 	if p.pending == 0 {
 		return nil

@@ -2,6 +2,7 @@ package consumer
 
 import (
 	"errors"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
@@ -29,10 +30,16 @@ type recordDecoder struct {
 	users []aggregation.UserRecord
 	out   []Record
 
-	// Cached hash of the last key pair, since the user records of an aggregate often share
-	// their keys (the deaggregator hands out one string per distinct key).
-	lastPK, lastEHK string
-	lastIn          bool
+	// Per batch: each Kinesis record's data once decompressed, and where its user records
+	// end in users.
+	datas [][]byte
+	ends  []int
+	// deagg checks the checksums of a batch's aggregates together.
+	deagg aggregation.Deaggregator
+	// keys tells whether the user records' hash keys lie in rng; inside[i] is its answer for
+	// users[i].
+	keys   keyRanges
+	inside []bool
 
 	stats decodeStats
 }
@@ -70,12 +77,12 @@ func newRecordDecoder(r *checkpoint.HashKeyRange, resume checkpoint.ExtendedSequ
 
 // decode converts recs. The returned slice is valid until the next call.
 func (d *recordDecoder) decode(recs []types.Record) []Record {
+	oldOut, oldUsers := len(d.out), len(d.users)
 	d.out = d.out[:0]
 	d.stats = decodeStats{}
+	d.datas = d.datas[:0]
 	for i := range recs {
 		kr := &recs[i]
-		seq := deref(kr.SequenceNumber)
-		pk := deref(kr.PartitionKey)
 		d.stats.bytes += int64(len(kr.Data))
 		data, err := compression.Decode(kr.Data)
 		if err != nil {
@@ -84,18 +91,37 @@ func (d *recordDecoder) decode(recs []types.Record) []Record {
 			d.stats.corruptFrames++
 			data = kr.Data
 		}
-		var arrival = kr.ApproximateArrivalTimestamp
-		users, derr := aggregation.Deaggregate(d.users[:0], data, pk, "")
-		d.users = users
-		var ce *aggregation.CorruptError
-		if errors.As(derr, &ce) {
+		d.datas = append(d.datas, data)
+	}
+	d.deagg.Prepare(d.datas)
+	d.users, d.ends = d.users[:0], d.ends[:0]
+	for i := range recs {
+		var derr error
+		d.users, derr = d.deagg.Deaggregate(d.users, d.datas[i], deref(recs[i].PartitionKey), "")
+		if derr != nil && isCorrupt(derr) {
 			d.stats.corruptAggregates++
+		}
+		d.ends = append(d.ends, len(d.users))
+	}
+	clear(d.datas) // keep no answer alive through this slice
+	if d.checkRange {
+		d.inside = d.keys.check(d.rng, d.users, d.inside)
+	}
+
+	from := 0
+	for i := range recs {
+		kr := &recs[i]
+		seq := deref(kr.SequenceNumber)
+		var arrival time.Time
+		if kr.ApproximateArrivalTimestamp != nil {
+			arrival = *kr.ApproximateArrivalTimestamp
 		}
 		skipping := d.skipSeq != "" && seq == d.skipSeq
 		if d.skipSeq != "" && seq != d.skipSeq {
 			// Only the first record after a resume can be the checkpointed one.
 			d.skipSeq = ""
 		}
+		users := d.users[from:d.ends[i]]
 		lastSub := int64(0)
 		for j := range users {
 			u := &users[j]
@@ -105,44 +131,44 @@ func (d *recordDecoder) decode(recs []types.Record) []Record {
 				d.stats.skipped++
 				continue
 			}
-			if u.Aggregated && d.checkRange && !d.inRange(u.PartitionKey, u.ExplicitHashKey) {
+			if u.Aggregated && d.checkRange && !d.inside[from+j] {
 				// Written under an older shard map: the producer sent it again to the shard
 				// that owns its key now, as the KCL assumes when it drops it.
 				d.stats.outsideRange++
 				continue
 			}
-			r := Record{
-				Data:              u.Data,
-				PartitionKey:      u.PartitionKey,
-				ExplicitHashKey:   u.ExplicitHashKey,
-				SequenceNumber:    seq,
-				SubSequenceNumber: sub,
-				Aggregated:        u.Aggregated,
-			}
-			if arrival != nil {
-				r.ApproximateArrivalTimestamp = *arrival
-			}
-			d.out = append(d.out, r)
+			d.out = append(d.out, Record{
+				Data:                        u.Data,
+				PartitionKey:                u.PartitionKey,
+				ExplicitHashKey:             u.ExplicitHashKey,
+				SequenceNumber:              seq,
+				SubSequenceNumber:           sub,
+				ApproximateArrivalTimestamp: arrival,
+				Aggregated:                  u.Aggregated,
+			})
 			d.stats.userBytes += int64(len(u.Data))
 		}
 		if skipping {
 			d.skipSeq = ""
 		}
+		from = d.ends[i]
 		d.stats.last = checkpoint.ExtendedSequenceNumber{SequenceNumber: seq, SubSequenceNumber: lastSub}
+	}
+	// Entries past this batch's end must not keep an earlier answer alive.
+	if n := len(d.out); n < oldOut {
+		clear(d.out[n:oldOut])
+	}
+	if n := len(d.users); n < oldUsers {
+		clear(d.users[n:oldUsers])
 	}
 	return d.out
 }
 
-// inRange reports whether the user record's hash key lies in the shard's range. A malformed
-// explicit hash key counts as inside: the record cannot be placed, so it is not dropped.
-func (d *recordDecoder) inRange(pk, ehk string) bool {
-	if pk == d.lastPK && ehk == d.lastEHK && (pk != "" || ehk != "") {
-		return d.lastIn
-	}
-	k, err := aggregation.EffectiveHashKey(pk, ehk)
-	in := err != nil || d.rng.Contains(k)
-	d.lastPK, d.lastEHK, d.lastIn = pk, ehk, in
-	return in
+// isCorrupt reports a *aggregation.CorruptError; apart from decode's loop, so that the error
+// variable does not escape to the heap on every record.
+func isCorrupt(err error) bool {
+	var ce *aggregation.CorruptError
+	return errors.As(err, &ce)
 }
 
 func deref(s *string) string {

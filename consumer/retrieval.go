@@ -15,6 +15,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 
 	"github.com/shardline/shardline/checkpoint"
+	"github.com/shardline/shardline/internal/kinesisjson"
 )
 
 // Retrieval selects how a worker reads records.
@@ -140,7 +141,9 @@ type pollingFactory struct {
 func (f *pollingFactory) mode() Retrieval { return Polling }
 
 func (f *pollingFactory) open(ctx context.Context, shardID string, from startPosition) (shardSource, error) {
-	return &pollingSource{f: f, shardID: shardID, from: from, log: f.hooks.log.With("shard", shardID)}, nil
+	s := &pollingSource{f: f, shardID: shardID, from: from, log: f.hooks.log.With("shard", shardID)}
+	s.dec.FreshData = true
+	return s, nil
 }
 
 // Consecutive failures of unknown cause after which a poller suspects its iterator and asks
@@ -162,6 +165,13 @@ type pollingSource struct {
 	lastEmpty bool
 	failures  int
 	bo        *backoff.ExponentialBackOff
+
+	// dec decodes the GetRecords answers when the client is the SDK's (its option does
+	// nothing on another KinesisAPI, whose answers are used as they come). FreshData keeps
+	// each answer's Data, which the records a processor gets alias, from ever being
+	// overwritten: a processor may keep Record.Data, as with the SDK's own decoder, at one
+	// allocation per answer rather than one per record.
+	dec kinesisjson.GetRecordsDecoder
 }
 
 func (s *pollingSource) close() {}
@@ -262,7 +272,7 @@ func (s *pollingSource) poll(ctx context.Context) (fetchResult, error) {
 		// As the KCL's KinesisDataFetcher does: a stream of another account is read by ARN.
 		in.StreamARN = aws.String(s.f.stream.arn)
 	}
-	out, err := s.f.client.GetRecords(cctx, in)
+	out, err := s.f.client.GetRecords(cctx, in, s.dec.Option())
 	cancel()
 	if err != nil {
 		err = classifyReadError(err)

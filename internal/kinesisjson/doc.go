@@ -6,7 +6,8 @@
 // A GetRecordsDecoder stands in for the kinesis client's protocol on the calls made with its
 // Option, the way the producer stands in for PutRecords: requests, error answers and every
 // other operation go to the client's protocol untouched; a successful GetRecords answer is
-// read by a Scanner and decoded into memory the decoder reuses from one answer to the next,
+// read by a Scanner and decoded into memory the decoder reuses from one answer to the next
+// (or, with FreshData, Data into a new buffer per answer, as the consumer's polling reads it),
 // Data through a vectorized base64 decoder (github.com/segmentio/asm/base64, whose output is
 // the standard library's). What the caller may keep, and for how long, is set out on
 // GetRecordsDecoder.

@@ -7,7 +7,7 @@ import (
 
 // FuzzGetRecordsDecode feeds arbitrary bodies to the decoder and to the SDK's protocol. The
 // decoder must never panic; where the SDK accepts a body the decoder must accept it with the
-// same output, and where the SDK rejects one (or panics, on a "NaN" timestamp) the decoder
+// same output (with FreshData or without), and where the SDK rejects one (or panics, on a "NaN" timestamp) the decoder
 // must reject it too. One decoder serves every input, as one serves a shard reader, so state
 // left over from an earlier body would show.
 func FuzzGetRecordsDecode(f *testing.F) {
@@ -19,8 +19,9 @@ func FuzzGetRecordsDecode(f *testing.F) {
 			added++
 		}
 	}
-	d := &GetRecordsDecoder{}
+	d, fresh := &GetRecordsDecoder{}, &GetRecordsDecoder{FreshData: true}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		checkSame(t, d, body)
+		checkSame(t, fresh, body)
 	})
 }

@@ -31,7 +31,14 @@ import (
 // answer and may be kept too.
 //
 // A reader that wants a batch to outlive the next call, a prefetching one say, alternates two
-// decoders.
+// decoders, or sets FreshData.
+//
+// With FreshData set, Data is exempt from that rule: each answer's Data is decoded into one
+// buffer allocated for that answer, which the decoder never writes again once it has
+// handed it out, so a record's Data may be kept as long as wanted, as the SDK's. That costs
+// one allocation per answer (about three quarters of the answer's size, zeroed), and a
+// record kept alive keeps its whole answer's Data alive. The Records slice and what the
+// records' pointers point to are still reused.
 //
 // A decoder serves one call at a time. If a second call through the same decoder overlaps one
 // in progress, that second answer is decoded by the SDK instead, which is correct but slower;
@@ -39,6 +46,10 @@ import (
 //
 // The zero GetRecordsDecoder is ready to use.
 type GetRecordsDecoder struct {
+	// FreshData makes the decoder decode each answer's Data into memory of its own, never
+	// reused: see Ownership. Set it before the first decode and leave it.
+	FreshData bool
+
 	busy      busyFlag
 	optOnce   sync.Once
 	opt       func(*kinesis.Options)
@@ -96,7 +107,7 @@ func (d *GetRecordsDecoder) Decode(body []byte, out *kinesis.GetRecordsOutput) e
 // is at most three quarters of it, as base64 carries three bytes in four characters.
 func (d *GetRecordsDecoder) prepare(n int) {
 	need := n/4*3 + 8
-	if cap(d.data) > retainedSmall && cap(d.data) > 4*need {
+	if held := max(cap(d.data), cap(d.body)); held > retainedSmall && held > 4*need {
 		d.smallRuns++
 		if d.smallRuns >= shrinkAfter {
 			d.data, d.body, d.records, d.slots, d.smallRuns = nil, nil, nil, nil, 0
@@ -104,7 +115,11 @@ func (d *GetRecordsDecoder) prepare(n int) {
 	} else {
 		d.smallRuns = 0
 	}
-	if cap(d.data) < need {
+	switch {
+	case d.FreshData:
+		// The last answer's buffer belongs to its records now.
+		d.data = make([]byte, need)
+	case cap(d.data) < need:
 		d.data = make([]byte, need+need/8)
 	}
 	d.data = d.data[:cap(d.data)]

@@ -499,3 +499,108 @@ func TestEscapedBase64(t *testing.T) {
 		}
 	}
 }
+
+// TestFreshDataIsNeverOverwritten checks FreshData's rule: the Data of an answer stays as
+// decoded through later answers, each answer gets a buffer of its own, and the records and
+// what their pointers point to are still reused.
+func TestFreshDataIsNeverOverwritten(t *testing.T) {
+	d := &GetRecordsDecoder{FreshData: true}
+	var a, b kinesis.GetRecordsOutput
+	if err := d.Decode([]byte(`{"Records":[{"Data":"AQID","SequenceNumber":"1"},{"Data":"BwgJ","SequenceNumber":"2"}]}`), &a); err != nil {
+		t.Fatal(err)
+	}
+	first, second := a.Records[0].Data, a.Records[1].Data
+	if !inData(d, first) {
+		t.Fatal("Data not decoded by the decoder")
+	}
+	for i := range 3 {
+		body := fmt.Appendf(nil, `{"Records":[{"Data":"BAUG","SequenceNumber":"%d"},{"Data":"//79","SequenceNumber":"x"}]}`, i+3)
+		if err := d.Decode(body, &b); err != nil {
+			t.Fatal(err)
+		}
+		if inData(d, first) {
+			t.Fatalf("answer %d decoded into the first answer's buffer", i+2)
+		}
+	}
+	if string(first) != "\x01\x02\x03" || string(second) != "\x07\x08\x09" {
+		t.Fatalf("first answer's Data %x %x, want 010203 070809", first, second)
+	}
+	if &a.Records[0] != &b.Records[0] {
+		t.Fatal("the Records slice was not reused")
+	}
+}
+
+// TestErrorAnswersMatchSDK sends each error answer a GetRecords call can get to a client
+// with the decoder's option and to one without, and checks both calls fail alike: the same
+// typed error (errors.As finds the service's type, which the consumer relies on), code,
+// message and status. The codes are GetRecords' errors in the Kinesis API reference
+// (https://docs.aws.amazon.com/kinesis/latest/APIReference/API_GetRecords.html).
+func TestErrorAnswersMatchSDK(t *testing.T) {
+	srv := newCannedServer(t)
+	client := srv.client()
+	d := &GetRecordsDecoder{FreshData: true}
+	ctx := context.Background()
+	cases := []struct {
+		code   string
+		status int
+		target func(error) bool
+	}{
+		{"ExpiredIteratorException", 400, func(err error) bool { var e *types.ExpiredIteratorException; return errors.As(err, &e) }},
+		{"ProvisionedThroughputExceededException", 400, func(err error) bool {
+			var e *types.ProvisionedThroughputExceededException
+			return errors.As(err, &e)
+		}},
+		{"ResourceNotFoundException", 400, func(err error) bool { var e *types.ResourceNotFoundException; return errors.As(err, &e) }},
+		{"InvalidArgumentException", 400, func(err error) bool { var e *types.InvalidArgumentException; return errors.As(err, &e) }},
+		{"AccessDeniedException", 400, func(err error) bool { var e *types.AccessDeniedException; return errors.As(err, &e) }},
+		{"KMSAccessDeniedException", 400, func(err error) bool { var e *types.KMSAccessDeniedException; return errors.As(err, &e) }},
+		{"KMSDisabledException", 400, func(err error) bool { var e *types.KMSDisabledException; return errors.As(err, &e) }},
+		{"KMSInvalidStateException", 400, func(err error) bool { var e *types.KMSInvalidStateException; return errors.As(err, &e) }},
+		{"KMSNotFoundException", 400, func(err error) bool { var e *types.KMSNotFoundException; return errors.As(err, &e) }},
+		{"KMSOptInRequired", 400, func(err error) bool { var e *types.KMSOptInRequired; return errors.As(err, &e) }},
+		{"KMSThrottlingException", 400, func(err error) bool { var e *types.KMSThrottlingException; return errors.As(err, &e) }},
+		{"InternalFailure", 500, func(err error) bool { var e smithy.APIError; return errors.As(err, &e) }},
+	}
+	describe := func(err error) string {
+		var ae smithy.APIError
+		var se interface{ HTTPStatusCode() int }
+		s := fmt.Sprintf("%T", errors.Unwrap(err))
+		if errors.As(err, &ae) {
+			s += fmt.Sprintf(" code=%q message=%q fault=%v", ae.ErrorCode(), ae.ErrorMessage(), ae.ErrorFault())
+		}
+		if errors.As(err, &se) {
+			s += fmt.Sprintf(" status=%d", se.HTTPStatusCode())
+		}
+		return s
+	}
+	for _, tc := range cases {
+		for _, body := range []string{
+			`{"__type":"` + tc.code + `","message":"the message"}`,
+			`{"__type":"com.amazonaws.kinesis.v20131202#` + tc.code + `","Message":"other"}`,
+		} {
+			srv.answer(tc.status, []byte(body), http.Header{"X-Amzn-Errortype": {tc.code + ":http://internal.amazon.com/coral/com.amazonaws.kinesis/"}})
+			_, fast := client.GetRecords(ctx, getRecordsIn(), d.Option())
+			_, plain := client.GetRecords(ctx, getRecordsIn())
+			if fast == nil || !tc.target(fast) {
+				t.Errorf("%s: error %v with the decoder, want the service's type", tc.code, fast)
+			}
+			if f, p := describe(fast), describe(plain); f != p {
+				t.Errorf("%s: with the decoder %s, without %s", tc.code, f, p)
+			}
+		}
+	}
+}
+
+// TestChildShardsAndLagMatchSDK compares the end of a shard, with ChildShards, no
+// NextShardIterator and MillisBehindLatest, null and absent members, through a client.
+func TestChildShardsAndLagMatchSDK(t *testing.T) {
+	for _, body := range []string{
+		`{"Records":[],"MillisBehindLatest":0,"ChildShards":[{"ShardId":"shardId-000000000002","ParentShards":["shardId-000000000000","shardId-000000000001"],"HashKeyRange":{"StartingHashKey":"0","EndingHashKey":"340282366920938463463374607431768211455"}}]}`,
+		`{"Records":[{"Data":"AQID","SequenceNumber":"49590338271490256608559692538361571095921575989136588898","PartitionKey":"k","ApproximateArrivalTimestamp":1733280000.123}],"NextShardIterator":null,"MillisBehindLatest":12345,"ChildShards":[{"ShardId":"c","ParentShards":null,"HashKeyRange":null},null]}`,
+		`{"Records":null,"NextShardIterator":"it","MillisBehindLatest":null,"ChildShards":null}`,
+		`{"NextShardIterator":"it"}`,
+		`{}`,
+	} {
+		checkSame(t, &GetRecordsDecoder{FreshData: true}, []byte(body))
+	}
+}
