@@ -17,8 +17,9 @@ import (
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
-	"github.com/shardline/shardline/internal/faults"
+	"github.com/shardline/shardline/checkpoint"
 	"github.com/shardline/shardline/internal/testenv"
+	"github.com/shardline/shardline/kinesistest"
 )
 
 // iteratorFaults sits under a Kinesis client and spoils GetRecords calls: every expireEvery-th
@@ -133,18 +134,20 @@ func TestFaults(t *testing.T) {
 
 	t.Run("throttled reads", func(t *testing.T) {
 		checkNoLeak(t)
-		inj := faults.New(nil, 1)
-		inj.Add(faults.Rule{Operation: "GetRecords", Kind: faults.Throttle, Probability: 0.6, Duration: 4 * time.Second})
-		env := newEmuEnv(t, 2, testenv.HTTPClient(inj), nil)
+		// A storm on top of the shards' own read limits: 60 % of GetRecords calls refused
+		// for four seconds.
+		env := newKTEnv(t, 2, kinesistest.Options{Seed: 1, Faults: []kinesistest.FaultRule{{
+			Operation: "GetRecords", Error: kinesistest.CodeProvisionedThroughputExceeded, Rate: 0.6, Duration: 4 * time.Second,
+		}}})
 		c := newCollector()
-		prod := newTestProducer(t, env.kc, env.stream)
+		prod := newTestProducer(t, env.client(nil), env.stream)
 		ctx := context.Background()
 		total, _ := prod.produce(ctx, keys, 10, 0)
-		w, _ := New(env.config(t, "w1", processorFor(c, "w1", nil)))
+		w, _ := New(env.config(t, env.client(nil), checkpoint.NewMemoryStore(), "app", "w1", processorFor(c, "w1", nil)))
 		rw := runWorker(t, w)
 		c.waitDistinct(t, total, 60*time.Second)
-		if st := w.Stats(); st.ReadsThrottled == 0 || inj.Count("GetRecords", faults.Throttle) == 0 {
-			t.Errorf("no throttling seen: worker %d, injected %d", st.ReadsThrottled, inj.Count("GetRecords", faults.Throttle))
+		if st := w.Stats(); st.ReadsThrottled == 0 || env.srv.FaultCount("GetRecords") == 0 {
+			t.Errorf("no throttling seen: worker %d, injected %d", st.ReadsThrottled, env.srv.FaultCount("GetRecords"))
 		}
 		checkExactlyOnce(t, c)
 		if err := rw.stop(); err != nil {

@@ -1295,6 +1295,54 @@ var conformanceCases = []conformanceCase{
 			t.Fatalf("reset call: %v, want a transport error", err)
 		}
 	}},
+	{name: "FaultEndsAfterItsDuration", run: func(t *testing.T, tg *target) {
+		tg.srv.SetFaults(FaultRule{Operation: "ListStreams", Error: CodeServiceUnavailable, Duration: 10 * time.Second})
+		if _, err := tg.client.ListStreams(ctxT(t), &kinesis.ListStreamsInput{}); code(err) != CodeServiceUnavailable {
+			t.Fatalf("call within the rule's duration: %v, want ServiceUnavailable", err)
+		}
+		tg.clock.Advance(10 * time.Second)
+		if _, err := tg.client.ListStreams(ctxT(t), &kinesis.ListStreamsInput{}); err != nil {
+			t.Fatalf("call after the rule's duration: %v", err)
+		}
+		if n := tg.srv.FaultCount("ListStreams"); n != 1 {
+			t.Fatalf("FaultCount = %d, want 1", n)
+		}
+	}},
+	{name: "FaultResetsAfterServing", run: func(t *testing.T, tg *target) {
+		name := tg.stream(t, 1)
+		remove := tg.srv.AddFault(FaultRule{Operation: "PutRecords", ResetAfterServe: true, Times: 1})
+		_, err := tg.client.PutRecords(ctxT(t), &kinesis.PutRecordsInput{StreamName: &name, Records: entries(3, 1)})
+		if err == nil || code(err) != "" {
+			t.Fatalf("call reset after serving: %v, want a transport error", err)
+		}
+		remove()
+		shard := tg.openShards(t, name)[0]
+		recs, _ := readAll(t, tg, tg.iterator(t, name, aws.ToString(shard.ShardId), types.ShardIteratorTypeTrimHorizon, ""))
+		if len(recs) != 3 {
+			t.Fatalf("%d records stored by the call whose answer was lost, want 3", len(recs))
+		}
+	}},
+	{name: "FaultFailsSelectedEntries", run: func(t *testing.T, tg *target) {
+		name := tg.stream(t, 1)
+		recs := entries(6, 1)
+		pick := aws.ToString(recs[2].PartitionKey)
+		var seen []Entry
+		tg.srv.AddFault(FaultRule{Operation: "PutRecords", EntryError: CodeInternalFailure, Entries: func(e Entry) bool {
+			seen = append(seen, e)
+			return e.PartitionKey == pick
+		}})
+		out := tg.put(t, name, recs...)
+		if aws.ToInt32(out.FailedRecordCount) != 1 || aws.ToString(out.Records[2].ErrorCode) != CodeInternalFailure {
+			t.Fatalf("FailedRecordCount %d, entry 3 error %q: want only the selected entry failed with InternalFailure",
+				aws.ToInt32(out.FailedRecordCount), aws.ToString(out.Records[2].ErrorCode))
+		}
+		if len(seen) != 6 || seen[0].ShardID != aws.ToString(out.Records[0].ShardId) {
+			t.Fatalf("Entries saw %+v, want the six entries with their shard", seen)
+		}
+		if n := tg.srv.FaultCount("PutRecords"); n != 1 {
+			t.Fatalf("FaultCount = %d, want 1", n)
+		}
+	}},
 }
 
 type protoRecorder struct {

@@ -54,9 +54,12 @@
 // the matching Options.Durations (zero by default, so streams are ACTIVE at once). Nothing
 // runs in the background: states and buckets are computed from the clock when read.
 //
-// Options.Faults (and SetFaults) delay calls, answer them with an error code of the
-// test's choice, drop their connection, or throttle a share of PutRecords entries, per
-// operation, for every call, a random share of them, or the first few.
+// Options.Faults (and SetFaults and AddFault) delay calls, answer them with an error code of
+// the test's choice, drop their connection before or after serving them, or fail a share
+// (or a chosen set) of PutRecords entries with ProvisionedThroughputExceededException or
+// InternalFailure, per operation, for every call, a random share of them, the first few,
+// or for a while; FaultCount tells how many calls a rule acted on. The project's own
+// retry, throttling and timeout tests use these rules; there is no second fault injector.
 //
 // # Addresses and saved state
 //

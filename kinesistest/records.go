@@ -189,7 +189,7 @@ func (s *Server) putRecords(body []byte, now time.Time) (any, *apiError) {
 	return s.putRecordsWith(body, now, nil)
 }
 
-// putRecordsWith serves PutRecords; fault, if not nil, throttles entries at random.
+// putRecordsWith serves PutRecords; fault, if not nil, fails the entries it selects.
 func (s *Server) putRecordsWith(body []byte, now time.Time, fault *FaultRule) (any, *apiError) {
 	var in putRecordsInput
 	if err := decode(body, &in); err != nil {
@@ -230,13 +230,24 @@ func (s *Server) putRecordsWith(body []byte, now time.Time, fault *FaultRule) (a
 	b = append(b, `{"FailedRecordCount":`...)
 	countAt := len(b)
 	b = append(b, `          ,"Records":[`...)
-	failed := 0
+	failed, injected := 0, 0
 	for i := range in.Records {
 		if i > 0 {
 			b = append(b, ',')
 		}
 		sh := st.route(hashes[i])
-		ok := fault == nil || !s.faults.chance(fault.ThrottleEntries)
+		ok := true
+		if fault != nil && s.faults.failsEntry(fault, faultEntry(&in.Records[i], sh.id)) {
+			ok = false
+			injected++
+			if code := fault.entryError(); code != CodeProvisionedThroughputExceeded {
+				failed++
+				b = append(b, `{"ErrorCode":"`...)
+				b = append(b, code...)
+				b = append(b, `","ErrorMessage":"Internal service failure."}`...)
+				continue
+			}
+		}
 		var idx uint64
 		if ok {
 			idx, ok = s.store(st, sh, &in.Records[i], now)
@@ -261,6 +272,9 @@ func (s *Server) putRecordsWith(body []byte, now time.Time, fault *FaultRule) (a
 	b = append(b, `],"EncryptionType":"`...)
 	b = append(b, st.encryptionType()...)
 	b = append(b, `"}`...)
+	if injected > 0 {
+		s.faults.count("PutRecords")
+	}
 	// The count is written into the room left for it; JSON allows the spaces.
 	cnt := strconv.AppendInt(nil, int64(failed), 10)
 	copy(b[countAt:], cnt)

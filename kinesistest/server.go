@@ -26,6 +26,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/shardline/shardline/internal/requestbody"
 )
 
 // Durations are how long the asynchronous operations keep a stream in CREATING, UPDATING
@@ -173,7 +174,7 @@ func Start(opts Options) (*Server, error) {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	_, _ = rand.Read(s.tokenKey[:])
-	s.faults.init(opts.Seed, opts.Faults)
+	s.faults.init(opts.Seed, opts.Faults, s.clock.Now())
 
 	if opts.Restore != nil {
 		f, err := decodeSnapshot(opts.Restore)
@@ -244,7 +245,10 @@ func (s *Server) Client(optFns ...func(*kinesis.Options)) *kinesis.Client {
 		Credentials:      credentials.NewStaticCredentialsProvider(s.creds.AccessKeyID, s.creds.SecretAccessKey, ""),
 		BaseEndpoint:     aws.String(s.URL),
 		RetryMaxAttempts: 1,
-		HTTPClient:       &http.Client{Transport: s.transport},
+		// Guard: the SDK closes a request body as soon as the answer's headers arrive,
+		// which breaks the connection when a refusal is answered before the body was read
+		// (see internal/requestbody); a test would see a network error instead of the code.
+		HTTPClient: requestbody.Client(s.transport),
 	}, optFns...)
 }
 
@@ -370,8 +374,11 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		reqBody = j
 	}
 
-	fault := s.faults.pick(op)
+	fault := s.faults.pick(op, s.clock.Now())
 	if fault != nil {
+		if fault.Latency > 0 || fault.Reset || fault.Error != "" || fault.ResetAfterServe {
+			s.faults.count(op)
+		}
 		if fault.Latency > 0 {
 			if !sleepCtx(r.Context(), fault.Latency) {
 				return
@@ -406,10 +413,14 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	var out any
 	var aerr *apiError
-	if op == "PutRecords" && fault != nil && fault.ThrottleEntries > 0 {
+	if op == "PutRecords" && fault != nil && fault.failsEntries() {
 		out, aerr = s.putRecordsWith(reqBody, now, fault)
 	} else {
 		out, aerr = h(s, reqBody, now)
+	}
+	if fault != nil && fault.ResetAfterServe {
+		// Served, but the answer never reaches the client.
+		panic(http.ErrAbortHandler)
 	}
 	if aerr != nil {
 		s.fail(w, op, cb, aerr)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -17,17 +16,20 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/shardline/shardline/compression"
-	"github.com/shardline/shardline/internal/faults"
 	"github.com/shardline/shardline/internal/testenv"
+	"github.com/shardline/shardline/kinesistest"
 	"github.com/shardline/shardline/metrics"
 	"github.com/shardline/shardline/producer"
 )
 
-// faultyKinesis returns a client for kinesis-mock whose traffic passes through a fault
-// injector, and the injector.
-func faultyKinesis(t *testing.T, seed uint64) (*kinesis.Client, *faults.Injector) {
-	inj := faults.New(http.DefaultTransport.(*http.Transport).Clone(), seed)
-	return testenv.Kinesis(t, testenv.HTTPClient(inj)), inj
+// faultyKinesis starts an in-process Kinesis endpoint with the service's limits, whose
+// fault rules the test sets, and returns a client for it (one attempt per call, so the
+// producer sees every fault) and the server. The fault rules' random choices are seeded,
+// so a failing run repeats.
+func faultyKinesis(t *testing.T, seed uint64, optFns ...func(*kinesis.Options)) (*kinesis.Client, *kinesistest.Server) {
+	srv := kinesistest.NewServer(kinesistest.Options{Seed: seed})
+	t.Cleanup(srv.Close)
+	return srv.Client(optFns...), srv
 }
 
 // TestIntegrationFaults injects each kind of fault into PutRecords while producing and
@@ -36,22 +38,24 @@ func faultyKinesis(t *testing.T, seed uint64) (*kinesis.Client, *faults.Injector
 func TestIntegrationFaults(t *testing.T) {
 	cases := []struct {
 		name      string
-		rule      faults.Rule
+		rule      kinesistest.FaultRule
+		timeout   time.Duration // the producer's RequestTimeout; zero: the default
 		aggregate bool
 		dups      bool // the fault can write records the producer then writes again
 	}{
-		{name: "ThrottleEntries", rule: faults.Rule{Kind: faults.ThrottleEntries, Probability: 0.3, Duration: 2 * time.Second}},
-		{name: "FailEntries", rule: faults.Rule{Kind: faults.FailEntries, Probability: 0.3, Duration: 2 * time.Second}, aggregate: true},
-		{name: "Throttle", rule: faults.Rule{Kind: faults.Throttle, Times: 4}, aggregate: true},
-		{name: "InternalError", rule: faults.Rule{Kind: faults.InternalError, Times: 4}},
-		{name: "ServiceUnavailable", rule: faults.Rule{Kind: faults.ServiceUnavailable, Times: 3}, aggregate: true},
-		{name: "Timeout", rule: faults.Rule{Kind: faults.Timeout, Times: 3, Delay: 300 * time.Millisecond}, aggregate: true},
-		{name: "ConnectionReset", rule: faults.Rule{Kind: faults.ConnectionReset, Times: 4}},
-		{name: "ResetAfterForward", rule: faults.Rule{Kind: faults.ResetAfterForward, Times: 3}, aggregate: true, dups: true},
+		{name: "ThrottleEntries", rule: kinesistest.FaultRule{ThrottleEntries: 0.3, Duration: 2 * time.Second}},
+		{name: "FailEntries", rule: kinesistest.FaultRule{ThrottleEntries: 0.3, EntryError: kinesistest.CodeInternalFailure, Duration: 2 * time.Second}, aggregate: true},
+		{name: "Throttle", rule: kinesistest.FaultRule{Error: kinesistest.CodeProvisionedThroughputExceeded, Times: 4}, aggregate: true},
+		{name: "InternalError", rule: kinesistest.FaultRule{Error: kinesistest.CodeInternalFailure, Times: 4}},
+		{name: "ServiceUnavailable", rule: kinesistest.FaultRule{Error: kinesistest.CodeServiceUnavailable, Times: 3}, aggregate: true},
+		// A server that never answers: the producer's RequestTimeout ends each call.
+		{name: "Timeout", rule: kinesistest.FaultRule{Latency: time.Hour, Times: 3}, timeout: 300 * time.Millisecond, aggregate: true},
+		{name: "ConnectionReset", rule: kinesistest.FaultRule{Reset: true, Times: 4}},
+		{name: "ResetAfterServe", rule: kinesistest.FaultRule{ResetAfterServe: true, Times: 3}, aggregate: true, dups: true},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			kc, inj := faultyKinesis(t, uint64(i+1))
+			kc, srv := faultyKinesis(t, uint64(i+1))
 			stream := testenv.CreateStream(t, kc, 2)
 			tc.rule.Operation = "PutRecords"
 			p := newProducer(t, kc, producer.Config{
@@ -62,8 +66,9 @@ func TestIntegrationFaults(t *testing.T) {
 				RetryMaxDelay:      200 * time.Millisecond,
 				// Small aggregates make requests of many entries, for partial failures.
 				AggregationMaxSize: 8000,
+				RequestTimeout:     tc.timeout,
 			})
-			inj.Add(tc.rule)
+			srv.AddFault(tc.rule)
 			n := 3000
 			if !tc.aggregate {
 				n = 1000
@@ -73,8 +78,8 @@ func TestIntegrationFaults(t *testing.T) {
 			putAll(t, p, recs, o)
 			closeWithin(t, p, 50*time.Second)
 			o.wait(time.Second)
-			if got := inj.Count("PutRecords", tc.rule.Kind); got == 0 {
-				t.Fatalf("no %v fault was injected", tc.rule.Kind)
+			if got := srv.FaultCount("PutRecords"); got == 0 {
+				t.Fatalf("no %s fault was injected", tc.name)
 			}
 			for i := range recs {
 				if o.res[i].Err != nil {
@@ -89,7 +94,7 @@ func TestIntegrationFaults(t *testing.T) {
 			if len(s.ErrorsByCode) == 0 || s.Retries == 0 {
 				t.Fatalf("faults left no trace in stats: %+v", s)
 			}
-			t.Logf("%d faults, %d retries, %d duplicates, errors %v", inj.Count("PutRecords", tc.rule.Kind), s.Retries, dups, s.ErrorsByCode)
+			t.Logf("%d faults, %d retries, %d duplicates, errors %v", srv.FaultCount("PutRecords"), s.Retries, dups, s.ErrorsByCode)
 		})
 	}
 }
@@ -97,7 +102,7 @@ func TestIntegrationFaults(t *testing.T) {
 // TestIntegrationStrictOrderingUnderFaults fails entries at random and checks that with
 // StrictOrdering every key's records are still read back in put order.
 func TestIntegrationStrictOrderingUnderFaults(t *testing.T) {
-	kc, inj := faultyKinesis(t, 99)
+	kc, srv := faultyKinesis(t, 99)
 	stream := testenv.CreateStream(t, kc, 2)
 	p := newProducer(t, kc, producer.Config{
 		StreamName:     stream,
@@ -108,7 +113,7 @@ func TestIntegrationStrictOrderingUnderFaults(t *testing.T) {
 		// Small aggregates make many Kinesis records per shard, so order is really at stake.
 		AggregationMaxSize: 2000,
 	})
-	inj.Add(faults.Rule{Operation: "PutRecords", Kind: faults.FailEntries, Probability: 0.3})
+	srv.AddFault(kinesistest.FaultRule{Operation: "PutRecords", ThrottleEntries: 0.3, EntryError: kinesistest.CodeInternalFailure})
 	recs := testRecords(2000, 20, 40)
 	o := newOutcome(t, len(recs))
 	putAll(t, p, recs, o)
@@ -122,7 +127,7 @@ func TestIntegrationStrictOrderingUnderFaults(t *testing.T) {
 	if dups := verify(t, readStream(t, kc, stream), recs, o.ok, true); dups != 0 {
 		t.Fatalf("%d duplicates", dups)
 	}
-	if inj.Count("PutRecords", faults.FailEntries) == 0 {
+	if srv.FaultCount("PutRecords") == 0 {
 		t.Fatal("no entry failed")
 	}
 }
@@ -137,7 +142,7 @@ type shardCapacity struct {
 	history []bool // per entry in arrival order: throttled or not
 }
 
-func (c *shardCapacity) over(faults.Entry) bool {
+func (c *shardCapacity) over(kinesistest.Entry) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := time.Now()
@@ -171,7 +176,7 @@ func (c *shardCapacity) throttledShare(from, to int) (float64, int) {
 // the adaptive rate must fall under the storm so that the throttled entries per second
 // drop, and climb back once the storm ends.
 func TestIntegrationAdaptiveRate(t *testing.T) {
-	kc, inj := faultyKinesis(t, 7)
+	kc, srv := faultyKinesis(t, 7)
 	stream := testenv.CreateStream(t, kc, 1)
 	reg := metrics.NewRegistry()
 	p := newProducer(t, kc, producer.Config{
@@ -184,7 +189,7 @@ func TestIntegrationAdaptiveRate(t *testing.T) {
 		Metrics:            reg,
 	})
 	capacity := &shardCapacity{perSec: 200}
-	remove := inj.Add(faults.Rule{Operation: "PutRecords", Kind: faults.ThrottleEntries, Entries: capacity.over})
+	remove := srv.AddFault(kinesistest.FaultRule{Operation: "PutRecords", Entries: capacity.over})
 
 	var wg sync.WaitGroup
 	recs := testRecords(6000, 30, 50)
@@ -211,8 +216,8 @@ func TestIntegrationAdaptiveRate(t *testing.T) {
 		return 0
 	}
 	initial := 1500.0 // RateLimit 150% of 1,000 records/s
-	// Judge by counts of entries, not by wall-clock windows: kinesis-mock shares the CPU
-	// with other suites and can stall for seconds. The storm runs until the shard has seen
+	// Judge by counts of entries, not by wall-clock windows: the test shares the CPU with
+	// other suites and can stall for seconds. The storm runs until the shard has seen
 	// 3,000 entries; the share of them throttled must fall from the first 600 to the last.
 	const early, total = 600, 6000
 	minRate := shardRate()
@@ -409,11 +414,10 @@ func TestIntegrationCompression(t *testing.T) {
 // checks that the producer still sees (and counts, and adapts to) every throttle, because
 // it turns the SDK's retries off for its calls.
 func TestIntegrationSDKRetriesOff(t *testing.T) {
-	inj := faults.New(http.DefaultTransport.(*http.Transport).Clone(), 5)
-	kc := testenv.Kinesis(t, testenv.HTTPClient(inj), func(o *kinesis.Options) { o.RetryMaxAttempts = 5 })
+	kc, srv := faultyKinesis(t, 5, func(o *kinesis.Options) { o.RetryMaxAttempts = 5 })
 	stream := testenv.CreateStream(t, kc, 1)
 	p := newProducer(t, kc, producer.Config{StreamName: stream, RetryBaseDelay: 10 * time.Millisecond})
-	inj.Add(faults.Rule{Operation: "PutRecords", Kind: faults.Throttle, Times: 2})
+	srv.AddFault(kinesistest.FaultRule{Operation: "PutRecords", Error: kinesistest.CodeProvisionedThroughputExceeded, Times: 2})
 	res, err := p.Put(context.Background(), producer.Record{PartitionKey: "k", Data: []byte("v")})
 	if err != nil {
 		t.Fatal(err)
@@ -531,10 +535,10 @@ func TestIntegrationThrottleStorm(t *testing.T) {
 	for _, strict := range []bool{false, true} {
 		var clean time.Duration
 		for _, storm := range []bool{false, true} {
-			kc, inj := faultyKinesis(t, 11)
+			kc, srv := faultyKinesis(t, 11)
 			stream := testenv.CreateStream(t, kc, 4)
 			if storm {
-				inj.Add(faults.Rule{Operation: "PutRecords", Kind: faults.ThrottleEntries, Probability: 0.5})
+				srv.AddFault(kinesistest.FaultRule{Operation: "PutRecords", ThrottleEntries: 0.5})
 			}
 			p := newProducer(t, kc, producer.Config{StreamName: stream, StrictOrdering: strict, AggregationMaxSize: 8000})
 			recs := testRecords(20000, 400, 100)

@@ -68,6 +68,13 @@ func readStream(t *testing.T, kc *kinesis.Client, stream string) []readBack {
 		empty := 0
 		for iter != nil && empty < 3 {
 			out, err := kc.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter, Limit: aws.Int32(10000)})
+			var pte *types.ProvisionedThroughputExceededException
+			if errors.As(err, &pte) {
+				// A shard serves five reads a second (kinesistest enforces it, as the
+				// service does); wait for the next second's allowance.
+				time.Sleep(200 * time.Millisecond)
+				continue
+			}
 			if err != nil {
 				t.Fatalf("GetRecords %s: %v", *s.ShardId, err)
 			}

@@ -20,6 +20,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 	"github.com/shardline/shardline/internal/fanout"
 	"github.com/shardline/shardline/internal/testenv"
+	"github.com/shardline/shardline/kinesistest"
 )
 
 // fixture is a stream on kinesis-mock with a registered consumer.
@@ -45,11 +46,31 @@ func newClient(t *testing.T, wrap func(http.RoundTripper) http.RoundTripper) (*k
 	return testenv.Kinesis(t, testenv.HTTPClient(fanout.EmulatorTransport(rt))), tr
 }
 
-// setup creates a stream with the given shards and registers a consumer on it.
+// setup creates a stream with the given shards on kinesis-mock and registers a consumer on
+// it.
 func setup(t *testing.T, shards int32, wrap func(http.RoundTripper) http.RoundTripper) *fixture {
 	t.Helper()
 	kc, tr := newClient(t, wrap)
-	f := &fixture{kc: kc, transport: tr}
+	return setupOn(t, &fixture{kc: kc, transport: tr}, shards)
+}
+
+// setupKinesistest is setup on an in-process kinesistest server started with opts, which it
+// returns for its fault rules.
+func setupKinesistest(t *testing.T, shards int32, opts kinesistest.Options, wrap func(http.RoundTripper) http.RoundTripper) (*fixture, *kinesistest.Server) {
+	t.Helper()
+	srv := kinesistest.NewServer(opts)
+	t.Cleanup(srv.Close)
+	kc := srv.Client(func(o *kinesis.Options) {
+		if wrap != nil {
+			o.HTTPClient = &http.Client{Transport: wrap(o.HTTPClient.(*http.Client).Transport)}
+		}
+	})
+	return setupOn(t, &fixture{kc: kc}, shards), srv
+}
+
+func setupOn(t *testing.T, f *fixture, shards int32) *fixture {
+	t.Helper()
+	kc := f.kc
 	f.stream = testenv.CreateStream(t, kc, shards)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -13,8 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/shardline/shardline/internal/fanout"
-	"github.com/shardline/shardline/internal/faults"
 	"github.com/shardline/shardline/internal/testenv"
+	"github.com/shardline/shardline/kinesistest"
 )
 
 func TestConsumerRegistration(t *testing.T) {
@@ -171,15 +171,13 @@ func TestResumePosition(t *testing.T) {
 func TestResubscribeAfterFailures(t *testing.T) {
 	t.Parallel()
 	frames := &frameTransport{cuts: 3, cutAfter: 2}
-	injector := faults.New(nil, 7)
-	f := setup(t, 1, func(rt http.RoundTripper) http.RoundTripper {
+	f, srv := setupKinesistest(t, 1, kinesistest.Options{Seed: 7}, func(rt http.RoundTripper) http.RoundTripper {
 		frames.base = rt
-		injector.Base = frames
-		return injector
+		return frames
 	})
 	shard := aws.ToString(f.shards(t)[0].ShardId)
-	injector.Add(faults.Rule{Operation: "SubscribeToShard", Kind: faults.ConnectionReset, Times: 2})
-	injector.Add(faults.Rule{Operation: "SubscribeToShard", Kind: faults.InternalError, Times: 1})
+	srv.AddFault(kinesistest.FaultRule{Operation: "SubscribeToShard", Reset: true, Times: 2})
+	srv.AddFault(kinesistest.FaultRule{Operation: "SubscribeToShard", Error: kinesistest.CodeInternalFailure, Times: 1})
 
 	var retries atomic.Int64
 	sub := f.subscribe(t, fanout.Config{ShardID: shard, OnRetry: func(error, time.Duration) { retries.Add(1) }})
@@ -194,7 +192,7 @@ func TestResubscribeAfterFailures(t *testing.T) {
 	if frames.cutCount() != 3 {
 		t.Fatalf("%d streams cut, want 3", frames.cutCount())
 	}
-	if n := injector.Count("SubscribeToShard", faults.ConnectionReset) + injector.Count("SubscribeToShard", faults.InternalError); n != 3 {
+	if n := srv.FaultCount("SubscribeToShard"); n != 3 {
 		t.Fatalf("%d injected SubscribeToShard failures, want 3", n)
 	}
 	st := sub.Stats()

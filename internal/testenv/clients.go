@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	cwschemas "github.com/aws/aws-sdk-go-v2/service/cloudwatch/schemas"
@@ -20,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/smithy-go/transport/http/protocol/awsquery"
+	"github.com/shardline/shardline/internal/requestbody"
 )
 
 // Region is the region every emulator client uses.
@@ -28,7 +30,7 @@ const Region = "us-east-1"
 // Config returns an aws.Config with static test credentials and the test region. The
 // credentials are placeholders the emulators accept; no real AWS account is reached, because
 // every client also gets an emulator endpoint. httpClient may be nil; pass a client whose
-// Transport is a faults.Injector to inject faults.
+// Transport injects faults or records calls.
 func Config(httpClient aws.HTTPClient) aws.Config {
 	cfg := aws.Config{
 		Region:      Region,
@@ -37,9 +39,10 @@ func Config(httpClient aws.HTTPClient) aws.Config {
 		// them, so a test opts in through the client options.
 		RetryMaxAttempts: 1,
 	}
-	if httpClient != nil {
-		cfg.HTTPClient = httpClient
+	if httpClient == nil {
+		httpClient = HTTPClient(nil)
 	}
+	cfg.HTTPClient = httpClient
 	return cfg
 }
 
@@ -159,10 +162,16 @@ func WaitStreamActive(ctx context.Context, client *kinesis.Client, name string) 
 	}
 }
 
-// HTTPClient returns an HTTP client using rt as its transport, for passing a faults.Injector
-// (or any round tripper) to Config and the client constructors.
+// HTTPClient returns an HTTP client using rt as its transport (when nil, the transport the
+// SDK's own default client would build), for passing a recording or failing round tripper
+// to Config and the client constructors. Request bodies go through
+// requestbody.Guard, so that an emulator answering before it has read a body does not show
+// up as a broken connection.
 func HTTPClient(rt http.RoundTripper) *http.Client {
-	return &http.Client{Transport: rt}
+	if rt == nil {
+		rt = awshttp.NewBuildableClient().GetTransport()
+	}
+	return requestbody.Client(rt)
 }
 
 // TableName returns a unique DynamoDB table name for the test and deletes the table of that
