@@ -42,7 +42,8 @@ test: check-tools deps
 
 ## demo: the README's first command. Starts a separate set of emulators (its own state
 ## directory, so the emulators a developer's tests use keep running), then runs
-## cmd/shardline-demo: the agent tails a rotating access log into a 4-shard stream, two
+## cmd/shardline-demo: the agent tails a rotating access log into a 4-shard stream (in
+## shardline emulator, which the program starts; -kinesis kinesis-mock for the other), two
 ## consumer workers count it, a shard is split and a worker stopped midway, and the run fails
 ## if any line was lost. The emulators are stopped whatever happened, Ctrl-C included.
 ## DEMOFLAGS passes flags to the program, e.g. make demo DEMOFLAGS='-stop graceful -keep'.

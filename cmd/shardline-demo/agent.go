@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,21 +24,6 @@ import (
 
 // agentPackage is the daemon's package, built with go build.
 const agentPackage = "github.com/shardline/shardline/cmd/shardline-agent"
-
-// buildAgent builds the daemon into dir and returns the binary's path. It runs in the
-// module, as make demo does, and uses the same build cache as go run.
-func buildAgent(ctx context.Context, dir string) (string, error) {
-	goCmd, err := exec.LookPath("go")
-	if err != nil {
-		return "", fmt.Errorf("building the agent needs the go command: %w", err)
-	}
-	bin := filepath.Join(dir, "shardline-agent")
-	out, err := exec.CommandContext(ctx, goCmd, "build", "-o", bin, agentPackage).CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("go build %s (run the demo from the repository, e.g. with make demo): %v\n%s", agentPackage, err, out)
-	}
-	return bin, nil
-}
 
 // agentConfig is the demo's agent.json: one flow from the access log and its rotated files to
 // the stream, each line parsed into JSON.

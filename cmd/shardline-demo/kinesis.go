@@ -23,17 +23,23 @@ import (
 // for the agent and the consumers, since it is part of what they sign.
 const region = "us-east-1"
 
-// clients returns Kinesis and DynamoDB clients for the emulators' endpoints, with the
-// placeholder credentials the emulators accept. The demo never reaches real AWS: both
-// endpoints are always set.
-func clients(kinesisEndpoint, dynamoEndpoint string) (*kinesis.Client, *dynamodb.Client) {
-	cfg := aws.Config{
+// emulatorConfig is the SDK configuration of every client: the placeholder credentials the
+// emulators accept. The demo never reaches real AWS: every endpoint is always set.
+func emulatorConfig() aws.Config {
+	return aws.Config{
 		Region:      region,
 		Credentials: credentials.NewStaticCredentialsProvider("demo", "demo", ""),
 	}
-	kc := kinesis.NewFromConfig(cfg, func(o *kinesis.Options) { o.BaseEndpoint = aws.String(kinesisEndpoint) })
-	ddb := dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(dynamoEndpoint) })
-	return kc, ddb
+}
+
+// kinesisClient returns a Kinesis client for the emulator at endpoint.
+func kinesisClient(endpoint string) *kinesis.Client {
+	return kinesis.NewFromConfig(emulatorConfig(), func(o *kinesis.Options) { o.BaseEndpoint = aws.String(endpoint) })
+}
+
+// dynamoClient returns a DynamoDB client for the emulator at endpoint.
+func dynamoClient(endpoint string) *dynamodb.Client {
+	return dynamodb.NewFromConfig(emulatorConfig(), func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(endpoint) })
 }
 
 // createStream creates a provisioned stream and waits until it is active.

@@ -3,8 +3,9 @@
 //
 //	access.log ──▶ shardline-agent ──▶ Kinesis stream ──▶ two consumer workers ──▶ counts
 //	(a web server,   (its own process,    (4 shards in       (one process, leases
-//	 rotating)        LOGTOJSON + KPL      kinesis-mock,      and checkpoints in a
-//	                  aggregation)         split to 5)        dynalite table)
+//	 rotating)        LOGTOJSON + KPL      shardline          and checkpoints in a
+//	                  aggregation)         emulator, split    dynalite table)
+//	                                       to 5)
 //
 // While the log is written it is rotated three times (rename-and-create twice, copytruncate
 // once), one shard is split and one worker is stopped. At the end the demo compares the
@@ -12,8 +13,14 @@
 // records processed, lost and duplicates, with the counts per status code and per minute.
 // It exits 1 if any line was lost.
 //
-// Run it with make demo, which starts the emulators, sets SHARDLINE_KINESIS_ENDPOINT and
-// SHARDLINE_DYNAMODB_ENDPOINT, runs this program and stops the emulators again.
+// The stream lives in `shardline emulator`, which the demo builds, starts and stops: unlike
+// kinesis-mock it enforces the service's per-shard write and read rates, so the producer's
+// rate limit and the consumers' read backoff meet real throttling. -kinesis kinesis-mock runs
+// the same timeline on the kinesis-mock that SHARDLINE_KINESIS_ENDPOINT names instead.
+//
+// Run it with make demo, which starts the other emulators, sets SHARDLINE_DYNAMODB_ENDPOINT
+// (and SHARDLINE_KINESIS_ENDPOINT, for kinesis-mock), runs this program and stops the
+// emulators again.
 //
 // The main timeline is in this file; logs.go writes and rotates the access log, agent.go runs
 // the agent, counting.go is the consumers' record processor, kinesis.go the direct AWS calls
@@ -33,6 +40,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -53,6 +61,7 @@ type options struct {
 	agentBin string        // a prebuilt shardline-agent, instead of building one
 	stall    time.Duration // after writing, give up when nothing new was processed for this long
 	keep     bool          // keep the working directory (logs, agent.json, the agent's log)
+	kinesis  string        // the Kinesis backend: kinesisEmulator or kinesisKinesisMock
 }
 
 func main() {
@@ -64,6 +73,7 @@ func main() {
 	flag.StringVar(&o.agentBin, "agent", "", "shardline-agent binary to run (default: build cmd/shardline-agent)")
 	flag.DurationVar(&o.stall, "stall-timeout", 20*time.Second, "after writing, give up (and report what was lost) when nothing new was processed for this long")
 	flag.BoolVar(&o.keep, "keep", false, "keep the working directory: the logs, agent.json and the agent's and workers' logs")
+	flag.StringVar(&o.kinesis, "kinesis", kinesisEmulator, "the Kinesis endpoint: emulator (shardline emulator, with the service's limits, started by the demo) or kinesis-mock (SHARDLINE_KINESIS_ENDPOINT)")
 	showVersion := flag.Bool("version", false, "print the version and exit")
 	flag.Parse()
 	if *showVersion {
@@ -78,10 +88,17 @@ func main() {
 		fmt.Fprintln(os.Stderr, "shardline-demo: -duration must be at least 5s and -rate positive")
 		os.Exit(2)
 	}
-	kinesisEndpoint := os.Getenv("SHARDLINE_KINESIS_ENDPOINT")
+	if o.kinesis != kinesisEmulator && o.kinesis != kinesisKinesisMock {
+		fmt.Fprintln(os.Stderr, "shardline-demo: -kinesis must be emulator or kinesis-mock")
+		os.Exit(2)
+	}
+	var kinesisEndpoint string
+	if o.kinesis == kinesisKinesisMock {
+		kinesisEndpoint = os.Getenv("SHARDLINE_KINESIS_ENDPOINT")
+	}
 	dynamoEndpoint := os.Getenv("SHARDLINE_DYNAMODB_ENDPOINT")
-	if kinesisEndpoint == "" || dynamoEndpoint == "" {
-		fmt.Fprintln(os.Stderr, "shardline-demo: SHARDLINE_KINESIS_ENDPOINT and SHARDLINE_DYNAMODB_ENDPOINT are not set.\n"+
+	if dynamoEndpoint == "" || (o.kinesis == kinesisKinesisMock && kinesisEndpoint == "") {
+		fmt.Fprintln(os.Stderr, "shardline-demo: SHARDLINE_DYNAMODB_ENDPOINT (and, with -kinesis kinesis-mock, SHARDLINE_KINESIS_ENDPOINT) is not set.\n"+
 			"Run make demo: it starts the local emulators, sets both, and runs this program.")
 		os.Exit(2)
 	}
@@ -89,8 +106,7 @@ func main() {
 	// Ctrl-C stops the demo cleanly: the agent, the workers, the stream and the table.
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
-	kc, ddb := clients(kinesisEndpoint, dynamoEndpoint)
-	d := &demo{opts: o, out: newConsole(os.Stdout), kc: kc, ddb: ddb, kinesisEndpoint: kinesisEndpoint, counter: newCounter()}
+	d := &demo{opts: o, out: newConsole(os.Stdout), ddb: dynamoClient(dynamoEndpoint), kinesisEndpoint: kinesisEndpoint, counter: newCounter()}
 	code := d.run(ctx)
 	os.Exit(code)
 }
@@ -157,17 +173,32 @@ func (d *demo) run(ctx context.Context) int {
 		return fail(err)
 	}
 
-	// Build the agent while the stream and the workers start: on a cold build cache this is
-	// the slowest step.
+	// Build the agent (and the emulator's command) while the stream and the workers start: on
+	// a cold build cache this is the slowest step. The emulator is needed first, so with it
+	// the build is waited for at once.
 	built := make(chan buildResult, 1)
-	go func() {
-		if d.opts.agentBin != "" {
-			built <- buildResult{bin: d.opts.agentBin}
-			return
+	go func() { built <- d.build(ctx) }()
+	waitBuilt := sync.OnceValue(func() buildResult { return <-built })
+	backend := "kinesis-mock"
+	if d.opts.kinesis == kinesisEmulator {
+		b := waitBuilt()
+		if b.err != nil {
+			return fail(b.err)
 		}
-		bin, err := buildAgent(ctx, d.dir)
-		built <- buildResult{bin, err}
-	}()
+		em, err := startEmulator(b.shardline, filepath.Join(d.dir, "emulator.log"), agentEnv(d.dir))
+		if err != nil {
+			return fail(err)
+		}
+		cleanups = append(cleanups, func() {
+			if err := em.stop(15 * time.Second); err != nil {
+				fmt.Fprintf(os.Stderr, "shardline-demo: %v\n", err)
+			}
+		})
+		d.kinesisEndpoint = em.url
+		backend = "shardline emulator"
+		d.out.event("started shardline emulator (pid %d) at %s, with the service's per-shard limits", em.cmd.Process.Pid, em.url)
+	}
+	d.kc = kinesisClient(d.kinesisEndpoint)
 
 	suffix := randomHex(4)
 	d.stream = "shardline-demo-" + suffix
@@ -180,7 +211,7 @@ func (d *demo) run(ctx context.Context) int {
 			fmt.Fprintf(os.Stderr, "shardline-demo: deleting stream %s: %v\n", d.stream, err)
 		}
 	})
-	d.out.event("created stream %s with 4 shards in kinesis-mock", d.stream)
+	d.out.event("created stream %s with 4 shards in %s", d.stream, backend)
 
 	cleanups = append(cleanups, func() {
 		if err := deleteTable(d.ddb, d.app); err != nil {
@@ -201,7 +232,7 @@ func (d *demo) run(ctx context.Context) int {
 	cleanups = append(cleanups, d.stopWorkers)
 	d.out.event("started worker-1 and worker-2 (application %s, leases in dynalite table %s)", d.app, d.app)
 
-	b := <-built
+	b := waitBuilt()
 	if b.err != nil {
 		return fail(b.err)
 	}
@@ -221,7 +252,7 @@ func (d *demo) run(ctx context.Context) int {
 	if err != nil {
 		return fail(err)
 	}
-	if err := d.startAgent(b.bin, logDir); err != nil {
+	if err := d.startAgent(b.agent, logDir); err != nil {
 		return fail(err)
 	}
 	cleanups = append(cleanups, func() {
@@ -279,9 +310,38 @@ func (d *demo) run(ctx context.Context) int {
 	return 0
 }
 
+// buildResult is what the demo runs: the agent's binary and, with -kinesis emulator, the
+// shardline command's.
 type buildResult struct {
-	bin string
-	err error
+	agent     string
+	shardline string
+	err       error
+}
+
+// build builds the binaries the run needs that were not given on the command line.
+func (d *demo) build(ctx context.Context) buildResult {
+	r := buildResult{agent: d.opts.agentBin}
+	var pkgs []string
+	if r.agent == "" {
+		pkgs = append(pkgs, agentPackage)
+	}
+	if d.opts.kinesis == kinesisEmulator {
+		pkgs = append(pkgs, shardlinePackage)
+	}
+	bins, err := buildCommands(ctx, d.dir, pkgs...)
+	if err != nil {
+		r.err = err
+		return r
+	}
+	for i, pkg := range pkgs {
+		switch pkg {
+		case agentPackage:
+			r.agent = bins[i]
+		case shardlinePackage:
+			r.shardline = bins[i]
+		}
+	}
+	return r
 }
 
 // startWorker starts one consumer worker. The settings that differ from the defaults make
@@ -476,7 +536,7 @@ func (d *demo) printLogTails() {
 	if d.dir == "" {
 		return
 	}
-	for _, name := range []string{"agent.log", "workers.log"} {
+	for _, name := range []string{"agent.log", "workers.log", "emulator.log"} {
 		if t := tail(filepath.Join(d.dir, name), 15); t != "" {
 			fmt.Fprintf(os.Stderr, "--- last lines of %s ---\n%s\n", name, t)
 		}
