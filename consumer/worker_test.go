@@ -140,14 +140,22 @@ func TestWorkerGracefulShutdownHandsLeasesOver(t *testing.T) {
 	total += putKeys(f, keys, 3, next)
 	c.waitDistinct(t, total, 10*time.Second)
 
-	start := time.Now()
 	if err := rw1.stop(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, cfg1.FailoverTime, "w2 holding every lease", func() bool { return w2.Stats().LeasesHeld == 4 })
-	if took := time.Since(start); took > cfg1.FailoverTime/2 {
-		t.Errorf("leases taken over %s after the shutdown, want well under the failover time %s", took, cfg1.FailoverTime)
+	// A graceful stop gives its leases up before Run returns (free, or already handed to w2),
+	// so w2 need not wait for them to expire. Checked on the table rather than by the clock,
+	// which a loaded machine would make flaky.
+	ls, err := store.ListLeases(context.Background())
+	if err != nil {
+		t.Fatal(err)
 	}
+	for _, l := range ls {
+		if l.Owner == "w1" {
+			t.Errorf("lease %s still names w1 as its owner after w1's graceful stop", l.Key)
+		}
+	}
+	waitFor(t, 15*time.Second, "w2 holding every lease", func() bool { return w2.Stats().LeasesHeld == 4 })
 	total += putKeys(f, keys, 3, next)
 	c.waitDistinct(t, total, 10*time.Second)
 	if err := rw2.stop(); err != nil {
