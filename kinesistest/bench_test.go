@@ -3,6 +3,7 @@ package kinesistest
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync"
 	"syscall"
 	"testing"
@@ -128,4 +129,72 @@ func BenchmarkGetRecords(b *testing.B) {
 	wall, cpu := time.Since(t0), cpuTime(b)-cpu0
 	b.StopTimer()
 	reportRates(b, srv, total, wall, cpu, srv.busy.Load()-busy0)
+}
+
+// BenchmarkRetainedMemory measures what the server's heap holds per byte of retained record
+// data: each iteration writes a 24-hour retention's worth of records to a 4-shard stream,
+// reports the live heap per data byte, then lets the records age out (a manual clock moves
+// past the retention period, and one more put trims each shard) and reports the heap left.
+// Memory proportional to the retained data shows as a heap-per-data-byte near 1 for every
+// record size, falling to nothing once the records are trimmed.
+func BenchmarkRetainedMemory(b *testing.B) {
+	for _, size := range []int{100, 1024} {
+		b.Run(fmt.Sprintf("%dB", size), func(b *testing.B) {
+			const records = 40_000
+			var held, left float64
+			for range b.N {
+				h, l := retainedHeap(b, size, records)
+				held += h
+				left += l
+			}
+			n := float64(b.N) * records * float64(size)
+			b.ReportMetric(held/n, "heap/data-byte")
+			b.ReportMetric(held/(float64(b.N)*records), "heap-B/record")
+			b.ReportMetric(left/(float64(b.N)*(1<<20)), "heap-MiB-after-trim")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
+
+// retainedHeap writes records of size bytes and returns the live heap they add, and what
+// is left of it after retention trimmed them.
+func retainedHeap(b *testing.B, size, records int) (held, left float64) {
+	b.StopTimer()
+	defer b.StartTimer()
+	clock := NewManualClock(time.Now())
+	srv := NewServer(Options{Clock: clock, Limits: Limits{Unthrottled: true}})
+	defer srv.Close()
+	client := srv.Client()
+	ctx := context.Background()
+	if _, err := client.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String("mem"), ShardCount: aws.Int32(4)}); err != nil {
+		b.Fatal(err)
+	}
+	data := make([]byte, size)
+	entries := make([]types.PutRecordsRequestEntry, 500)
+	for i := range entries {
+		entries[i] = types.PutRecordsRequestEntry{PartitionKey: aws.String(fmt.Sprintf("k%03d", i)), Data: data}
+	}
+	put := func(recs []types.PutRecordsRequestEntry) {
+		out, err := client.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: aws.String("mem"), Records: recs})
+		if err != nil || aws.ToInt32(out.FailedRecordCount) != 0 {
+			b.Fatalf("PutRecords: %v, %v failed", err, out.FailedRecordCount)
+		}
+	}
+	before := liveHeap()
+	for range records / len(entries) {
+		put(entries)
+	}
+	held = liveHeap() - before
+	clock.Advance(25 * time.Hour)
+	put(entries[:8]) // eight keys reach all four shards; each put trims its shard
+	left = liveHeap() - before
+	return held, max(left, 0)
+}
+
+// liveHeap is the heap in use after a full collection.
+func liveHeap() float64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return float64(m.HeapAlloc)
 }
