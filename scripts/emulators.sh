@@ -170,7 +170,8 @@ start_all() {
     START_STREAM_ENCRYPTION_DURATION=0ms STOP_STREAM_ENCRYPTION_DURATION=0ms \
     UPDATE_STREAM_MODE_DURATION=0ms \
     node "$nm/kinesis-local/main.js"
-  launch dynamodb node "$nm/dynalite/cli.js" --host 127.0.0.1 --port "$dport" \
+  # Through scripts/dynalite.js, which keeps dynalite up when a client drops a request.
+  launch dynamodb node "$root/scripts/dynalite.js" "$nm/dynalite/cli.js" --host 127.0.0.1 --port "$dport" \
     --createTableMs 0 --deleteTableMs 0 --updateTableMs 0
   launch cloudwatch moto_server -H 127.0.0.1 -p "$cport"
 
