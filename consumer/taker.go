@@ -224,22 +224,46 @@ func (t *leaseTaker) pollPending(ctx context.Context) {
 	}
 }
 
-// releasePending gives up the handoffs under way when the worker shuts down. A lease whose
-// previous owner already released it names this worker as owner, and is evicted so that
-// another worker takes it at once; one still being handed over expires as usual.
+// releasePending gives up the handoffs under way when the worker shuts down. A request the
+// owner has not answered yet is withdrawn, so the owner keeps the lease rather than the lease
+// naming a stopped worker as its next owner until it expires; a lease the owner already
+// released names this worker alone, and is evicted so that another worker takes it at once.
 func (t *leaseTaker) releasePending(ctx context.Context) {
-	w := t.w
 	for key := range t.pending {
 		delete(t.pending, key)
 		delete(t.from, key)
+		t.withdraw(ctx, key)
+	}
+}
+
+// withdraw gives up one handoff this worker asked for. The owner may release the lease
+// between the read and the write, which fails the write's condition; the lease is then read
+// again and evicted.
+func (t *leaseTaker) withdraw(ctx context.Context, key string) {
+	w := t.w
+	for attempt := 0; attempt < 3; attempt++ {
 		gctx, cancel := context.WithTimeout(ctx, w.cfg.RenewInterval)
 		l, err := w.store.GetLease(gctx, key)
-		if err == nil && l.Owner == w.cfg.WorkerID && l.CheckpointOwner == "" && !w.holds(key) {
-			_, err = w.store.EvictLease(gctx, l)
+		if err == nil {
+			switch {
+			case l.Owner != w.cfg.WorkerID || w.holds(key):
+				cancel()
+				return
+			case l.CheckpointOwner == "":
+				_, err = w.store.EvictLease(gctx, l)
+			default:
+				_, err = w.store.CancelHandoff(gctx, l)
+			}
 		}
 		cancel()
-		if err != nil && !errors.Is(err, checkpoint.ErrLeaseNotFound) && !errors.Is(err, checkpoint.ErrLeaseLost) {
+		switch {
+		case err == nil, errors.Is(err, checkpoint.ErrLeaseNotFound):
+			return
+		case errors.Is(err, checkpoint.ErrLeaseLost):
+			continue
+		default:
 			w.log.Debug("consumer: giving up a handoff failed", "lease", key, "error", err)
+			return
 		}
 	}
 }

@@ -355,6 +355,62 @@ func TestHandoffTimeout(t *testing.T) {
 	_ = rw1.stop()
 }
 
+// gatedShutdown finishes ShutdownRequested only once the test opens its gate: an owner that
+// is slow to checkpoint before a handoff.
+type gatedShutdown struct {
+	testProcessor
+	gate <-chan struct{}
+}
+
+func (p *gatedShutdown) ShutdownRequested(ctx context.Context, in ShutdownRequestedInput) error {
+	select {
+	case <-p.gate:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return p.testProcessor.ShutdownRequested(ctx, in)
+}
+
+// A worker that stops while a lease it asked for is still being handed over withdraws the
+// request: the owner keeps the lease, instead of the lease naming a stopped worker as its
+// next owner until it expires.
+func TestShutdownWithdrawsPendingHandoff(t *testing.T) {
+	checkNoLeak(t)
+	f := newFakeKinesis("s", 2)
+	store := checkpoint.NewMemoryStore()
+	c := newCollector()
+	putKeys(f, testKeys(10), 2, map[string]int{})
+	gate := make(chan struct{})
+	cfg1 := fakeConfig(t, f, store, "w1", ProcessorFactoryFunc(func(shard string) RecordProcessor {
+		return &gatedShutdown{testProcessor: testProcessor{c: c, worker: "w1", shard: shard}, gate: gate}
+	}))
+	cfg1.FailoverTime = 3 * time.Second
+	w1, _ := New(cfg1)
+	rw1 := runWorker(t, w1)
+	waitFor(t, 5*time.Second, "w1 holding both leases", func() bool { return w1.Stats().LeasesHeld == 2 })
+	cfg2 := cfg1
+	cfg2.WorkerID, cfg2.Processor = "w2", processorFor(c, "w2", nil)
+	w2, _ := New(cfg2)
+	rw2 := runWorker(t, w2)
+	waitFor(t, 10*time.Second, "w2 asking for a lease", func() bool { return w2.Stats().HandoffsRequested == 1 })
+	if err := rw2.stop(); err != nil {
+		t.Fatal(err)
+	}
+	ls, err := store.ListLeases(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range ls {
+		if l.Owner != "w1" || l.CheckpointOwner != "" {
+			t.Errorf("lease %s: owner %q, checkpoint owner %q after w2 stopped; want w1's, with no handoff left", l.Key, l.Owner, l.CheckpointOwner)
+		}
+	}
+	close(gate)
+	if err := rw1.stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestInitialPositions(t *testing.T) {
 	for _, pos := range []InitialPosition{Latest, AtTimestamp} {
 		t.Run(pos.String(), func(t *testing.T) {
