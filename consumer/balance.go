@@ -17,6 +17,11 @@ type observedLease struct {
 	// lastChange is the time of the scan that first saw the current counter; zero for an
 	// unowned lease first seen unowned, which is free to take at once.
 	lastChange time.Time
+	// lastOwner is the last worker this observer saw processing the lease (ActualOwner),
+	// kept while the lease is unassigned; movedAt the scan that first saw it go from one
+	// worker to another, zero when never seen to move (a free lease taken is not a move).
+	lastOwner string
+	movedAt   time.Time
 }
 
 // leaseObserver keeps one worker's view of the lease table across scans. Expiry is judged on
@@ -43,11 +48,18 @@ func (o *leaseObserver) update(scan []checkpoint.Lease, now time.Time) {
 		case !ok:
 			// An owned lease seen for the first time is presumed alive: its owner gets a full
 			// failover time to show it renews.
-			o.leases[l.Key] = &observedLease{lease: l, lastChange: now}
+			o.leases[l.Key] = &observedLease{lease: l, lastChange: now, lastOwner: l.ActualOwner()}
 		case old.lease.Counter != l.Counter:
 			old.lease, old.lastChange = l, now
 		default:
 			old.lease = l
+		}
+		ol := o.leases[l.Key]
+		if owner := l.ActualOwner(); owner != "" {
+			if ol.lastOwner != "" && ol.lastOwner != owner {
+				ol.movedAt = now
+			}
+			ol.lastOwner = owner
 		}
 	}
 	for k := range o.leases {
@@ -61,7 +73,7 @@ func (o *leaseObserver) update(scan []checkpoint.Lease, now time.Time) {
 func (o *leaseObserver) snapshot() []observedLease {
 	out := make([]observedLease, 0, len(o.leases))
 	for _, ol := range o.leases {
-		out = append(out, observedLease{lease: ol.lease.Clone(), lastChange: ol.lastChange})
+		out = append(out, observedLease{lease: ol.lease.Clone(), lastChange: ol.lastChange, lastOwner: ol.lastOwner, movedAt: ol.movedAt})
 	}
 	slices.SortFunc(out, func(a, b observedLease) int { return cmp.Compare(a.lease.Key, b.lease.Key) })
 	return out
@@ -145,6 +157,16 @@ func planBalance(in balanceInput, rng *rand.Rand) balancePlan {
 		return ol.lastChange.IsZero() || in.now.Sub(ol.lastChange) >= in.failover
 	}
 
+	// A lease that just changed hands is not moved again for balance until it has settled:
+	// its new owner reports its throughput (the lease's weight) from the first renewals,
+	// while catching up from the checkpoint, and a weight that then falls back would send
+	// the lease straight back. The span is the KCL 3.x's leaseAssignmentIntervalMillis
+	// (2 × failoverTimeMillis, LeaseManagementConfig): its leader moves a lease at most once
+	// per assignment run.
+	recentlyMoved := func(ol *observedLease) bool {
+		return !ol.movedAt.IsZero() && in.now.Sub(ol.movedAt) < 2*in.failover
+	}
+
 	var active []*checkpoint.Lease
 	byKey := map[string]*observedLease{}
 	for i := range in.leases {
@@ -218,7 +240,7 @@ func planBalance(in balanceInput, rng *rand.Rand) balancePlan {
 		default:
 			loads[l.Owner] += w
 			counts[l.Owner]++
-			if l.CheckpointOwner == "" {
+			if l.CheckpointOwner == "" && !recentlyMoved(ol) {
 				owned[l.Owner] = append(owned[l.Owner], l)
 			}
 		}

@@ -376,3 +376,42 @@ func TestBalanceConverges(t *testing.T) {
 	settle([]string{"w1", "w2", "w3", "w4"}, "")
 	settle([]string{"w1", "w2", "w4"}, "w3")
 }
+
+// A lease seen going from one worker to another is not moved again for balance within two
+// failover times: a weight that changed meanwhile (a new owner's catch-up reading inflates
+// the throughput it reports) would otherwise send it straight back.
+func TestBalanceLeavesAJustMovedLeaseAlone(t *testing.T) {
+	o := newLeaseObserver()
+	// A free lease taken is not a move.
+	o.update([]checkpoint.Lease{{Key: "x", Counter: 0}, {Key: "b", Counter: 0}}, t0.Add(-time.Minute))
+	o.update([]checkpoint.Lease{{Key: "x", Owner: "me", Counter: 1}, {Key: "b", Owner: "w2", Counter: 1}}, t0.Add(-50*time.Second))
+	for _, ol := range o.snapshot() {
+		if !ol.movedAt.IsZero() {
+			t.Fatalf("%s marked moved after its first take", ol.lease.Key)
+		}
+	}
+	// x goes from me to w2, released and taken between two scans.
+	o.update([]checkpoint.Lease{{Key: "x", Counter: 2}, {Key: "b", Owner: "w2", Counter: 2}}, t0.Add(-time.Second))
+	o.update([]checkpoint.Lease{{Key: "x", Owner: "w2", Counter: 3}, {Key: "b", Owner: "w2", Counter: 3}}, t0)
+	// me now holds nothing, w2 both: either lease would even the pair.
+	stolen := func(now time.Time) map[string]int {
+		got := map[string]int{}
+		for seed := uint64(0); seed < 40; seed++ {
+			in := input("me", o.snapshot())
+			in.now = now
+			for i := range in.leases {
+				in.leases[i].lastChange = now // every counter moves: nothing expires
+			}
+			for _, l := range planBalance(in, rand.New(rand.NewPCG(seed, seed))).steal {
+				got[l.Key]++
+			}
+		}
+		return got
+	}
+	if got := stolen(t0.Add(time.Second)); got["x"] != 0 || got["b"] != 40 {
+		t.Errorf("steals one second after x moved: %v; want b every time, never x", got)
+	}
+	if got := stolen(t0.Add(2*testFailover + time.Second)); got["x"] == 0 || got["x"]+got["b"] != 40 {
+		t.Errorf("steals two failover times later: %v; want x among them again", got)
+	}
+}
