@@ -24,16 +24,17 @@ BINDIR ?= $(CURDIR)/bin
 INSTALL_CMDS := ./cmd/shardline ./cmd/shardline-agent
 
 ## test: install dependencies, start the emulators, vet (the bench module too, so it keeps
-## compiling), run all tests, stop the emulators. The allocation tests (named ...Allocations)
-## run a second time without the race detector, which makes sync.Pool drop items and so
-## allocate where a normal build does not. The checksum code runs a third time built with
-## the purego tag, so that the path for CPUs without AVX-512 is tested on machines with it.
+## compiling; its fleet harness is tested, against dynalite too), run all tests, stop the
+## emulators. The allocation tests (named ...Allocations) run a second time without the
+## race detector, which makes sync.Pool drop items and so allocate where a normal build does
+## not. The checksum code runs a third time built with the purego tag, so that the path for
+## CPUs without AVX-512 is tested on machines with it.
 test: check-tools deps
 	@set -e; trap '$(EMULATORS) stop' EXIT; \
 	$(EMULATORS) start; \
 	. "$$SHARDLINE_EMULATOR_DIR/env"; \
 	$(GO) vet ./...; \
-	(cd bench && $(GO) vet ./...); \
+	(cd bench && $(GO) vet ./... && $(GO) test $(TESTFLAGS) ./fleet/); \
 	(cd exporters/prometheus && $(GO) vet ./... && $(GO) test $(TESTFLAGS) ./...); \
 	(cd exporters/otel && $(GO) vet ./... && $(GO) test $(TESTFLAGS) ./...); \
 	$(GO) test $(TESTFLAGS) $(PKGS); \
