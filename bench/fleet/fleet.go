@@ -164,12 +164,13 @@ func (f *Fleet) Add(n int) []string {
 		f.mu.Unlock()
 		o := f.opts
 		w, err := consumer.New(consumer.Config{
-			StreamName:           streamName,
-			ApplicationName:      appName,
-			WorkerID:             id,
-			Processor:            consumer.RecordFunc(func(context.Context, consumer.Record) error { return nil }),
-			Kinesis:              f.Stream,
-			DynamoDB:             f.Table,
+			StreamName:      streamName,
+			ApplicationName: appName,
+			WorkerID:        id,
+			Processor:       consumer.RecordFunc(func(context.Context, consumer.Record) error { return nil }),
+			Kinesis:         f.Stream,
+			DynamoDB:        newSDKRetry(f.Table, o.Speed), // each worker its own client
+
 			InitialPosition:      consumer.TrimHorizon,
 			FailoverTime:         f.wall(o.FailoverTime),
 			ShardSyncInterval:    f.wall(consumer.DefaultShardSyncInterval),
