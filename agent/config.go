@@ -204,7 +204,8 @@ type Flow struct {
 	// ("truncatedRecordTerminator"; default "\n").
 	TruncatedRecordTerminator string
 	// MaxRecordSizeBytes bounds a record's data plus partition key ("maxRecordSizeBytes";
-	// default 1 MiB, the Kinesis limit; streams configured for larger records allow up to 10 MiB).
+	// default 1 MiB, which every stream takes; up to the stream's maximum record size, 10 MiB
+	// at most, on a stream raised with UpdateMaxRecordSize: NewProducerSink checks it there).
 	MaxRecordSizeBytes int
 	// MaxBufferAge, MaxBufferSizeBytes and MaxBufferSizeRecords are the Amazon Kinesis Agent's
 	// batching settings ("maxBufferAgeMillis", "maxBufferSizeBytes", "maxBufferSizeRecords").

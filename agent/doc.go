@@ -84,9 +84,11 @@
 // The producer's result is the Ack: success acknowledges the record; any error (RecordTTL
 // passed while the stream throttled or could not be reached, the service refused the record,
 // the producer was closed) reports it failed, and the agent sends it again after its backoff.
-// A record the producer can never accept (over 1 MiB with its partition key) is failed the
-// same way rather than refused; NewProducerSink refuses flows whose maxRecordSizeBytes would
-// allow one.
+// A record the producer can never accept (larger with its partition key than the stream's
+// maximum record size) is failed the same way rather than refused; NewProducerSink refuses
+// flows whose maxRecordSizeBytes would allow one: over 1 MiB, the value is checked against
+// the stream's own limit (DescribeStreamSummary's MaxRecordSizeInKiB, up to 10 MiB once
+// raised with UpdateMaxRecordSize).
 //
 // The Amazon Kinesis Agent fills one buffer per flow and sends it as one PutRecords request
 // when it holds maxBufferSizeRecords records or maxBufferSizeBytes bytes, or when its oldest

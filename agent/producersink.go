@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+
 	"github.com/shardline/shardline/aggregation"
 	"github.com/shardline/shardline/compression"
 	"github.com/shardline/shardline/producer"
@@ -88,6 +90,9 @@ type recordProducer interface {
 type ProducerSink struct {
 	base        producer.Config
 	newProducer func(producer.Config) (recordProducer, error)
+	// maxRecordSize asks a stream for its maximum record size; nil when the client cannot
+	// (producer.StreamSummarizer), and then records stay within 1 MiB.
+	maxRecordSize func(ctx context.Context, stream string) (int, error)
 
 	mu      sync.RWMutex
 	flows   []Flow
@@ -149,6 +154,15 @@ func NewProducerSink(client producer.Client, base producer.Config, cfg *Config) 
 		return nil, errors.New("agent: nil producer client")
 	}
 	s := newProducerSink(base, func(c producer.Config) (recordProducer, error) { return producer.New(client, c) })
+	if ds, ok := client.(producer.StreamSummarizer); ok {
+		s.maxRecordSize = func(ctx context.Context, stream string) (int, error) {
+			out, err := ds.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: &stream})
+			if err != nil {
+				return 0, err
+			}
+			return producer.MaxRecordSizeOf(out), nil
+		}
+	}
 	if err := s.Update(cfg); err != nil {
 		_ = s.Close(context.Background())
 		return nil, err
@@ -169,7 +183,7 @@ func (s *ProducerSink) Update(cfg *Config) error {
 	if cfg == nil {
 		return errors.New("agent: nil configuration")
 	}
-	if err := checkRecordSizes(cfg.Flows, s.base.Compression); err != nil {
+	if err := s.checkRecordSizes(cfg.Flows); err != nil {
 		return err
 	}
 	flows := append([]Flow(nil), cfg.Flows...)
@@ -230,22 +244,47 @@ func streamsOf(flows []Flow) []string {
 	return out
 }
 
-// checkRecordSizes refuses flows whose records could be larger than the producer accepts:
-// such a record would fail forever and hold its file's checkpoint back.
-func checkRecordSizes(flows []Flow, codec compression.Codec) error {
-	if codec != compression.None {
+// describeTimeout bounds the DescribeStreamSummary call that checks a flow's record size.
+const describeTimeout = 30 * time.Second
+
+// checkRecordSizes refuses flows whose records could be larger than their stream takes: such
+// a record would fail forever and hold its file's checkpoint back. Up to 1 MiB every stream
+// takes; a flow allowing more is checked against its stream's maximum record size
+// (DescribeStreamSummary's MaxRecordSizeInKiB, which UpdateMaxRecordSize raises up to
+// 10 MiB), the limit the producer validates against too.
+func (s *ProducerSink) checkRecordSizes(flows []Flow) error {
+	if s.base.Compression != compression.None {
 		return nil // the limit applies to the compressed record, which only the producer knows
 	}
+	known := map[string]int{}
 	var errs []error
 	for i := range flows {
 		f := flows[i]
 		f.applyDefaults()
-		if f.DeliveryStream != "" {
+		if f.DeliveryStream != "" || f.MaxRecordSizeBytes <= aggregation.MaxRecordSize {
 			continue // Firehose's own limit is checked with the configuration
 		}
-		if f.MaxRecordSizeBytes > aggregation.MaxRecordSize {
-			errs = append(errs, &ConfigError{Path: fmt.Sprintf("flows[%d].maxRecordSizeBytes", i),
-				Problem: fmt.Sprintf("%d is more than the producer can put in one record (%d bytes)", f.MaxRecordSizeBytes, aggregation.MaxRecordSize)})
+		field := fmt.Sprintf("flows[%d].maxRecordSizeBytes", i)
+		limit, ok := known[f.KinesisStream]
+		if !ok {
+			if s.maxRecordSize == nil {
+				errs = append(errs, &ConfigError{Path: field, Problem: fmt.Sprintf("%d is more than 1 MiB (%d bytes), and the client cannot ask stream %s for its maximum record size",
+					f.MaxRecordSizeBytes, aggregation.MaxRecordSize, f.KinesisStream)})
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), describeTimeout)
+			n, err := s.maxRecordSize(ctx, f.KinesisStream)
+			cancel()
+			if err != nil {
+				errs = append(errs, &ConfigError{Path: field, Problem: fmt.Sprintf("%d is more than 1 MiB (%d bytes), and stream %s's maximum record size could not be read: %v",
+					f.MaxRecordSizeBytes, aggregation.MaxRecordSize, f.KinesisStream, err)})
+				continue
+			}
+			limit, known[f.KinesisStream] = n, n
+		}
+		if f.MaxRecordSizeBytes > limit {
+			errs = append(errs, &ConfigError{Path: field, Problem: fmt.Sprintf("%d is more than stream %s takes in one record (%d bytes, its maximum record size; UpdateMaxRecordSize raises it up to 10 MiB)",
+				f.MaxRecordSizeBytes, f.KinesisStream, limit)})
 		}
 	}
 	return errors.Join(errs...)

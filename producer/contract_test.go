@@ -335,6 +335,103 @@ func TestFailIfThrottled(t *testing.T) {
 	}
 }
 
+// A record over 1 MiB put before the producer has learned the stream's limit is judged by
+// the stream's own limit, not the default: PutAsync waits for the answer, then accepts the
+// record on a stream raised to 4 MiB and refuses it naming the limit on one left at 1 MiB.
+// TryPutAsync, which cannot wait, takes it and fails it alone once the limit is known.
+func TestLargeRecordBeforeLimitKnown(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		kib    int32
+		wantOK bool
+	}{{"raised to 4 MiB", 4 << 10, true}, {"left at 1 MiB", 0, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFake(t, 1)
+			f.maxRecordKiB = tc.kib
+			f.describeGate = make(chan struct{})
+			p := newTestProducer(t, f, Config{})
+			all := makeRecords(4, 1, 100)
+			small, tryBig, big := all[:2], all[2], all[3]
+			tryBig.Data = append(tryBig.Data, bytes.Repeat([]byte("t"), 2<<20)...)
+			big.Data = append(big.Data, bytes.Repeat([]byte("m"), 2<<20)...)
+			r := newResults(t)
+			r.expect(len(small) + 1)
+			for i := range small {
+				if err := p.PutAsync(context.Background(), &small[i], r.done); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := p.TryPutAsync(&tryBig, r.done); err != nil {
+				t.Fatalf("TryPutAsync of 2 MiB before the limit was known: %v", err)
+			}
+			putErr := make(chan error, 1)
+			go func() { putErr <- p.PutAsync(context.Background(), &big, r.done) }()
+			select {
+			case err := <-putErr:
+				t.Fatalf("PutAsync of 2 MiB returned %v before the stream told its limit", err)
+			case <-time.After(50 * time.Millisecond):
+			}
+			close(f.describeGate)
+			err := <-putErr
+			var ve *ValidationError
+			switch {
+			case tc.wantOK && err != nil:
+				t.Fatalf("2 MiB record on a 4 MiB stream: %v", err)
+			case tc.wantOK:
+				r.expect(1)
+			case !errors.As(err, &ve) || !strings.Contains(ve.Limit, "1048576"):
+				t.Fatalf("2 MiB record on a 1 MiB stream: %v, want a ValidationError naming 1048576", err)
+			}
+			r.wait(10 * time.Second)
+			closeProducer(t, p)
+			for i := range small {
+				if res, _ := r.get(&small[i]); res.Err != nil {
+					t.Errorf("record %d beside the large ones: %v", i, res.Err)
+				}
+			}
+			res, _ := r.get(&tryBig)
+			if tc.wantOK && res.Err != nil || !tc.wantOK && (!errors.As(res.Err, &ve) || !strings.Contains(ve.Limit, "1048576")) {
+				t.Errorf("TryPutAsync's 2 MiB record: %v (stream limit %d KiB)", res.Err, tc.kib)
+			}
+			want := append([]Record(nil), small...)
+			if tc.wantOK {
+				want = append(want, tryBig, big)
+			}
+			checkStream(t, f.read(t), want, 0)
+		})
+	}
+}
+
+// A record larger than its shard's byte bucket (a second of the shard's 1 MiB/s) overdraws
+// the bucket whenever it goes, so the records queued behind it are always short of tokens:
+// the wait for a fuller request must still end, or Flush and Linger never send the shard
+// (seen as an agent's records expiring unsent behind a 2.5 MiB line).
+func TestRecordLargerThanTheBucketDoesNotStallItsShard(t *testing.T) {
+	f := newFake(t, 1)
+	f.maxRecordKiB = 4 << 10
+	p := newTestProducer(t, f, Config{Linger: time.Minute, MaxBatchBytes: 5 << 20, MaxBatchRecords: 500})
+	for p.maxRecord() != 4<<20 {
+		time.Sleep(time.Millisecond)
+	}
+	recs := makeRecords(2, 1, 10)
+	recs[0].Data = append(recs[0].Data, bytes.Repeat([]byte("m"), 5<<19)...)
+	r := newResults(t)
+	putAll(t, p, recs, r)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.Flush(ctx); err != nil {
+		t.Fatalf("Flush of a 2.5 MiB record and a small one behind it: %v", err)
+	}
+	r.wait(time.Second)
+	for i := range recs {
+		if res, _ := r.get(&recs[i]); res.Err != nil {
+			t.Errorf("record %d: %v", i, res.Err)
+		}
+	}
+	closeProducer(t, p)
+	checkStream(t, f.read(t), recs, 0)
+}
+
 // TestLargeRecords writes to a stream whose maximum record size was raised to 8 MiB: records
 // over 1 MiB are accepted and sent alone (too large for an aggregate), one larger than the
 // default 5 MiB request bound in a request of its own; one over 8 MiB is refused naming the

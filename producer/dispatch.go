@@ -300,7 +300,11 @@ func (p *Producer) holdForTokens(now int64) int64 {
 	if p.holdSince == 0 {
 		p.holdSince = now
 	}
-	until := p.holdSince + int64(p.cfg.Linger)
+	// At most Linger, and at most the second of throughput the buckets hold: waiting longer
+	// only loses tokens, and a hold that the tokens can never end (a record larger than its
+	// shard's bucket leaves the records behind it short of tokens whenever it goes) must
+	// end anyway.
+	until := p.holdSince + min(int64(p.cfg.Linger), int64(limiterBucketSpan))
 	if now >= until {
 		return 0
 	}

@@ -15,7 +15,8 @@
 //	    (a decimal below 2^128) and the size (data plus key at most the stream's maximum
 //	    record size: 1 MiB unless raised, up to 10 MiB, read from DescribeStreamSummary) are checked before
 //	    a record is accepted; a violation returns a *ValidationError naming the field and the
-//	    limit, and the record is not accepted.
+//	    limit, and the record is not accepted. A PutAsync of a record over 1 MiB made before the
+//	    stream answered waits for the answer; TryPutAsync takes it and fails it when encoded.
 //	  - Backpressure: at most MaxBufferedRecords records and MaxBufferedBytes bytes are
 //	    accepted and unfinished at once. PutAsync blocks for room (bounded by its context);
 //	    TryPutAsync returns ErrBufferFull instead. Blocked puts are let in first come, first

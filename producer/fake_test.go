@@ -45,11 +45,23 @@ type fakeKinesis struct {
 	// maxRecordKiB is the stream's maximum record size in KiB as DescribeStreamSummary
 	// reports it; 0 reports none (the 1 MiB default, as on streams never raised).
 	maxRecordKiB int32
+	// describeGate, when set, is received from before DescribeStreamSummary answers.
+	describeGate chan struct{}
 }
 
 // DescribeStreamSummary reports the stream's maximum record size, as AWS does in
 // StreamDescriptionSummary.MaxRecordSizeInKiB.
 func (f *fakeKinesis) DescribeStreamSummary(ctx context.Context, in *kinesis.DescribeStreamSummaryInput, _ ...func(*kinesis.Options)) (*kinesis.DescribeStreamSummaryOutput, error) {
+	f.mu.Lock()
+	gate := f.describeGate
+	f.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	out := &kinesis.DescribeStreamSummaryOutput{StreamDescriptionSummary: &types.StreamDescriptionSummary{StreamName: in.StreamName}}

@@ -1,6 +1,9 @@
 package producer
 
-import "math"
+import (
+	"math"
+	"time"
+)
 
 // AIMD parameters of the adaptive rate. They are fixed rather than configurable: they shape
 // how fast the limiter reacts, not where it settles, which the service decides.
@@ -41,6 +44,10 @@ const (
 	// sub-millisecond refills.
 	minWait = int64(1e6)
 )
+
+// limiterBucketSpan is how much throughput a limiter's buckets hold: one second's worth at
+// the current rate (advance caps the tokens there).
+const limiterBucketSpan = time.Second
 
 // limiter is a shard's pair of token buckets (records and bytes), refilled at the configured
 // rate times an adaptive factor. A bucket may go into debt by one record so that a record

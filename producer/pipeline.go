@@ -293,10 +293,14 @@ func (p *Producer) alone(sh *shard, u *pending) (sealed, extra *kRecord, deadlin
 	kr.pk, kr.ehk, kr.data = rec.PartitionKey, rec.ExplicitHashKey, rec.Data
 	if p.cfg.Compression == compression.None {
 		// Nothing to encode: the record is sendable as it is queued, which saves the
-		// second trip through the producer's lock that encoding takes.
+		// second trip through the producer's lock that encoding takes. One over the
+		// stream's limit, taken before the limit was known (admitLimit), goes through
+		// encode, which fails it.
 		kr.size = len(kr.data) + len(kr.pk)
-		p.enqueueEncoded(sh, kr)
-		return sealed, nil, 0
+		if kr.size <= aggregation.MaxRecordSize || kr.size <= p.maxRecord() {
+			p.enqueueEncoded(sh, kr)
+			return sealed, nil, 0
+		}
 	}
 	p.enqueue(sh, kr)
 	if sealed == nil {

@@ -44,6 +44,10 @@ type Producer struct {
 	// used by the refresher only, says it was learned.
 	maxRecordSize   atomic.Int64
 	recordSizeKnown bool
+	// sizeAsked is closed once the first attempt to learn the limit has ended, however it
+	// ended: a put of a record over 1 MiB waits for it (awaitRecordSize).
+	sizeAsked     chan struct{}
+	sizeAskedOnce sync.Once
 
 	keys     *keyHashCache
 	table    atomic.Pointer[table]
@@ -110,6 +114,7 @@ func New(client Client, cfg Config) (*Producer, error) {
 		room:       newRoom(int64(cfg.MaxBufferedRecords), cfg.MaxBufferedBytes),
 		keys:       sharedKeyHashes(),
 		closing:    make(chan struct{}),
+		sizeAsked:  make(chan struct{}),
 		wakeCh:     make(chan struct{}, 1),
 		batches:    make(chan *batch, cfg.MaxConcurrentRequests),
 		stop:       make(chan struct{}),
@@ -285,6 +290,9 @@ func (p *Producer) PutAsync(ctx context.Context, rec *Record, done Callback) err
 	if err := ctx.Err(); err != nil {
 		return err // a put whose context is over is not accepted, even with room to spare
 	}
+	if err := p.awaitRecordSize(ctx, rec); err != nil {
+		return err
+	}
 	u, err := p.admit(rec, done)
 	if err != nil {
 		return err
@@ -337,7 +345,12 @@ func (p *Producer) admit(rec *Record, done Callback) (pending, error) {
 		}
 	}
 	if p.cfg.Compression == compression.None {
-		if n := len(rec.Data) + len(rec.PartitionKey); n > aggregation.MaxRecordSize && n > p.maxRecord() {
+		// Until the stream was asked for its limit, a record over 1 MiB that TryPutAsync
+		// cannot wait for (PutAsync waits, awaitRecordSize) is taken up to the largest limit
+		// a stream can have, and checked against the stream's own when it is encoded
+		// (encode), which happens only after that question: a put made right after New is
+		// not refused for a limit not yet known.
+		if n := len(rec.Data) + len(rec.PartitionKey); n > aggregation.MaxRecordSize && n > p.admitLimit() {
 			return pending{}, p.sizeError(n)
 		}
 	} else if len(rec.Data) > compression.MaxDecodedSize {
@@ -349,6 +362,37 @@ func (p *Producer) admit(rec *Record, done Callback) (pending, error) {
 
 // maxRecord is the stream's maximum record size, data plus partition key.
 func (p *Producer) maxRecord() int { return int(p.maxRecordSize.Load()) }
+
+// admitLimit is the largest record a put accepts: the stream's maximum record size once the
+// stream was asked (1 MiB when the answer did not come), the largest any stream takes before.
+func (p *Producer) admitLimit() int {
+	select {
+	case <-p.sizeAsked:
+		return p.maxRecord()
+	default:
+		return MaxStreamRecordSize
+	}
+}
+
+// awaitRecordSize waits, for a record over 1 MiB, until the stream was asked for its
+// maximum record size, so that the record is validated against the stream's limit when the
+// put returns. It returns ctx's error if ctx ends first, and nil at once when the record is
+// small, compressed (the limit applies after compression) or the question was answered.
+func (p *Producer) awaitRecordSize(ctx context.Context, rec *Record) error {
+	if rec == nil || p.cfg.Compression != compression.None || len(rec.Data)+len(rec.PartitionKey) <= aggregation.MaxRecordSize {
+		return nil
+	}
+	select {
+	case <-p.sizeAsked:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-p.closing:
+		return nil // admit refuses or accepts it as it stands
+	}
+}
+
+func (p *Producer) markSizeAsked() { p.sizeAskedOnce.Do(func() { close(p.sizeAsked) }) }
 
 // sizeError reports a Kinesis record of n bytes over the stream's maximum record size.
 func (p *Producer) sizeError(n int) error {
@@ -362,6 +406,7 @@ func (p *Producer) learnRecordSize(ctx context.Context) {
 	if p.recordSizeKnown {
 		return
 	}
+	defer p.markSizeAsked()
 	ds, ok := p.client.(StreamSummarizer)
 	if !ok {
 		p.recordSizeKnown = true
@@ -380,10 +425,7 @@ func (p *Producer) learnRecordSize(ctx context.Context) {
 		return
 	}
 	p.recordSizeKnown = true
-	if d := out.StreamDescriptionSummary; d != nil && d.MaxRecordSizeInKiB != nil {
-		n := min(max(int64(*d.MaxRecordSizeInKiB)<<10, aggregation.MaxRecordSize), MaxStreamRecordSize)
-		p.maxRecordSize.Store(n)
-	}
+	p.maxRecordSize.Store(int64(MaxRecordSizeOf(out)))
 }
 
 // accept enters an admitted record that holds room into the pipeline.

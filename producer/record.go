@@ -4,6 +4,8 @@ import (
 	"context"
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+
+	"github.com/shardline/shardline/aggregation"
 )
 
 // Client is the part of the Kinesis API the producer uses. *kinesis.Client satisfies it, so a
@@ -28,6 +30,19 @@ type StreamSummarizer interface {
 }
 
 var _ StreamSummarizer = (*kinesis.Client)(nil)
+
+// MaxRecordSizeOf returns the largest record, data plus partition key, that a stream whose
+// DescribeStreamSummary answered sum takes: its MaxRecordSizeInKiB (UpdateMaxRecordSize sets
+// it between 1 and 10 MiB), or 1 MiB when the summary does not say, as an endpoint from before
+// large records answers. The producer, the agent and the shardline command all read the
+// limit through it.
+func MaxRecordSizeOf(sum *kinesis.DescribeStreamSummaryOutput) int {
+	n := aggregation.MaxRecordSize
+	if sum != nil && sum.StreamDescriptionSummary != nil && sum.StreamDescriptionSummary.MaxRecordSizeInKiB != nil {
+		n = int(*sum.StreamDescriptionSummary.MaxRecordSizeInKiB) << 10
+	}
+	return min(max(n, aggregation.MaxRecordSize), MaxStreamRecordSize)
+}
 
 // Record is one user record.
 //

@@ -49,7 +49,7 @@ func TestCommandLine(t *testing.T) {
 		{[]string{"-log-level", "loud"}, exitUsage, "-log-level", false},
 		{[]string{"-config", filepath.Join(dir, "missing.json")}, exitConfig, "no such file or directory", false},
 		{[]string{"-config", unusable}, exitConfig, "state directory not usable: " + stateDir, false},
-		{[]string{"-config", tooLarge}, exitConfig, "flows[0].maxRecordSizeBytes: 2097152 is more than the producer can put in one record", false},
+		{[]string{"-config", tooLarge}, exitConfig, "flows[0].maxRecordSizeBytes: 2097152 is more than 1 MiB", false},
 	}
 	for _, c := range cases {
 		var stdout, stderr bytes.Buffer

@@ -128,7 +128,7 @@ file and line number, and put exits with status 1.`,
 				keyOf:     keyOf,
 				b64:       b64,
 				start:     time.Now(),
-				maxRecord: streamMaxRecord(sum),
+				maxRecord: producer.MaxRecordSizeOf(sum),
 			}
 			return p.run(cmd.Context(), kc, files, producer.Config{
 				StreamName:         name,
@@ -745,15 +745,4 @@ func (s *stoppableReader) Read(p []byte) (int, error) {
 		s.buf = nil // still being written to
 		return 0, s.ctx.Err()
 	}
-}
-
-// streamMaxRecord is the largest record (data plus partition key) the stream takes: its
-// MaxRecordSizeInKiB, which UpdateMaxRecordSize sets between 1 and 10 MiB, or 1 MiB when the
-// summary does not say (an older endpoint), as the producer reads it.
-func streamMaxRecord(sum *kinesis.DescribeStreamSummaryOutput) int {
-	n := aggregation.MaxRecordSize
-	if d := sum.StreamDescriptionSummary; d != nil && d.MaxRecordSizeInKiB != nil {
-		n = int(*d.MaxRecordSizeInKiB) << 10
-	}
-	return min(max(n, aggregation.MaxRecordSize), producer.MaxStreamRecordSize)
 }
