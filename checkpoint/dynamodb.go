@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -607,7 +608,37 @@ func (s *DynamoDBStore) RenewLease(ctx context.Context, held Lease) (Lease, erro
 	}
 	return s.update(ctx, OpRenewLease, held.Key, e, func(cur Lease) bool {
 		return cur.Counter == held.Counter+1 && cur.ActualOwner() == held.ActualOwner()
-	})
+	}, renewalRetries)
+}
+
+// RenewalMaxRetryDelay bounds the client's wait between the attempts of one RenewLease. The
+// SDK waits up to 1 s, then 2 s, then 4 s between the attempts of a throttled request
+// (aws/retry, ExponentialJitterBackoff with its 1 s throttle base), while a renewal is
+// useful only until its holder gives the lease up: 3 s after it falls due at the consumer's
+// defaults (renewed every 4 s, given up at 7 s of a 10 s failover time). Waits that long let a
+// table throttled half the time cost leases that a prompt second attempt would have kept; the
+// attempts and the SDK's retry quota stay as the client has them, only their spacing shrinks.
+const RenewalMaxRetryDelay = 250 * time.Millisecond
+
+// renewalRetries caps the client's retry delay for one call at RenewalMaxRetryDelay, with
+// full jitter below it so that workers throttled together do not retry together.
+func renewalRetries(o *dynamodb.Options) {
+	if r, ok := o.Retryer.(aws.RetryerV2); ok {
+		o.Retryer = cappedRetryDelay{RetryerV2: r, max: RenewalMaxRetryDelay}
+	}
+}
+
+type cappedRetryDelay struct {
+	aws.RetryerV2
+	max time.Duration
+}
+
+func (c cappedRetryDelay) RetryDelay(attempt int, err error) (time.Duration, error) {
+	d, derr := c.RetryerV2.RetryDelay(attempt, err)
+	if derr != nil || d <= c.max {
+		return d, derr
+	}
+	return time.Duration(rand.Int64N(int64(c.max)) + 1), nil
 }
 
 // EvictLease is one conditional UpdateItem.
@@ -752,7 +783,7 @@ func (s *DynamoDBStore) DeleteLease(ctx context.Context, lease Lease) error {
 // update sends one conditional UpdateItem that returns the new item. recovered, when not nil,
 // recognizes a current lease that this very update produced on an earlier attempt; it is
 // consulted only when the SDK made more than one attempt.
-func (s *DynamoDBStore) update(ctx context.Context, op, key string, e *expr, recovered func(Lease) bool) (Lease, error) {
+func (s *DynamoDBStore) update(ctx context.Context, op, key string, e *expr, recovered func(Lease) bool, optFns ...func(*dynamodb.Options)) (Lease, error) {
 	in := &dynamodb.UpdateItemInput{
 		TableName:                           aws.String(s.cfg.TableName),
 		Key:                                 leaseKeyOf(key),
@@ -765,7 +796,7 @@ func (s *DynamoDBStore) update(ctx context.Context, op, key string, e *expr, rec
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	}
 	var att attempts
-	out, err := s.client.UpdateItem(ctx, in, att.option)
+	out, err := s.client.UpdateItem(ctx, in, append(optFns, att.option)...)
 	var ccf *types.ConditionalCheckFailedException
 	switch {
 	case errors.As(err, &ccf):

@@ -494,3 +494,61 @@ func TestDynamoDBMissingTableIsTyped(t *testing.T) {
 		}
 	}
 }
+
+// optionRecorder keeps the option functions of the UpdateItem calls it passes on.
+type optionRecorder struct {
+	*dynamodb.Client
+	last []func(*dynamodb.Options)
+}
+
+func (r *optionRecorder) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
+	r.last = optFns
+	return r.Client.UpdateItem(ctx, in, optFns...)
+}
+
+// retryDelays applies optFns to a client's standard retryer and returns the largest delay it
+// gives a throttled request over many draws.
+func retryDelays(optFns []func(*dynamodb.Options)) time.Duration {
+	o := dynamodb.Options{Retryer: retry.NewStandard()}
+	for _, fn := range optFns {
+		fn(&o)
+	}
+	throttled := &types.ProvisionedThroughputExceededException{Message: aws.String("throttled")}
+	var worst time.Duration
+	for range 200 {
+		for attempt := 1; attempt <= 3; attempt++ {
+			d, err := o.Retryer.RetryDelay(attempt, throttled)
+			if err != nil {
+				return -1
+			}
+			worst = max(worst, d)
+		}
+	}
+	return worst
+}
+
+// A renewal's throttled attempts are spaced at most RenewalMaxRetryDelay apart, so that they
+// fit the few seconds in which the renewal can still keep the lease; other writes keep the
+// client's own backoff (up to 1, 2 and 4 s for a throttled request).
+func TestDynamoDBRenewalRetriesPromptly(t *testing.T) {
+	ctx := context.Background()
+	rec := &optionRecorder{Client: testenv.DynamoDB(t, nil)}
+	table := testenv.TableName(t, rec.Client)
+	store, err := NewDynamoDBStore(rec, DynamoDBConfig{TableName: table})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.EnsureTable(ctx); err != nil {
+		t.Fatal(err)
+	}
+	held := mustTake(t, store, "k", "w1")
+	if d := retryDelays(rec.last); d <= RenewalMaxRetryDelay {
+		t.Fatalf("a take's retry delays reach only %v; the check below would prove nothing", d)
+	}
+	if _, err := store.RenewLease(ctx, held); err != nil {
+		t.Fatal(err)
+	}
+	if d := retryDelays(rec.last); d < 0 || d > RenewalMaxRetryDelay {
+		t.Errorf("a renewal's throttled retries wait up to %v, want at most %v", d, RenewalMaxRetryDelay)
+	}
+}

@@ -35,14 +35,28 @@ func newSDKRetry(api checkpoint.DynamoDBAPI, speed float64) *sdkRetry {
 
 var _ checkpoint.DynamoDBAPI = (*sdkRetry)(nil)
 
-func attempts[O any](ctx context.Context, r *sdkRetry, call func() (O, error)) (O, error) {
+// retryerFor is the retryer one call uses: the client's, as the call's option functions
+// leave it (the store narrows renewals' retry delays that way).
+func (r *sdkRetry) retryerFor(optFns []func(*dynamodb.Options)) aws.RetryerV2 {
+	o := dynamodb.Options{Retryer: r.retryer}
+	for _, fn := range optFns {
+		fn(&o)
+	}
+	if v2, ok := o.Retryer.(aws.RetryerV2); ok {
+		return v2
+	}
+	return r.retryer
+}
+
+func attempts[O any](ctx context.Context, r *sdkRetry, optFns []func(*dynamodb.Options), call func() (O, error)) (O, error) {
+	retryer := r.retryerFor(optFns)
 	var zero O
 	releaseRetry := func(error) error { return nil }
 	for n := 1; ; n++ {
 		if err := ctx.Err(); err != nil {
 			return zero, err
 		}
-		releaseAttempt, err := r.retryer.GetAttemptToken(ctx)
+		releaseAttempt, err := retryer.GetAttemptToken(ctx)
 		if err != nil {
 			return zero, fmt.Errorf("failed to get retry Send token, %w", err)
 		}
@@ -52,18 +66,18 @@ func attempts[O any](ctx context.Context, r *sdkRetry, call func() (O, error)) (
 		if err == nil {
 			return out, nil
 		}
-		if !r.retryer.IsErrorRetryable(err) {
+		if !retryer.IsErrorRetryable(err) {
 			return out, err
 		}
-		if n >= r.retryer.MaxAttempts() {
+		if n >= retryer.MaxAttempts() {
 			return out, &retry.MaxAttemptsError{Attempt: n, Err: err}
 		}
-		rel, terr := r.retryer.GetRetryToken(ctx, err)
+		rel, terr := retryer.GetRetryToken(ctx, err)
 		if terr != nil {
 			return out, errors.Join(err, terr)
 		}
 		releaseRetry = rel
-		d, derr := r.retryer.RetryDelay(n, err)
+		d, derr := retryer.RetryDelay(n, err)
 		if derr != nil {
 			return out, derr
 		}
@@ -78,29 +92,29 @@ func attempts[O any](ctx context.Context, r *sdkRetry, call func() (O, error)) (
 }
 
 func (r *sdkRetry) DescribeTable(ctx context.Context, in *dynamodb.DescribeTableInput, o ...func(*dynamodb.Options)) (*dynamodb.DescribeTableOutput, error) {
-	return attempts(ctx, r, func() (*dynamodb.DescribeTableOutput, error) { return r.api.DescribeTable(ctx, in, o...) })
+	return attempts(ctx, r, o, func() (*dynamodb.DescribeTableOutput, error) { return r.api.DescribeTable(ctx, in, o...) })
 }
 
 func (r *sdkRetry) CreateTable(ctx context.Context, in *dynamodb.CreateTableInput, o ...func(*dynamodb.Options)) (*dynamodb.CreateTableOutput, error) {
-	return attempts(ctx, r, func() (*dynamodb.CreateTableOutput, error) { return r.api.CreateTable(ctx, in, o...) })
+	return attempts(ctx, r, o, func() (*dynamodb.CreateTableOutput, error) { return r.api.CreateTable(ctx, in, o...) })
 }
 
 func (r *sdkRetry) GetItem(ctx context.Context, in *dynamodb.GetItemInput, o ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
-	return attempts(ctx, r, func() (*dynamodb.GetItemOutput, error) { return r.api.GetItem(ctx, in, o...) })
+	return attempts(ctx, r, o, func() (*dynamodb.GetItemOutput, error) { return r.api.GetItem(ctx, in, o...) })
 }
 
 func (r *sdkRetry) PutItem(ctx context.Context, in *dynamodb.PutItemInput, o ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
-	return attempts(ctx, r, func() (*dynamodb.PutItemOutput, error) { return r.api.PutItem(ctx, in, o...) })
+	return attempts(ctx, r, o, func() (*dynamodb.PutItemOutput, error) { return r.api.PutItem(ctx, in, o...) })
 }
 
 func (r *sdkRetry) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, o ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
-	return attempts(ctx, r, func() (*dynamodb.UpdateItemOutput, error) { return r.api.UpdateItem(ctx, in, o...) })
+	return attempts(ctx, r, o, func() (*dynamodb.UpdateItemOutput, error) { return r.api.UpdateItem(ctx, in, o...) })
 }
 
 func (r *sdkRetry) DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, o ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error) {
-	return attempts(ctx, r, func() (*dynamodb.DeleteItemOutput, error) { return r.api.DeleteItem(ctx, in, o...) })
+	return attempts(ctx, r, o, func() (*dynamodb.DeleteItemOutput, error) { return r.api.DeleteItem(ctx, in, o...) })
 }
 
 func (r *sdkRetry) Scan(ctx context.Context, in *dynamodb.ScanInput, o ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error) {
-	return attempts(ctx, r, func() (*dynamodb.ScanOutput, error) { return r.api.Scan(ctx, in, o...) })
+	return attempts(ctx, r, o, func() (*dynamodb.ScanOutput, error) { return r.api.Scan(ctx, in, o...) })
 }
