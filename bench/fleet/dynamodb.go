@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -274,98 +275,97 @@ func (t *Table) GetItem(ctx context.Context, in *dynamodb.GetItemInput, _ ...fun
 	return &dynamodb.GetItemOutput{Item: got, ConsumedCapacity: capacity(t.name, u)}, nil
 }
 
+// conditional runs one conditional write: it waits out the latency, counts the request,
+// finds the item and checks the condition, then calls apply with the item's key and current
+// value, all under the table's lock.
+func (t *Table) conditional(ctx context.Context, api string, table *string, k map[string]types.AttributeValue,
+	cond *string, names map[string]string, values map[string]types.AttributeValue, rv types.ReturnValuesOnConditionCheckFailure,
+	apply func(key string, old map[string]types.AttributeValue) error) error {
+	if err := t.begin(ctx, api); err != nil {
+		return err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err := t.checkTable(table); err != nil {
+		return err
+	}
+	key, err := keyOf(k)
+	if err != nil {
+		return t.failLocked(err)
+	}
+	old := t.cur(key)
+	if err := t.check(cond, names, values, old, rv); err != nil {
+		return err
+	}
+	return apply(key, old)
+}
+
 // PutItem writes a whole item, conditionally: one write unit per started 1 KB of the larger
 // of the old and the new item, charged for a refused conditional write too
 // (provisioned-capacity-mode.html, "Write capacity units"; a failed conditional write
 // "consumes" the write capacity of the item checked).
 func (t *Table) PutItem(ctx context.Context, in *dynamodb.PutItemInput, _ ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
-	if err := t.begin(ctx, "PutItem"); err != nil {
-		return nil, err
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if err := t.checkTable(in.TableName); err != nil {
-		return nil, err
-	}
-	key, err := keyOf(map[string]types.AttributeValue{checkpoint.AttrLeaseKey: in.Item[checkpoint.AttrLeaseKey]})
+	var out *dynamodb.PutItemOutput
+	err := t.conditional(ctx, "PutItem", in.TableName, map[string]types.AttributeValue{checkpoint.AttrLeaseKey: in.Item[checkpoint.AttrLeaseKey]},
+		in.ConditionExpression, in.ExpressionAttributeNames, in.ExpressionAttributeValues, in.ReturnValuesOnConditionCheckFailure,
+		func(key string, old map[string]types.AttributeValue) error {
+			out = &dynamodb.PutItemOutput{ConsumedCapacity: capacity(t.name, t.write(key, old, maps.Clone(in.Item)))}
+			return nil
+		})
 	if err != nil {
-		return nil, t.failLocked(err)
-	}
-	old := t.cur(key)
-	if err := t.check(in.ConditionExpression, in.ExpressionAttributeNames, in.ExpressionAttributeValues, old, in.ReturnValuesOnConditionCheckFailure); err != nil {
 		return nil, err
 	}
-	next := make(map[string]types.AttributeValue, len(in.Item))
-	for k, v := range in.Item {
-		next[k] = v
-	}
-	u := t.write(key, old, next)
-	return &dynamodb.PutItemOutput{ConsumedCapacity: capacity(t.name, u)}, nil
+	return out, nil
 }
 
 // UpdateItem applies an update expression, conditionally; an absent item that passes the
 // condition is created, as DynamoDB does.
 func (t *Table) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, _ ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
-	if err := t.begin(ctx, "UpdateItem"); err != nil {
-		return nil, err
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if err := t.checkTable(in.TableName); err != nil {
-		return nil, err
-	}
-	key, err := keyOf(in.Key)
+	var out *dynamodb.UpdateItemOutput
+	err := t.conditional(ctx, "UpdateItem", in.TableName, in.Key,
+		in.ConditionExpression, in.ExpressionAttributeNames, in.ExpressionAttributeValues, in.ReturnValuesOnConditionCheckFailure,
+		func(key string, old map[string]types.AttributeValue) error {
+			base := old
+			if base == nil {
+				base = map[string]types.AttributeValue{checkpoint.AttrLeaseKey: in.Key[checkpoint.AttrLeaseKey]}
+			}
+			next, err := applyUpdate(base, aws.ToString(in.UpdateExpression), in.ExpressionAttributeNames, in.ExpressionAttributeValues)
+			if err != nil {
+				return t.failLocked(err)
+			}
+			out = &dynamodb.UpdateItemOutput{}
+			switch in.ReturnValues {
+			case types.ReturnValueAllNew:
+				out.Attributes = next
+			case types.ReturnValueAllOld:
+				out.Attributes = old
+			case types.ReturnValueNone, "":
+			default:
+				return t.failLocked(fmt.Errorf("fleet: UpdateItem ReturnValues %s not supported", in.ReturnValues))
+			}
+			out.ConsumedCapacity = capacity(t.name, t.write(key, old, next))
+			return nil
+		})
 	if err != nil {
-		return nil, t.failLocked(err)
-	}
-	old := t.cur(key)
-	if err := t.check(in.ConditionExpression, in.ExpressionAttributeNames, in.ExpressionAttributeValues, old, in.ReturnValuesOnConditionCheckFailure); err != nil {
 		return nil, err
-	}
-	base := old
-	if base == nil {
-		base = map[string]types.AttributeValue{checkpoint.AttrLeaseKey: in.Key[checkpoint.AttrLeaseKey]}
-	}
-	next, err := applyUpdate(base, aws.ToString(in.UpdateExpression), in.ExpressionAttributeNames, in.ExpressionAttributeValues)
-	if err != nil {
-		return nil, t.failLocked(err)
-	}
-	u := t.write(key, old, next)
-	out := &dynamodb.UpdateItemOutput{ConsumedCapacity: capacity(t.name, u)}
-	switch in.ReturnValues {
-	case types.ReturnValueAllNew:
-		out.Attributes = next
-	case types.ReturnValueAllOld:
-		out.Attributes = old
-	case types.ReturnValueNone, "":
-	default:
-		return nil, t.failLocked(fmt.Errorf("fleet: UpdateItem ReturnValues %s not supported", in.ReturnValues))
 	}
 	return out, nil
 }
 
 // DeleteItem removes an item, conditionally.
 func (t *Table) DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, _ ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error) {
-	if err := t.begin(ctx, "DeleteItem"); err != nil {
-		return nil, err
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if err := t.checkTable(in.TableName); err != nil {
-		return nil, err
-	}
-	key, err := keyOf(in.Key)
+	var out *dynamodb.DeleteItemOutput
+	err := t.conditional(ctx, "DeleteItem", in.TableName, in.Key,
+		in.ConditionExpression, in.ExpressionAttributeNames, in.ExpressionAttributeValues, in.ReturnValuesOnConditionCheckFailure,
+		func(key string, old map[string]types.AttributeValue) error {
+			out = &dynamodb.DeleteItemOutput{ConsumedCapacity: capacity(t.name, t.write(key, old, nil))}
+			if in.ReturnValues == types.ReturnValueAllOld {
+				out.Attributes = old
+			}
+			return nil
+		})
 	if err != nil {
-		return nil, t.failLocked(err)
-	}
-	old := t.cur(key)
-	if err := t.check(in.ConditionExpression, in.ExpressionAttributeNames, in.ExpressionAttributeValues, old, in.ReturnValuesOnConditionCheckFailure); err != nil {
 		return nil, err
-	}
-	u := t.write(key, old, nil)
-	out := &dynamodb.DeleteItemOutput{ConsumedCapacity: capacity(t.name, u)}
-	if in.ReturnValues == types.ReturnValueAllOld {
-		out.Attributes = old
 	}
 	return out, nil
 }
