@@ -70,10 +70,7 @@ type Counts struct {
 
 func (c Counts) clone() Counts {
 	out := c
-	out.Requests = make(map[string]int64, len(c.Requests))
-	for k, v := range c.Requests {
-		out.Requests[k] = v
-	}
+	out.Requests = maps.Clone(c.Requests)
 	return out
 }
 

@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 
@@ -206,9 +207,9 @@ func (p *exprParser) factor() (condNode, error) {
 // applyUpdate applies an update expression of SET a = v, REMOVE a and ADD a v (numbers) clauses
 // to a copy of item and returns the copy.
 func applyUpdate(item map[string]types.AttributeValue, s string, names map[string]string, values map[string]types.AttributeValue) (map[string]types.AttributeValue, error) {
-	out := make(map[string]types.AttributeValue, len(item)+4)
-	for k, v := range item {
-		out[k] = v
+	out := maps.Clone(item)
+	if out == nil {
+		out = map[string]types.AttributeValue{}
 	}
 	p := &exprParser{toks: tokenize(s), names: names, values: values}
 	for p.pos < len(p.toks) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"sort"
 	"sync"
@@ -121,7 +122,8 @@ func (f *Fleet) wall(d time.Duration) time.Duration { return time.Duration(float
 // Sim converts a wall-clock duration to simulated time.
 func (f *Fleet) Sim(d time.Duration) time.Duration { return time.Duration(float64(d) * f.opts.Speed) }
 
-// Failover is the simulated failover time; TakeInterval the simulated take interval.
+// Failover is the simulated failover time; TakeInterval the simulated take interval, which
+// Add gives every worker (the consumer's default, half the failover time).
 func (f *Fleet) Failover() time.Duration     { return f.opts.FailoverTime }
 func (f *Fleet) TakeInterval() time.Duration { return f.opts.FailoverTime / 2 }
 
@@ -173,6 +175,7 @@ func (f *Fleet) Add(n int) []string {
 
 			InitialPosition:      consumer.TrimHorizon,
 			FailoverTime:         f.wall(o.FailoverTime),
+			TakeInterval:         f.wall(f.TakeInterval()),
 			ShardSyncInterval:    f.wall(consumer.DefaultShardSyncInterval),
 			LeaseCleanupDelay:    f.wall(consumer.DefaultLeaseCleanupDelay),
 			HandoffTimeout:       f.wall(consumer.DefaultHandoffTimeout),
@@ -315,15 +318,12 @@ func (f *Fleet) MarkMoves() {
 func (f *Fleet) Moves() Moves {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	m := Moves{Kinds: map[string]int{}}
+	m := Moves{Kinds: maps.Clone(f.kinds)}
 	for _, n := range f.moves {
 		m.Total += n
 		if n > 1 {
 			m.Twice++
 		}
-	}
-	for k, v := range f.kinds {
-		m.Kinds[k] = v
 	}
 	return m
 }
@@ -352,11 +352,7 @@ func (l *logCounter) WithGroup(string) slog.Handler      { return l }
 func (l *logCounter) snapshot() map[string]int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	out := make(map[string]int, len(l.byMsg))
-	for k, v := range l.byMsg {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(l.byMsg)
 }
 
 // ErrUnknownRequest reports that the store sent the table a request it cannot interpret.

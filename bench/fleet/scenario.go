@@ -14,11 +14,11 @@ type Result struct {
 	Workers, Shards int
 	// Steady-state cost over Window, per shard-hour: DynamoDB requests (by API too) and the
 	// capacity units they consumed.
-	Window                                 time.Duration
-	RequestsPerShardHour                   float64
-	RCUPerShardHour, WCUPerShardHour       float64
-	ByAPI                                  map[string]float64
-	ScanPagesPerWorkerHour, CondFailShares float64
+	Window                           time.Duration
+	RequestsPerShardHour             float64
+	RCUPerShardHour, WCUPerShardHour float64
+	ByAPI                            map[string]float64
+	ScanPagesPerWorkerHour           float64
 	// After the scenario's change: time until no lease lacks a running owner, time until
 	// balanced (every lease owned, lease counts within one), lease moves, and the largest
 	// lease-count spread seen while waiting.
@@ -90,9 +90,6 @@ func (f *Fleet) Steady(window time.Duration) Result {
 		}
 	}
 	r.ScanPagesPerWorkerHour = float64(c.ScanPages) / (float64(workers) * elapsed.Hours())
-	if n := c.Total(); n > 0 {
-		r.CondFailShares = float64(c.CondFail) / float64(n)
-	}
 	return r
 }
 
