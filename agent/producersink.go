@@ -347,9 +347,9 @@ func deliverResult(rec *producer.Record, res producer.Result) {
 	ack.Done(res.Err)
 }
 
-// ReleasesData marks ProducerSink as a DataReleaser: the producer copies a record's data into
-// its aggregate, or sends it as it is, before the result is delivered, and never touches it
-// after.
+// ReleasesData marks ProducerSink as a DataReleaser: the producer reads a record's data (when
+// it makes the aggregate that carries it, or sends it as it is) only until the result is
+// delivered, and never touches it after.
 func (s *ProducerSink) ReleasesData() {}
 
 // Send hands the record to its stream's producer, blocking while that producer's buffer is

@@ -30,6 +30,15 @@ type Aggregator struct {
 	// 0), and the put saves the framing. A record with tags stays wrapped.
 	UnwrapSingle bool
 
+	// DeferData makes Add record where each user record's data goes in the
+	// aggregate without copying the data: the aggregate is then flushed with
+	// FlushTemplate, and its bytes are made when it is sent, from the same
+	// records' data (Template.AppendTo). An aggregate waiting to be sent then
+	// holds its keys and framing, a few bytes per record, rather than a copy
+	// of every payload. The records' Data must not change until AppendTo has
+	// run. Flush, FlushInto and FlushWithoutChecksum panic in this mode.
+	DeferData bool
+
 	// The key tables are kept apart because they precede the records in the
 	// canonical field order but grow as records arrive.
 	pkTable  []byte
@@ -41,6 +50,8 @@ type Aggregator struct {
 	gap      int
 	shiftBuf []byte
 	lastSize int // size of the previous aggregate, to size the next buffer
+	lastBuf  int // bytes of buf the previous aggregate used (less than lastSize with DeferData)
+	deferred int // data bytes of the records added but not copied (DeferData)
 
 	// The partition key table's index is a small open-addressing hash table rather than a
 	// map: a caller that already hashed the key (a producer routes by its MD5) saves hashing
@@ -90,7 +101,7 @@ func (a *Aggregator) recsLen() int {
 	if a.buf == nil { // handed over by Flush; the next Add starts a buffer
 		return 0
 	}
-	return len(a.buf) - a.gap
+	return len(a.buf) - a.gap + a.deferred
 }
 
 func (a *Aggregator) maxSize() int {
@@ -300,7 +311,11 @@ func (a *Aggregator) addKnownKey(r *UserRecord, pkHash uint64) bool {
 	b = appendVarint(b, uint64(at))
 	b = append(b, tagData)
 	b = appendVarint(b, uint64(n))
-	a.buf = append(b, r.Data...)
+	if a.DeferData {
+		a.buf, a.deferred = b, a.deferred+n
+	} else {
+		a.buf = append(b, r.Data...)
+	}
 	a.lastPK, a.lastPKAt = pk, at
 	a.nNoEHK++
 	a.n++
@@ -355,7 +370,11 @@ func (a *Aggregator) add(r *UserRecord, p *plan, pkHash uint64) {
 	}
 	b = append(b, tagData)
 	b = appendVarint(b, uint64(len(r.Data)))
-	b = append(b, r.Data...)
+	if a.DeferData {
+		a.deferred += len(r.Data)
+	} else {
+		b = append(b, r.Data...)
+	}
 	for i := range r.Tags {
 		t := &r.Tags[i]
 		b = append(b, tagTag)
@@ -442,7 +461,12 @@ func (a *Aggregator) startBuffer(spare []byte) {
 	// Size for an aggregate like the previous one, so that appends rarely
 	// grow the buffer while a trickle of small aggregates under a large
 	// MaxSize does not allocate a megabyte each.
-	want := a.gap + min(max(a.lastSize+a.lastSize/8, 4096), a.maxSize()+a.maxSize()/8) + ChecksumSize
+	last, least := a.lastSize, 4096
+	if a.DeferData {
+		// Frames without data are a few bytes per record.
+		last, least = a.lastBuf, 256
+	}
+	want := a.gap + min(max(last+last/8, least), a.maxSize()+a.maxSize()/8) + ChecksumSize
 	if cap(spare) < max(want/2, a.gap+ChecksumSize) {
 		spare = make([]byte, 0, want)
 	}
@@ -463,10 +487,16 @@ func (a *Aggregator) shiftEHKIndexes() {
 	in := a.buf[a.gap:]
 	for len(in) > 0 {
 		// Records were written by add, so the layout is known:
-		// tag, length, pk index field, optional EHK index field, rest.
+		// tag, length, pk index field, optional EHK index field, data
+		// field, tags. With DeferData the data field's bytes are absent
+		// from buf (its length still counts them).
 		l, n := consumeVarint(in[1:])
-		body := in[1+n : 1+n+int(l)]
-		in = in[1+n+int(l):]
+		inBuf := int(l)
+		if a.DeferData {
+			inBuf -= deferredDataLen(in[1+n:])
+		}
+		body := in[1+n : 1+n+inBuf]
+		in = in[1+n+inBuf:]
 
 		_, m := consumeVarint(body[1:])
 		j := 1 + m
@@ -516,6 +546,9 @@ func (a *Aggregator) FlushWithoutChecksum(spare []byte) (KinesisRecord, bool) {
 }
 
 func (a *Aggregator) flush(spare []byte, checksum bool) (KinesisRecord, bool) {
+	if a.DeferData {
+		panic("aggregation: Flush of an Aggregator with DeferData set; use FlushTemplate")
+	}
 	if a.n == 0 {
 		return KinesisRecord{}, false
 	}
@@ -553,7 +586,7 @@ func (a *Aggregator) flush(spare []byte, checksum bool) (KinesisRecord, bool) {
 // the wider gap, with some slack, for later aggregates.
 func (a *Aggregator) widenGap(head int) {
 	gap := head + head/16 + 16
-	recs := a.recsLen()
+	recs := len(a.buf) - a.gap // what buf holds, without deferred data
 	need := gap + recs + ChecksumSize
 	var b []byte
 	if cap(a.buf) >= need {
@@ -610,6 +643,7 @@ func (a *Aggregator) Reset() {
 		clear(a.ehkIndex)
 	}
 	a.lastPK, a.lastPKAt = "", 0
+	a.deferred = 0
 	a.nPK, a.nEHK = 0, 0
 	a.n, a.nNoEHK = 0, 0
 	a.placeholder = false

@@ -51,6 +51,9 @@ type stubProc struct {
 }
 
 func TestMain(m *testing.M) {
+	if rssChild() {
+		os.Exit(0)
+	}
 	code := m.Run()
 	for _, s := range stubs {
 		_ = s.cmd.Process.Kill()
@@ -99,6 +102,11 @@ func loopbackClient(b *testing.B, cbor bool) *kinesis.Client {
 }
 
 func loopbackClientShards(b *testing.B, cbor bool, shards int) *kinesis.Client {
+	return newLoopbackClient(stubEndpointShards(b, shards), cbor)
+}
+
+// newLoopbackClient is a Kinesis client of kinesis-stub at ep.
+func newLoopbackClient(ep string, cbor bool) *kinesis.Client {
 	tr := &http.Transport{
 		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
 		MaxIdleConns:        256,
@@ -110,7 +118,6 @@ func loopbackClientShards(b *testing.B, cbor bool, shards int) *kinesis.Client {
 		Credentials: credentials.NewStaticCredentialsProvider("bench", "bench", ""),
 		HTTPClient:  &http.Client{Transport: tr},
 	}
-	ep := stubEndpointShards(b, shards)
 	return kinesis.NewFromConfig(cfg, func(o *kinesis.Options) {
 		o.BaseEndpoint = aws.String(ep)
 		if cbor {
@@ -144,8 +151,9 @@ func cpuTime() time.Duration { return readUsage().cpu }
 
 // heapPeak samples the Go heap's in-use objects every 10 ms until stop is called, and
 // returns their peak in MiB. The process's maxrss-MiB is a peak over the whole process and
-// all benchmarks run in it so far, so a case's own memory is judged by running it alone
-// (-bench with one case) or by this peak, which covers the timed loop only.
+// all benchmarks run in it so far, so a case's own memory is judged by BenchmarkPeakRSS,
+// which runs each case in a process of its own, or by this peak, which covers the timed loop
+// only.
 func heapPeak() (stop func() float64) {
 	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
 	var peak atomic.Uint64

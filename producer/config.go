@@ -97,7 +97,11 @@ type Config struct {
 	// ErrBufferFull beyond it. Default 100,000.
 	MaxBufferedRecords int
 	// MaxBufferedBytes bounds the data plus partition key bytes of those records. A record
-	// larger than the bound is accepted only into an empty buffer. Default 64 MiB.
+	// larger than the bound is accepted only into an empty buffer. Default 64 MiB. Beyond
+	// the records themselves (whose Data is the caller's memory, held until the callback),
+	// the producer keeps about 150 bytes per buffered record and, for the requests in
+	// flight, their bodies (4/3 of their data, base64): without compression it keeps no
+	// second copy of the data of aggregates waiting to be sent (see the package doc).
 	MaxBufferedBytes int64
 
 	// RecordTTL bounds how long the producer keeps trying to write a record, like the KPL's

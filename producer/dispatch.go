@@ -31,6 +31,7 @@ type batch struct {
 	wire putRecordsBody           // builds in's body, into a buffer lent for the call
 	sums aggregation.Checksummer  // checksums the request's new aggregates
 	aggs [][]byte                 // the aggregates it is given
+	made []byte                   // the deferred aggregates made for this call (makeAggregates)
 	held []*shard                 // shards whose records are written again (resendGroup)
 	opts []func(*kinesis.Options) // the per-call options, wire's included
 }
@@ -475,6 +476,7 @@ func (p *Producer) sendLoop() {
 }
 
 func (p *Producer) send(b *batch) {
+	p.makeAggregates(b)
 	b.checksum()
 	b.entries = b.entries[:0]
 	for _, kr := range b.krs {
@@ -499,14 +501,65 @@ func (p *Producer) send(b *batch) {
 	out, err := p.client.PutRecords(ctx, &b.in, b.opts...)
 	cancel()
 	b.wire.release()
+	p.releaseAggregates(b)
 	p.m.requestTime.ObserveDuration(time.Since(start))
 	p.m.kinesisPerRequest.Observe(float64(len(b.krs)))
 	p.m.userPerRequest.Observe(float64(b.users))
 	p.handle(b, out, err)
 }
 
+// makeAggregates makes the bytes of the batch's deferred aggregates, all into one buffer
+// lent for the call: the producer holds a copy of a record's data only while a request
+// carrying it is in flight. Their checksums are left to checksum.
+func (p *Producer) makeAggregates(b *batch) {
+	need := 0
+	for _, kr := range b.krs {
+		if kr.deferred {
+			need += kr.tmpl.Size
+		}
+	}
+	if need == 0 {
+		return
+	}
+	buf := p.madeAggs.get()
+	if cap(buf) < need {
+		buf = make([]byte, 0, need)
+	}
+	for _, kr := range b.krs {
+		if !kr.deferred {
+			continue
+		}
+		start := len(buf)
+		var err error
+		buf, err = kr.tmpl.AppendTo(buf, kr.userData, false)
+		if err != nil {
+			// The Record contract (Data unchanged until the callback) was broken; the
+			// aggregate stays well formed, with that record's data cut or padded.
+			p.log.Error("a record's Data changed length while the producer held it", "partition_key", kr.pk, "error", err)
+		}
+		kr.data, kr.unsummed = buf[start:len(buf):len(buf)], true
+	}
+	b.made = buf
+}
+
+// releaseAggregates gives back the memory makeAggregates lent, once the request's body is
+// built or else once the call has returned: an aggregate sent again is made again.
+func (p *Producer) releaseAggregates(b *batch) {
+	if b.made == nil {
+		return
+	}
+	for _, kr := range b.krs {
+		if kr.deferred {
+			kr.data = nil
+		}
+	}
+	clear(b.entries) // they point into b.made
+	p.madeAggs.put(b.made)
+	b.made = nil
+}
+
 // checksum writes the checksums of the batch's aggregates that have none yet, all in one
-// go. A retried aggregate has kept its checksum from its first send.
+// go. A retried aggregate that is not deferred has kept its checksum from its first send.
 func (b *batch) checksum() {
 	b.aggs = b.aggs[:0]
 	for _, kr := range b.krs {
@@ -762,6 +815,9 @@ func (p *Producer) newBatchLocked() *batch {
 	}
 	b := new(batch)
 	b.wire.in, b.wire.bufs = &b.in, &p.bodies
+	// A body holds what it needs of the aggregates made for it, so they go back as soon
+	// as it is built: in flight, a request then holds one copy of its data, not two.
+	b.wire.serialized = func() { p.releaseAggregates(b) }
 	b.opts = append(b.opts, p.callOpts...)
 	if !p.cfg.DisableFastSerializer {
 		b.opts = append(b.opts, b.wire.useFastBody)

@@ -32,6 +32,13 @@
 //	    share a cache of the hash keys of recent partition keys (8,192 keys of up to 32
 //	    bytes, 512 KiB), since keys tend to repeat and the MD5 costs about as much as the
 //	    rest of the work on a small record.
+//	  - Memory: without compression, a sealed aggregate keeps its records' keys and framing
+//	    (a few bytes per record) but no copy of their data; the sender makes its bytes when a
+//	    request carries it, into memory lent for that request and given back as soon as the
+//	    request's body is written. So an aggregate waiting for its shard's rate limit costs
+//	    its records' bookkeeping only, and the records' data exists twice only while its
+//	    request is in flight (as data and as the body's base64). A compressed aggregate is
+//	    made, and compressed, when it is sealed, since its size is known only then.
 //	  - Batching: sealed Kinesis records wait in their shard's queue until a PutRecords
 //	    request can be filled (500 entries or 5 MiB) or the oldest has waited Linger; then
 //	    every sendable shard contributes to the request. At most MaxConcurrentRequests

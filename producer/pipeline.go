@@ -29,9 +29,14 @@ type kRecord struct {
 	agg   *aggregation.Aggregator // set while the aggregate is open or awaiting encoding
 	users []pending
 
-	pk, ehk    string
-	data       []byte // what is sent: aggregate, single record data or a compressed frame
-	buf        []byte // storage owned by the kRecord for an aggregate
+	pk, ehk string
+	data    []byte // what is sent: aggregate, single record data or a compressed frame
+	buf     []byte // storage owned by the kRecord for an aggregate (or its template)
+	// deferred marks an aggregate kept as tmpl, without copies of its records' data, until
+	// a sender makes its bytes into the request's memory (see makeAggregates); data is set
+	// only while a request carrying it is being sent.
+	deferred   bool
+	tmpl       aggregation.Template
 	cbuf       []byte // storage owned by the kRecord for a compressed frame
 	size       int    // len(data) + len(pk): what Kinesis counts
 	userBytes  int64
@@ -52,6 +57,9 @@ type kRecord struct {
 	sentAt   int64
 	lastErr  error
 }
+
+// userData is the data of kr's user record i, for making a deferred aggregate.
+func (kr *kRecord) userData(i int) []byte { return kr.users[i].rec.Data }
 
 func (kr *kRecord) addUser(u *pending, ttl, linger int64) {
 	if len(kr.users) == 0 {
@@ -390,6 +398,24 @@ func (p *Producer) finishSeal(kr *kRecord) {
 // encode turns a sealed kRecord into what is sent: it flushes the aggregate, compresses
 // and sets the size. A non-nil error means the record cannot be sent.
 func (p *Producer) encode(kr *kRecord) error {
+	if kr.agg != nil && kr.agg.DeferData {
+		t, _ := kr.agg.FlushTemplate(kr.buf)
+		kr.buf = t.Buffer()
+		kr.pk, kr.ehk = t.PartitionKey, t.ExplicitHashKey
+		if t.Single {
+			kr.data = kr.users[0].rec.Data // sent as it is: nothing to make
+		} else {
+			kr.tmpl, kr.deferred, kr.aggregated = t, true, true
+		}
+		p.freeAggregators.put(kr.agg)
+		kr.agg = nil
+		kr.size = t.Size + len(kr.pk)
+		if kr.size > aggregation.MaxRecordSize && kr.size > p.maxRecord() {
+			return &ValidationError{Field: "Data", Limit: fmt.Sprintf("Kinesis record plus partition key of at most %d bytes", p.maxRecord()),
+				Actual: fmt.Sprintf("%d bytes", kr.size)}
+		}
+		return nil
+	}
 	if kr.agg != nil {
 		var out aggregation.KinesisRecord
 		if p.cfg.Compression == compression.None {

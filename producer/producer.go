@@ -83,6 +83,7 @@ type Producer struct {
 	routeErr   atomic.Pointer[error] // last ListShards failure, the cause of unroutable expiries
 
 	bodies          bodyBufs
+	madeAggs        bodyBufs // the memory senders make deferred aggregates in, lent per call
 	freeKRecords    freeList[kRecord]
 	freeAggregators freeList[aggregation.Aggregator]
 
@@ -133,7 +134,10 @@ func New(client Client, cfg Config) (*Producer, error) {
 	p.readyWake = math.MaxInt64
 	p.freeKRecords.make = func() *kRecord { return new(kRecord) }
 	p.freeAggregators.make = func() *aggregation.Aggregator {
-		return &aggregation.Aggregator{MaxSize: cfg.AggregationMaxSize, UnwrapSingle: true}
+		// Without compression an aggregate's bytes are made only when it is sent (see
+		// makeAggregates): a sealed aggregate that waits for its shard's limit holds no copy
+		// of its records' data. Compression needs the bytes at once, to know the size.
+		return &aggregation.Aggregator{MaxSize: cfg.AggregationMaxSize, UnwrapSingle: true, DeferData: cfg.Compression == compression.None}
 	}
 
 	p.wg.Add(2 + cfg.MaxConcurrentRequests)

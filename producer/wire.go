@@ -44,6 +44,8 @@ type putRecordsBody struct {
 	buf  []byte
 	body bytes.Reader
 	out  decodedOutput
+	// serialized runs once the body is built, when the entries' data is no longer read.
+	serialized func()
 }
 
 // bodyBufs keeps the bodies of finished calls for the next ones. Bodies are lent per call
@@ -111,6 +113,11 @@ func (w *putRecordsBody) SerializeRequest(ctx context.Context, schema *smithy.Op
 		w.buf = w.bufs.get()
 	}
 	w.buf = appendPutRecordsJSON(w.buf[:0], w.in)
+	if w.serialized != nil {
+		// Retries resend this body (the SDK retries after the serialize step), so nothing
+		// reads the entries again.
+		w.serialized()
+	}
 	w.body.Reset(w.buf)
 	sreq, err := req.SetStream(&w.body)
 	if err != nil {
