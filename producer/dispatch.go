@@ -670,6 +670,7 @@ func (p *Producer) handle(b *batch, out *kinesis.PutRecordsOutput, callErr error
 		sh := kr.sh
 		if r.err == nil {
 			sh.nAccepted++
+			sh.accLater = max(sh.accLater, kr.size)
 			if r.action != actResend {
 				sh.ok = true
 			}
@@ -679,6 +680,13 @@ func (p *Producer) handle(b *batch, out *kinesis.PutRecordsOutput, callErr error
 		if r.cls == classThrottle {
 			sh.throttle = true
 			sh.nThrottled++
+			sh.thrBytes += int64(kr.size)
+			// Kinesis processes a request's records one after the other, a failure not
+			// stopping the later ones (PutRecords API reference), and a shard's budget
+			// only shrinks meanwhile: once an entry is over it, no later entry as large
+			// fits. A later one that was taken says this refusal was not about the
+			// shard's throughput.
+			sh.anyway = sh.anyway || kr.size <= sh.accLater
 			throttled++
 		} else {
 			sh.hard = true
@@ -725,10 +733,22 @@ func (p *Producer) handle(b *batch, out *kinesis.PutRecordsOutput, callErr error
 		sh.lim.observe(now, b.sentAt, sh.nAccepted)
 		if sh.throttle {
 			sh.m.throttled.Add(sh.nThrottled)
-			if sh.lim.throttled(now, b.sentAt) {
-				sh.m.rate.Set(sh.lim.recordsPerSecond())
+			switch {
+			case sh.anyway:
+				// Refused whatever the rate (a storm on the service's side): slowing down
+				// would not help, and the service did not count the refused entries
+				// against the shard, so their tokens come back for the retries.
+				sh.lim.refund(now, sh.nThrottled, sh.thrBytes)
+			case sh.lim.stormy(now):
+				// Too few entries to tell, in a storm seen within the last second: likely
+				// the same storm, so no decrease; the burst goes all the same.
+				sh.lim.dropBurst(now)
+			default:
+				if sh.lim.throttled(now, b.sentAt) {
+					sh.m.rate.Set(sh.lim.recordsPerSecond())
+				}
+				sh.lim.dropBurst(now)
 			}
-			sh.lim.dropBurst(now)
 		}
 		switch {
 		case sh.failed && !sh.hard && p.adaptive() && callErr == nil:
@@ -751,6 +771,7 @@ func (p *Producer) handle(b *batch, out *kinesis.PutRecordsOutput, callErr error
 			sh.retryAt = 0
 		}
 		sh.ok, sh.failed, sh.throttle, sh.hard, sh.nThrottled, sh.nAccepted, sh.resend = false, false, false, false, 0, 0, false
+		sh.anyway, sh.accLater, sh.thrBytes = false, 0, 0
 	}
 	p.inflightReqs--
 	p.mu.Unlock()

@@ -74,6 +74,7 @@ type limiter struct {
 	accBefore    float64
 	flatUntil    int64 // a decrease was found costly: none until then
 	lastThrottle int64
+	lastStorm    int64 // when a response last showed a throttle not about throughput
 }
 
 func newLimiter(rateLimitPercent int, adaptive bool, now int64) limiter {
@@ -212,6 +213,22 @@ func (l *limiter) dropBurst(now int64) {
 	l.advance(now)
 	l.recTok = math.Min(l.recTok, 0)
 	l.byteTok = math.Min(l.byteTok, 0)
+}
+
+// refund gives back the tokens of records the service refused without counting them against
+// the shard (a throttle that was not about the shard's throughput), up to a full bucket.
+func (l *limiter) refund(now, recs, bytes int64) {
+	l.lastStorm = now
+	l.advance(now)
+	r, b := l.recRate*l.factor, l.byteRate*l.factor
+	l.recTok = math.Min(r, l.recTok+float64(recs))
+	l.byteTok = math.Min(b, l.byteTok+float64(bytes))
+}
+
+// stormy reports whether a throttle not about the shard's throughput (refund) was seen
+// within the last second.
+func (l *limiter) stormy(now int64) bool {
+	return l.adaptive && l.lastStorm != 0 && now-l.lastStorm < 1e9
 }
 
 // recordsPerSecond is the record rate currently allowed.

@@ -105,6 +105,12 @@ type shard struct {
 	// Scratch used while handling one response.
 	failed, throttle, ok, resend, hard bool
 	nThrottled, nAccepted              int64
+	// anyway: an entry was throttled although a later one of at least its size was taken
+	// (see handle); accLater is the largest entry taken after the one being looked at, and
+	// thrBytes what the throttled entries weigh.
+	anyway   bool
+	accLater int
+	thrBytes int64
 
 	m *shardMetrics
 }

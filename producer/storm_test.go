@@ -1,6 +1,7 @@
 package producer
 
 import (
+	"math"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -74,4 +75,55 @@ func TestThrottleStormDelivers(t *testing.T) {
 				strict, share, len(recs), expired, st.n, took.Round(time.Millisecond), clean.Round(time.Millisecond), lowest)
 		}
 	}
+}
+
+// TestRandomStormDoesNotSlowTheShards throttles half the entries of every request at random,
+// with requests that carry many entries per shard. The PutRecords API reference says the
+// service processes a request's records one after the other, a failed record not stopping
+// the later ones; a shard's throughput budget only shrinks while one request is processed,
+// so an entry taken after a refused one at least as large shows the refusal was not about
+// the shard's throughput. The adaptive rate must then stay where it is. Before, such a
+// response halved the rate (for the three seconds the limiter judges a decrease) and
+// dropped the shard's burst.
+func TestRandomStormDoesNotSlowTheShards(t *testing.T) {
+	f := newFake(t, 4)
+	st := &randomStorm{rng: rand.New(rand.NewPCG(3, 4)), share: 0.5}
+	f.entryHook = st.hook
+	p := newTestProducer(t, f, Config{DisableAggregation: true})
+	recs := makeRecords(20000, 400, 100)
+	r := newResults(t)
+	// The lowest adaptive rate of any shard, sampled through the run: a decrease lasts
+	// seconds (the limiter judges it for three), so sampling every 5 ms sees it.
+	lowest := math.Inf(1)
+	stop, sampled := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			for _, v := range p.Stats().AdaptiveRateLimit {
+				lowest = min(lowest, v)
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}()
+	putAll(t, p, recs, r)
+	r.wait(60 * time.Second)
+	close(stop)
+	<-sampled
+	closeProducer(t, p)
+	for i := range recs {
+		if res, _ := r.get(&recs[i]); res.Err != nil {
+			t.Fatalf("record %d: %v", i, res.Err)
+		}
+	}
+	if st.n < 5000 {
+		t.Fatalf("only %d entries throttled", st.n)
+	}
+	if want := float64(ShardRecordsPerSecond * DefaultRateLimit / 100); lowest < want {
+		t.Errorf("a shard's adaptive rate fell to %.0f/s (configured %.0f/s) in a storm that slowing down does not end", lowest, want)
+	}
+	checkStream(t, f.read(t), recs, unordered)
 }
