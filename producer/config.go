@@ -127,11 +127,13 @@ type Config struct {
 	// StrictOrdering keeps the records of a partition key in order even across retries. By
 	// default a shard has at most one PutRecords request in flight, which keeps order as
 	// long as nothing fails; but when one entry of a request fails and a later entry for the
-	// same shard succeeds, the retry lands after it. With StrictOrdering a request carries at
-	// most one Kinesis record per shard, so a retry never has a successor in flight. The
-	// cost: a shard then gets one Kinesis record (with aggregation up to AggregationMaxSize
-	// bytes) per round trip, about 1 MB/s per shard at 50 ms latency with aggregation but
-	// only some 20 records/s without it.
+	// same shard succeeds, the retry lands after it. With StrictOrdering a request carries
+	// a shard's Kinesis records only as long as no two of them hold records of the same key
+	// (up to 2,048 user records per shard and request), so a retry never has a successor
+	// of its own key in flight. The cost: a shard whose records share keys gets one Kinesis
+	// record (with aggregation up to AggregationMaxSize bytes) per round trip, about 1 MB/s
+	// per shard at 50 ms latency with aggregation; without aggregation, records of distinct
+	// keys fill requests as they would without StrictOrdering.
 	StrictOrdering bool
 
 	// RateLimit caps each shard's send rate at this percentage of the shard's limits (1,000

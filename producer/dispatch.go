@@ -31,6 +31,9 @@ type batch struct {
 	wire putRecordsBody           // builds in's body, into a buffer lent for the call
 	sums aggregation.Checksummer  // checksums the request's new aggregates
 	aggs [][]byte                 // the aggregates it is given
+	// keys holds the key hashes of the user records taken so far from the shard being
+	// filled, under StrictOrdering (see disjoint).
+	keys map[uint64]struct{}
 	made []byte                   // the deferred aggregates made for this call (makeAggregates)
 	held []*shard                 // shards whose records are written again (resendGroup)
 	opts []func(*kinesis.Options) // the per-call options, wire's included
@@ -248,8 +251,9 @@ func (p *Producer) dispatch(now int64, eager bool, next int64) int64 {
 // request waits until the limits should have let a full request through, for at most Linger
 // from when the holding began: the limiters' buckets hold a second of throughput, so waiting
 // less than that loses no tokens and the shards' throughput is unchanged. It returns when to
-// look again, or 0 to build the request now. Under StrictOrdering a request carries one
-// Kinesis record per shard, so tokens piling up would not fill it: it is never held. p.mu
+// look again, or 0 to build the request now. Under StrictOrdering a request carries a
+// shard's Kinesis records only while their keys differ (disjoint), so tokens piling up need
+// not fill it: it is never held. p.mu
 // is held.
 func (p *Producer) holdForTokens(now int64) int64 {
 	if p.cfg.StrictOrdering {
@@ -394,6 +398,9 @@ func (p *Producer) buildBatch(now int64, next *int64, fails *[]*kRecord) *batch 
 			continue // its (or its blocker's) completion wakes the dispatcher
 		}
 		took := false
+		if p.cfg.StrictOrdering {
+			clear(b.keys)
+		}
 		for sh.ready.len() > 0 {
 			kr := sh.ready.front()
 			if !kr.encoded {
@@ -409,6 +416,9 @@ func (p *Producer) buildBatch(now int64, next *int64, fails *[]*kRecord) *batch 
 			if len(b.krs) >= p.cfg.MaxBatchRecords || len(b.krs) > 0 && (b.bytes+kr.size > p.cfg.MaxBatchBytes || kr.isolate || b.isolated) {
 				full = true
 				break
+			}
+			if p.cfg.StrictOrdering && took && !b.disjoint(kr) {
+				break // shares a key with a record before it in this request
 			}
 			ok, wait := sh.lim.take(now, kr.size)
 			sh.m.rate.Set(sh.lim.recordsPerSecond())
@@ -435,7 +445,7 @@ func (p *Producer) buildBatch(now int64, next *int64, fails *[]*kRecord) *batch 
 				break
 			}
 			if p.cfg.StrictOrdering {
-				break
+				b.addKeys(kr)
 			}
 		}
 		if took {
@@ -461,6 +471,43 @@ func (p *Producer) buildBatch(now int64, next *int64, fails *[]*kRecord) *batch 
 	b.sentAt = now
 	return b
 }
+
+// strictKeysPerShard bounds the user records of one shard that disjoint compares in one
+// request, so that building a request under the producer's lock stays cheap.
+const strictKeysPerShard = 2048
+
+// disjoint reports whether no user record of kr has the key hash of a record taken before
+// it from the same shard for this request. Under StrictOrdering a shard's Kinesis records
+// share a request only then: if an earlier one fails and a later one is written, no key has
+// a record written ahead of an earlier record of its own, and the failed one is retried
+// before any later Kinesis record that does share a key with it, which waits for the next
+// request. Keys are the partition keys, whatever the explicit hash keys. p.mu is held.
+func (b *batch) disjoint(kr *kRecord) bool {
+	if len(b.keys)+len(kr.users) > strictKeysPerShard {
+		return false
+	}
+	for i := range kr.users {
+		if _, ok := b.keys[keyOf(&kr.users[i])]; ok {
+			return false
+		}
+	}
+	return true
+}
+
+// addKeys records the key hashes of kr's user records for disjoint.
+func (b *batch) addKeys(kr *kRecord) {
+	if b.keys == nil {
+		b.keys = make(map[uint64]struct{})
+	}
+	for i := range kr.users {
+		b.keys[keyOf(&kr.users[i])] = struct{}{}
+	}
+}
+
+// keyOf is the hash of a user record's partition key that disjoint compares: equal keys
+// give equal values, and a collision of unequal ones only keeps apart two records that
+// could have shared a request.
+func keyOf(u *pending) uint64 { return aggregation.KeyHash(u.rec.PartitionKey) }
 
 // sendLoop is one sender: it performs the requests the dispatcher hands out.
 func (p *Producer) sendLoop() {

@@ -49,7 +49,8 @@
 //	    off, and its rate limiter allows it (RateLimit percent of 1,000 records/s and
 //	    1 MiB/s, adapted to throttling, see below). One request in flight per shard keeps a
 //	    key's records in order as long as nothing fails; StrictOrdering keeps them in order
-//	    across retries as well. While shards are held back, the producer sleeps until the
+//	    across retries as well, by putting a shard's Kinesis records in one request only
+//	    while their partition keys differ. While shards are held back, the producer sleeps until the
 //	    first of them may send; records put meanwhile do not wake it.
 //	  - Wire format: with the kinesis client's default protocol (AWS JSON 1.1), the producer
 //	    writes the PutRecords request body itself, the same bytes the SDK would write, into

@@ -484,38 +484,82 @@ func TestCloseDrains(t *testing.T) {
 	checkStream(t, f.read(t), recs, 0)
 }
 
+// TestStrictOrdering fails a quarter of the entries at random under StrictOrdering and checks
+// that every key's records are read back in order, and that no request carries two Kinesis
+// records of one shard that hold records of the same partition key (which a failure of the
+// first and a success of the second would put out of order). Records of different keys do
+// share requests: with many keys, requests carry several records per shard.
 func TestStrictOrdering(t *testing.T) {
-	f := newFake(t, 2)
-	rng := rand.New(rand.NewPCG(3, 4))
-	var mu sync.Mutex
-	f.perCall = func(in *kinesis.PutRecordsInput) {
-		perShard := map[string]int{}
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		for _, e := range in.Records {
-			k, _ := aggregation.EffectiveHashKey(aws.ToString(e.PartitionKey), aws.ToString(e.ExplicitHashKey))
-			sh := p2id(f, k)
-			perShard[sh]++
-			if perShard[sh] > 1 {
-				t.Errorf("request carries %d records for %s", perShard[sh], sh)
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		keys int
+	}{
+		{"unaggregated, few keys", Config{DisableAggregation: true}, 6},
+		{"unaggregated, many keys", Config{DisableAggregation: true}, 300},
+		{"aggregated, many keys", Config{AggregationMaxSize: 200}, 300},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFake(t, 2)
+			rng := rand.New(rand.NewPCG(3, 4))
+			var mu sync.Mutex
+			most := 0 // Kinesis records of one shard in one request, at most
+			f.perCall = func(in *kinesis.PutRecordsInput) {
+				perShard := map[string]int{}
+				keys := map[string]map[string]bool{} // shard -> partition keys in the request
+				f.mu.Lock()
+				defer f.mu.Unlock()
+				for _, e := range in.Records {
+					k, _ := aggregation.EffectiveHashKey(aws.ToString(e.PartitionKey), aws.ToString(e.ExplicitHashKey))
+					sh := p2id(f, k)
+					perShard[sh]++
+					mu.Lock()
+					most = max(most, perShard[sh])
+					mu.Unlock()
+					if keys[sh] == nil {
+						keys[sh] = map[string]bool{}
+					}
+					users, err := aggregation.Deaggregate(nil, e.Data, aws.ToString(e.PartitionKey), "")
+					if err != nil {
+						t.Errorf("deaggregate: %v", err)
+					}
+					seen := map[string]bool{}
+					for _, u := range users {
+						if keys[sh][u.PartitionKey] && !seen[u.PartitionKey] {
+							t.Errorf("request carries two Kinesis records for %s with key %s", sh, u.PartitionKey)
+						}
+						seen[u.PartitionKey] = true
+					}
+					for k := range seen {
+						keys[sh][k] = true
+					}
+				}
 			}
-		}
+			f.entryHook = func(string, types.PutRecordsRequestEntry) string {
+				mu.Lock()
+				defer mu.Unlock()
+				if rng.IntN(4) == 0 {
+					return "InternalFailure"
+				}
+				return ""
+			}
+			cfg := tc.cfg
+			cfg.StrictOrdering, cfg.RetryBaseDelay, cfg.RetryMaxDelay = true, time.Millisecond, 2*time.Millisecond
+			p := newTestProducer(t, f, cfg)
+			recs := makeRecords(1200, tc.keys, 10)
+			r := newResults(t)
+			putAll(t, p, recs, r)
+			r.wait(20 * time.Second)
+			closeProducer(t, p)
+			checkStream(t, f.read(t), recs, 0)
+			mu.Lock()
+			defer mu.Unlock()
+			if tc.keys > 100 && most < 10 {
+				t.Errorf("at most %d Kinesis records of a shard per request with %d keys", most, tc.keys)
+			}
+			t.Logf("at most %d Kinesis records of one shard in a request", most)
+		})
 	}
-	f.entryHook = func(string, types.PutRecordsRequestEntry) string {
-		mu.Lock()
-		defer mu.Unlock()
-		if rng.IntN(4) == 0 {
-			return "InternalFailure"
-		}
-		return ""
-	}
-	p := newTestProducer(t, f, Config{StrictOrdering: true, DisableAggregation: true, RetryBaseDelay: time.Millisecond, RetryMaxDelay: 2 * time.Millisecond})
-	recs := makeRecords(400, 6, 10)
-	r := newResults(t)
-	putAll(t, p, recs, r)
-	r.wait(20 * time.Second)
-	closeProducer(t, p)
-	checkStream(t, f.read(t), recs, 0)
 }
 
 // p2id names the open shard of the fake holding k. The caller holds the fake's lock.
