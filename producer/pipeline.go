@@ -12,8 +12,12 @@ import (
 
 // pending is one accepted user record on its way through the pipeline.
 type pending struct {
-	rec     *Record
-	done    Callback
+	rec  *Record
+	done Callback
+	// data is rec.Data, kept here too: a deferred aggregate is made from its records' data
+	// long after they were put, and reading it through rec would touch every Record's
+	// memory again, by then out of the cache.
+	data    []byte
 	ep      *epoch
 	hash    aggregation.HashKey
 	arrival int64 // producer clock at acceptance; 0 until stamp sets it
@@ -59,7 +63,7 @@ type kRecord struct {
 }
 
 // userData is the data of kr's user record i, for making a deferred aggregate.
-func (kr *kRecord) userData(i int) []byte { return kr.users[i].rec.Data }
+func (kr *kRecord) userData(i int) []byte { return kr.users[i].data }
 
 func (kr *kRecord) addUser(u *pending, ttl, linger int64) {
 	if len(kr.users) == 0 {

@@ -361,7 +361,7 @@ func (p *Producer) admit(rec *Record, done Callback) (pending, error) {
 		return pending{}, &ValidationError{Field: "Data", Limit: fmt.Sprintf("at most %d bytes before compression", compression.MaxDecodedSize),
 			Actual: fmt.Sprintf("%d bytes", len(rec.Data))}
 	}
-	return pending{rec: rec, done: done, hash: hash, size: int64(len(rec.Data) + len(rec.PartitionKey))}, nil
+	return pending{rec: rec, done: done, data: rec.Data, hash: hash, size: int64(len(rec.Data) + len(rec.PartitionKey))}, nil
 }
 
 // maxRecord is the stream's maximum record size, data plus partition key.
