@@ -558,15 +558,8 @@ func (a *Aggregator) flush(spare []byte, checksum bool) (KinesisRecord, bool) {
 		rec.Data, rec.buffer = data, a.buf[:0]
 	} else {
 		rec.Aggregated = true
-		head := len(Magic) + len(a.pkTable) + len(a.ehkTable)
-		if head > a.gap {
-			a.widenGap(head)
-		}
-		start := a.gap - head
+		start := a.writeHead()
 		b := a.buf
-		i := start + copy(b[start:], Magic)
-		i += copy(b[i:], a.pkTable)
-		copy(b[i:], a.ehkTable)
 		var sum [ChecksumSize]byte
 		if checksum {
 			sum = md5.Sum(b[start+len(Magic):])
@@ -580,6 +573,20 @@ func (a *Aggregator) flush(spare []byte, checksum bool) (KinesisRecord, bool) {
 		a.startBuffer(spare)
 	}
 	return rec, true
+}
+
+// writeHead writes the magic and the key tables into the gap, right before the records,
+// widening the gap first when they do not fit, and returns where the aggregate starts.
+func (a *Aggregator) writeHead() int {
+	head := len(Magic) + len(a.pkTable) + len(a.ehkTable)
+	if head > a.gap {
+		a.widenGap(head)
+	}
+	start := a.gap - head
+	i := start + copy(a.buf[start:], Magic)
+	i += copy(a.buf[i:], a.pkTable)
+	copy(a.buf[i:], a.ehkTable)
+	return start
 }
 
 // widenGap moves the records so that head bytes fit before them, and keeps

@@ -49,15 +49,8 @@ func (a *Aggregator) FlushTemplate(spare []byte) (Template, bool) {
 		t.Size = a.deferred
 		t.buffer = a.buf[:0]
 	} else {
-		head := len(Magic) + len(a.pkTable) + len(a.ehkTable)
-		if head > a.gap {
-			a.widenGap(head)
-		}
-		start := a.gap - head
+		start := a.writeHead()
 		b := a.buf
-		i := start + copy(b[start:], Magic)
-		i += copy(b[i:], a.pkTable)
-		copy(b[i:], a.ehkTable)
 		t.head, t.frames, t.buffer = b[start:a.gap], b[a.gap:], b[:0]
 	}
 	a.buf = nil

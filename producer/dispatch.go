@@ -28,9 +28,9 @@ type batch struct {
 	isolated bool // carries one Kinesis record that must travel alone
 	sentAt   int64
 
-	wire putRecordsBody           // builds in's body, into a buffer lent for the call
-	sums aggregation.Checksummer  // checksums the request's new aggregates
-	aggs [][]byte                 // the aggregates it is given
+	wire putRecordsBody          // builds in's body, into a buffer lent for the call
+	sums aggregation.Checksummer // checksums the request's new aggregates
+	aggs [][]byte                // the aggregates it is given
 	// keys holds the key hashes of the user records taken so far from the shard being
 	// filled, under StrictOrdering (see disjoint).
 	keys map[uint64]struct{}
