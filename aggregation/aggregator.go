@@ -567,12 +567,18 @@ func (a *Aggregator) flush(spare []byte, checksum bool) (KinesisRecord, bool) {
 		b = append(b, sum[:]...)
 		rec.Data, rec.buffer = b[start:], b[:0]
 	}
+	a.handOver(spare)
+	return rec, true
+}
+
+// handOver lets go of the buffer just flushed (its bytes are the caller's now), resets the
+// Aggregator and starts the next aggregate in spare, when given.
+func (a *Aggregator) handOver(spare []byte) {
 	a.buf = nil
 	a.Reset()
 	if spare != nil {
 		a.startBuffer(spare)
 	}
-	return rec, true
 }
 
 // writeHead writes the magic and the key tables into the gap, right before the records,

@@ -53,11 +53,7 @@ func (a *Aggregator) FlushTemplate(spare []byte) (Template, bool) {
 		b := a.buf
 		t.head, t.frames, t.buffer = b[start:a.gap], b[a.gap:], b[:0]
 	}
-	a.buf = nil
-	a.Reset()
-	if spare != nil {
-		a.startBuffer(spare)
-	}
+	a.handOver(spare)
 	return t, true
 }
 

@@ -154,36 +154,46 @@ func cpuTime() time.Duration { return readUsage().cpu }
 // all benchmarks run in it so far, so a case's own memory is judged by BenchmarkPeakRSS,
 // which runs each case in a process of its own, or by this peak, which covers the timed loop
 // only.
-func heapPeak() (stop func() float64) {
-	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	var peak atomic.Uint64
-	read := func() {
+func heapPeak() (stop func() float64) { return metricPeak("/memory/classes/heap/objects:bytes") }
+
+// metricPeak samples the runtime metric name (a byte count) every 10 ms until stop is
+// called, and returns its peak in MiB.
+func metricPeak(name string) (stop func() float64) {
+	sample := []metrics.Sample{{Name: name}}
+	var peak uint64
+	end := sampleEvery(10*time.Millisecond, func() {
 		metrics.Read(sample)
-		if v := sample[0].Value.Uint64(); v > peak.Load() {
-			peak.Store(v)
-		}
+		peak = max(peak, sample[0].Value.Uint64())
+	})
+	return func() float64 {
+		end()
+		return float64(peak) / (1 << 20)
 	}
+}
+
+// sampleEvery calls fn now, every interval and once more when stop is called, from one
+// goroutine; stop returns after that last call.
+func sampleEvery(interval time.Duration, fn func()) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		t := time.NewTicker(10 * time.Millisecond)
+		t := time.NewTicker(interval)
 		defer t.Stop()
 		for {
+			fn()
 			select {
 			case <-t.C:
-				read()
 			case <-done:
+				fn()
 				return
 			}
 		}
 	}()
-	return func() float64 {
+	return func() {
 		close(done)
 		wg.Wait()
-		read()
-		return float64(peak.Load()) / (1 << 20)
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
-	"runtime/metrics"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -227,32 +226,7 @@ func streamSDKLoop(kc *kinesis.Client, data []byte, n int) int64 {
 // livePeak samples the heap that the last garbage collection found live every 10 ms until
 // stop is called, and returns its peak in MiB: what the process held, where heapPeak also
 // counts the garbage that the collector lets accumulate (GOGC) before it runs again.
-func livePeak() (stop func() float64) {
-	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
-	var peak uint64
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(10 * time.Millisecond)
-		defer t.Stop()
-		for {
-			metrics.Read(sample)
-			peak = max(peak, sample[0].Value.Uint64())
-			select {
-			case <-t.C:
-			case <-done:
-				return
-			}
-		}
-	}()
-	return func() float64 {
-		close(done)
-		wg.Wait()
-		return float64(peak) / (1 << 20)
-	}
-}
+func livePeak() (stop func() float64) { return metricPeak("/gc/heap/live:bytes") }
 
 // heapPeakProfiled is heapPeak, which also writes a heap profile to path (when set) each
 // time the heap grows 10% past the last profiled peak.
@@ -263,33 +237,19 @@ func heapPeakProfiled(path string) (stop func() float64) {
 	runtime.MemProfileRate = 64 << 10
 	var last uint64
 	var ms runtime.MemStats
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(20 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-t.C:
-			case <-done:
-				return
-			}
-			runtime.ReadMemStats(&ms)
-			if ms.HeapInuse > last+last/10 {
-				last = ms.HeapInuse
-				if f, err := os.Create(path); err == nil {
-					_ = pprof.Lookup("heap").WriteTo(f, 0)
-					_ = f.Close()
-				}
+	end := sampleEvery(20*time.Millisecond, func() {
+		runtime.ReadMemStats(&ms)
+		if ms.HeapInuse > last+last/10 {
+			last = ms.HeapInuse
+			if f, err := os.Create(path); err == nil {
+				_ = pprof.Lookup("heap").WriteTo(f, 0)
+				_ = f.Close()
 			}
 		}
-	}()
+	})
 	peak := heapPeak()
 	return func() float64 {
-		close(done)
-		wg.Wait()
+		end()
 		return peak()
 	}
 }
