@@ -36,7 +36,8 @@ type Aggregator struct {
 	// records' data (Template.AppendTo). An aggregate waiting to be sent then
 	// holds its keys and framing, a few bytes per record, rather than a copy
 	// of every payload. The records' Data must not change until AppendTo has
-	// run. Flush, FlushInto and FlushWithoutChecksum panic in this mode.
+	// run. Flush, FlushInto and FlushWithoutChecksum panic in this mode. It may be changed
+	// between aggregates, while the Aggregator is empty.
 	DeferData bool
 
 	// The key tables are kept apart because they precede the records in the

@@ -110,6 +110,51 @@ func TestTemplateMatchesCopiedAggregate(t *testing.T) {
 	}
 }
 
+// TestDeferDataMayChangeBetweenAggregates switches one Aggregator between copying and
+// deferring for each aggregate, reusing its buffers, and checks every aggregate against a
+// fresh copying Aggregator's.
+func TestDeferDataMayChangeBetweenAggregates(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	agg := &Aggregator{UnwrapSingle: true}
+	var spare []byte
+	for round := range 200 {
+		recs := make([]UserRecord, 1+rng.IntN(60))
+		for i := range recs {
+			recs[i] = UserRecord{PartitionKey: randomKey(rng, 20), Data: randomData(rng, rng.IntN(600))}
+			if rng.IntN(5) == 0 {
+				recs[i].ExplicitHashKey = randomHashKey(rng)
+			}
+		}
+		agg.DeferData = rng.IntN(2) == 0
+		want := &Aggregator{UnwrapSingle: true}
+		for _, r := range recs {
+			if err := agg.Add(r); err != nil {
+				t.Fatal(err)
+			}
+			if err := want.Add(r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		w, _ := want.Flush()
+		var got []byte
+		if agg.DeferData {
+			tmpl, _ := agg.FlushTemplate(spare)
+			var err error
+			if got, err = tmpl.AppendTo(nil, func(i int) []byte { return recs[i].Data }, true); err != nil {
+				t.Fatal(err)
+			}
+			spare = tmpl.Buffer()
+		} else {
+			rec, _ := agg.FlushInto(spare)
+			got = append([]byte(nil), rec.Data...)
+			spare = rec.Buffer()
+		}
+		if !bytes.Equal(got, w.Data) {
+			t.Fatalf("round %d (deferred %v): aggregate differs", round, agg.DeferData)
+		}
+	}
+}
+
 // TestTemplateDataChanged checks that data that changed length after Add is reported, and
 // that the aggregate made anyway still deaggregates with every other record intact.
 func TestTemplateDataChanged(t *testing.T) {
