@@ -355,7 +355,7 @@ type inFlightBlock struct {
 
 const (
 	inFlightBlockLen  = 256
-	maxInFlightBlocks = 128 // 128 × 256 × 112 bytes: 3.5 MiB
+	maxInFlightBlocks = 128 // 128 blocks of 26 KiB: 3.3 MiB
 )
 
 // inFlights hands out inFlights from blocks, one block after the other.
@@ -367,6 +367,8 @@ type inFlights struct {
 	blocks int // made so far
 }
 
+// get hands out the next inFlight of the current block, starting another block when it is
+// used up.
 func (s *inFlights) get() *inFlight {
 	s.mu.Lock()
 	if s.cur == nil || s.next == inFlightBlockLen {

@@ -253,8 +253,7 @@ func (p *Producer) dispatch(now int64, eager bool, next int64) int64 {
 // less than that loses no tokens and the shards' throughput is unchanged. It returns when to
 // look again, or 0 to build the request now. Under StrictOrdering a request carries a
 // shard's Kinesis records only while their keys differ (disjoint), so tokens piling up need
-// not fill it: it is never held. p.mu
-// is held.
+// not fill it: it is never held. p.mu is held.
 func (p *Producer) holdForTokens(now int64) int64 {
 	if p.cfg.StrictOrdering {
 		return 0
