@@ -33,10 +33,11 @@ type batch struct {
 	aggs [][]byte                // the aggregates it is given
 	// keys holds the key hashes of the user records taken so far from the shard being
 	// filled, under StrictOrdering (see disjoint).
-	keys map[uint64]struct{}
-	made []byte                   // the deferred aggregates made for this call (makeAggregates)
-	held []*shard                 // shards whose records are written again (resendGroup)
-	opts []func(*kinesis.Options) // the per-call options, wire's included
+	keys   map[uint64]struct{}
+	krKeys []uint64                 // the key hashes of the Kinesis record disjoint last looked at
+	made   []byte                   // the deferred aggregates made for this call (makeAggregates)
+	held   []*shard                 // shards whose records are written again (resendGroup)
+	opts   []func(*kinesis.Options) // the per-call options, wire's included
 }
 
 // entryResult is what became of one entry of a request.
@@ -416,7 +417,7 @@ func (p *Producer) buildBatch(now int64, next *int64, fails *[]*kRecord) *batch 
 				full = true
 				break
 			}
-			if p.cfg.StrictOrdering && took && !b.disjoint(kr) {
+			if p.cfg.StrictOrdering && !b.disjoint(kr) {
 				break // shares a key with a record before it in this request
 			}
 			ok, wait := sh.lim.take(now, kr.size)
@@ -444,7 +445,7 @@ func (p *Producer) buildBatch(now int64, next *int64, fails *[]*kRecord) *batch 
 				break
 			}
 			if p.cfg.StrictOrdering {
-				b.addKeys(kr)
+				b.addKeys()
 			}
 		}
 		if took {
@@ -480,26 +481,30 @@ const strictKeysPerShard = 2048
 // share a request only then: if an earlier one fails and a later one is written, no key has
 // a record written ahead of an earlier record of its own, and the failed one is retried
 // before any later Kinesis record that does share a key with it, which waits for the next
-// request. Keys are the partition keys, whatever the explicit hash keys. p.mu is held.
+// request. Keys are the partition keys, whatever the explicit hash keys. The first record
+// of a shard is always disjoint. It keeps kr's key hashes for addKeys. p.mu is held.
 func (b *batch) disjoint(kr *kRecord) bool {
-	if len(b.keys)+len(kr.users) > strictKeysPerShard {
+	if len(b.keys) > 0 && len(b.keys)+len(kr.users) > strictKeysPerShard {
 		return false
 	}
+	b.krKeys = b.krKeys[:0]
 	for i := range kr.users {
-		if _, ok := b.keys[keyOf(&kr.users[i])]; ok {
+		h := keyOf(&kr.users[i])
+		if _, ok := b.keys[h]; ok {
 			return false
 		}
+		b.krKeys = append(b.krKeys, h)
 	}
 	return true
 }
 
-// addKeys records the key hashes of kr's user records for disjoint.
-func (b *batch) addKeys(kr *kRecord) {
+// addKeys records the key hashes disjoint found in kr, which was taken.
+func (b *batch) addKeys() {
 	if b.keys == nil {
 		b.keys = make(map[uint64]struct{})
 	}
-	for i := range kr.users {
-		b.keys[keyOf(&kr.users[i])] = struct{}{}
+	for _, h := range b.krKeys {
+		b.keys[h] = struct{}{}
 	}
 }
 
