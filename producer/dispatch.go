@@ -721,7 +721,7 @@ func (p *Producer) handle(b *batch, out *kinesis.PutRecordsOutput, callErr error
 		sh := kr.sh
 		if r.err == nil {
 			sh.nAccepted++
-			sh.accLater = max(sh.accLater, kr.size)
+			sh.nextTaken = kr.size
 			if r.action != actResend {
 				sh.ok = true
 			}
@@ -734,14 +734,19 @@ func (p *Producer) handle(b *batch, out *kinesis.PutRecordsOutput, callErr error
 			sh.thrBytes += int64(kr.size)
 			// Kinesis processes a request's records one after the other, a failure not
 			// stopping the later ones (PutRecords API reference), and a shard's budget
-			// only shrinks meanwhile: once an entry is over it, no later entry as large
-			// fits. A later one that was taken says this refusal was not about the
-			// shard's throughput.
-			sh.anyway = sh.anyway || kr.size <= sh.accLater
+			// only shrinks meanwhile, but for what refills in the microseconds between
+			// two entries or a one-second window that turns over mid-request: a refused
+			// entry followed by a taken one at least as large hardly ever happens more
+			// than once in a request to a shard over its capacity. Twice says the
+			// refusals were not about the shard's throughput.
+			if sh.nextTaken >= kr.size {
+				sh.turns++
+			}
 			throttled++
 		} else {
 			sh.hard = true
 		}
+		sh.nextTaken = 0
 		switch {
 		case aborted && callErr != nil:
 			// The call was cut short (Close cancelled it) or failed as a whole: whether
@@ -785,7 +790,7 @@ func (p *Producer) handle(b *batch, out *kinesis.PutRecordsOutput, callErr error
 		if sh.throttle {
 			sh.m.throttled.Add(sh.nThrottled)
 			switch {
-			case sh.anyway:
+			case sh.turns >= 2:
 				// Refused whatever the rate (a storm on the service's side): slowing down
 				// would not help, and the service did not count the refused entries
 				// against the shard, so their tokens come back for the retries.
@@ -822,7 +827,7 @@ func (p *Producer) handle(b *batch, out *kinesis.PutRecordsOutput, callErr error
 			sh.retryAt = 0
 		}
 		sh.ok, sh.failed, sh.throttle, sh.hard, sh.nThrottled, sh.nAccepted, sh.resend = false, false, false, false, 0, 0, false
-		sh.anyway, sh.accLater, sh.thrBytes = false, 0, 0
+		sh.turns, sh.nextTaken, sh.thrBytes = 0, 0, 0
 	}
 	p.inflightReqs--
 	p.mu.Unlock()

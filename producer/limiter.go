@@ -75,7 +75,6 @@ type limiter struct {
 	flatUntil    int64 // a decrease was found costly: none until then
 	lastThrottle int64
 	lastStorm    int64 // when a response last showed a throttle not about throughput
-	born         int64 // when the limiter started counting accepted entries
 }
 
 func newLimiter(rateLimitPercent int, adaptive bool, now int64) limiter {
@@ -86,7 +85,6 @@ func newLimiter(rateLimitPercent int, adaptive bool, now int64) limiter {
 		factor:   1,
 		adaptive: adaptive,
 		last:     now,
-		born:     now,
 	}
 	l.recTok, l.byteTok = l.recRate, l.byteRate
 	l.lastDecrease = -decreaseSpacing
@@ -172,12 +170,6 @@ func (l *limiter) throttled(now, sentAt int64) bool {
 	}
 	l.lastThrottle = now
 	if now < l.flatUntil {
-		return false
-	}
-	if now-l.born < 1e9 {
-		// Less than a second of accepted entries to judge a decrease against: its
-		// verdict would compare the rate after it with a rate that is mostly not yet
-		// measured, and find a storm's share of refusals to be the shard's capacity.
 		return false
 	}
 	before := -1.0

@@ -109,12 +109,12 @@ type shard struct {
 	// Scratch used while handling one response.
 	failed, throttle, ok, resend, hard bool
 	nThrottled, nAccepted              int64
-	// anyway: an entry was throttled although a later one of at least its size was taken
-	// (see handle); accLater is the largest entry taken after the one being looked at, and
-	// thrBytes what the throttled entries weigh.
-	anyway   bool
-	accLater int
-	thrBytes int64
+	// turns counts the throttled entries that the next entry of the shard, at least as
+	// large, got past (see handle); nextTaken is the size of that next entry when it was
+	// taken, 0 otherwise, and thrBytes what the throttled entries weigh.
+	turns     int
+	nextTaken int
+	thrBytes  int64
 
 	m *shardMetrics
 }

@@ -81,8 +81,9 @@ func TestThrottleStormDelivers(t *testing.T) {
 // with requests that carry many entries per shard. The PutRecords API reference says the
 // service processes a request's records one after the other, a failed record not stopping
 // the later ones; a shard's throughput budget only shrinks while one request is processed,
-// so an entry taken after a refused one at least as large shows the refusal was not about
-// the shard's throughput. The adaptive rate must then stay where it is. Before, such a
+// so refused entries followed, more than once, by taken ones at least as large show the
+// refusals were not about the shard's throughput. The adaptive rate must then stay where it
+// is. Before, such a
 // response halved the rate (for the three seconds the limiter judges a decrease) and
 // dropped the shard's burst.
 func TestRandomStormDoesNotSlowTheShards(t *testing.T) {
